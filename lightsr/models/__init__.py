@@ -1,0 +1,1 @@
+"""Architectures, one per file. The registry of named variants is ``lightsr.registry``."""

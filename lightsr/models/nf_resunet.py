@@ -1,0 +1,223 @@
+"""NF-ResUNet: a residual U-Net without normalization layers, trained with AGC.
+
+Normalizer-free design after Brock, De, Smith, Simonyan, "High-Performance Large-Scale
+Image Recognition Without Normalization" (NFNets, 2021) and Brock et al., "Characterizing
+signal propagation to close the performance gap in unnormalized ResNets" (2021):
+
+- Scaled Weight Standardization convs: W_hat = gain * (W - mean) / (std * sqrt(fan_in)),
+  with a learnable per-channel gain and a small eps, so a unit-variance input gives a
+  unit-variance output without BatchNorm.
+- Activations are multiplied by gamma = 1 / std(act(z)), z ~ N(0, 1), computed for the
+  activation actually used (``activation_gamma``), restoring unit variance after them.
+- Residual blocks compute ``x + alpha * skip_gain * f(x / beta)`` where beta is the
+  analytically expected std of x at that point (var grows by alpha**2 per block, starting
+  at 1 after each transition), alpha = 0.2, and ``skip_gain`` starts at 0 (SkipInit), so
+  at init every block is the identity.
+- ``adaptive_gradient_clip`` (unit-wise AGC, NFNets section 4.1) is applied every step,
+  to all parameters except the final layer, as the paper does for the classifier.
+
+The U-Net: a stem, ``len(widths)`` levels of residual blocks with strided transitions
+down, nearest-neighbour upsampling with concatenated skips and a 1x1 fusion transition
+up, and a final plain conv predicting a correction added to the input. The final conv
+starts at zero so the untrained model is exactly the identity (the no-op baseline of
+flare removal) and training only ever moves away from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..hub import LightSRModel
+from ._common import check_image_batch, pad_to_multiple
+
+__all__ = ["NFResUNetConfig", "NFResUNet", "ScaledStdConv2d", "activation_gamma", "adaptive_gradient_clip",
+           "VARIANTS"]
+
+ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu}
+
+
+@lru_cache
+def activation_gamma(name: str) -> float:
+    """1 / std(act(z)) for z ~ N(0, 1), by Gauss-Hermite quadrature (exact to ~1e-7).
+
+    Gives 1.7139 for ReLU, 1.7881 for SiLU and 1.7015 for GELU, the constants NFNets use.
+    """
+    nodes, weights = np.polynomial.hermite_e.hermegauss(201)  # probabilists' Hermite: weight exp(-z^2/2)
+    weights = weights / weights.sum()
+    values = ACTIVATIONS[name](torch.from_numpy(nodes)).numpy()
+    mean = float((weights * values).sum())
+    var = float((weights * values**2).sum()) - mean**2
+    return 1.0 / math.sqrt(var)
+
+
+@dataclass
+class NFResUNetConfig:
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # channels per U-Net level
+    blocks_per_level: int = 2
+    activation: str = "silu"
+    alpha: float = 0.2  # residual branch scale (NFNets)
+    eps: float = 1e-4  # Scaled WS epsilon (NFNets use 1e-4 in the variance)
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"widths must be a non-empty list of positive ints, got {self.widths}")
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """Conv2d with Scaled Weight Standardization and a learnable per-output-channel gain."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, eps: float = 1e-4):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+        self.gain = nn.Parameter(torch.ones(out_channels, 1, 1, 1))
+        self.eps = eps
+        nn.init.normal_(self.weight)  # the standardization fixes the scale
+        nn.init.zeros_(self.bias)
+
+    def standardized_weight(self) -> torch.Tensor:
+        fan_in = self.weight[0].numel()
+        mean = self.weight.mean(dim=(1, 2, 3), keepdim=True)
+        var = self.weight.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return (self.weight - mean) * torch.rsqrt(torch.clamp(var * fan_in, min=self.eps)) * self.gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, self.padding)
+
+
+class NFBlock(nn.Module):
+    """x + alpha * skip_gain * conv(act(conv(act(x / beta))))."""
+
+    def __init__(self, channels: int, beta: float, c: NFResUNetConfig):
+        super().__init__()
+        self.beta, self.alpha = beta, c.alpha
+        self.act, self.gamma = ACTIVATIONS[c.activation], activation_gamma(c.activation)
+        self.conv1 = ScaledStdConv2d(channels, channels, 3, eps=c.eps)
+        self.conv2 = ScaledStdConv2d(channels, channels, 3, eps=c.eps)
+        self.skip_gain = nn.Parameter(torch.zeros(()))  # SkipInit: the block starts as identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(x / self.beta) * self.gamma
+        h = self.act(self.conv1(h)) * self.gamma
+        return x + self.conv2(h) * (self.alpha * self.skip_gain)
+
+
+class NFResUNet(LightSRModel, tags=["flare-removal", "nfnet"], paper_url="https://arxiv.org/abs/2102.06171"):
+    architecture = "nf-resunet"
+    task = "flare-removal"
+    config_class = NFResUNetConfig
+
+    def __init__(self, config: NFResUNetConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.act, self.gamma = ACTIVATIONS[c.activation], activation_gamma(c.activation)
+        self.stem = ScaledStdConv2d(3, c.widths[0], 3, eps=c.eps)
+
+        def level(width: int) -> tuple[nn.ModuleList, float]:
+            # Expected variance is 1 after a transition and grows by alpha**2 per block.
+            blocks = nn.ModuleList(
+                [NFBlock(width, math.sqrt(1 + i * c.alpha**2), c) for i in range(c.blocks_per_level)]
+            )
+            return blocks, 1 + c.blocks_per_level * c.alpha**2
+
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        self.skip_vars: list[float] = []
+        for i, width in enumerate(c.widths):
+            blocks, var = level(width)
+            self.encoders.append(blocks)
+            self.skip_vars.append(var)
+            if i + 1 < len(c.widths):
+                self.downs.append(ScaledStdConv2d(width, c.widths[i + 1], 3, stride=2, eps=c.eps))
+        self.bottom_var = self.skip_vars[-1]
+        self.fuses = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        self.up_vars: list[float] = []
+        for i in reversed(range(len(c.widths) - 1)):
+            self.fuses.append(ScaledStdConv2d(c.widths[i + 1] + c.widths[i], c.widths[i], 1, eps=c.eps))
+            blocks, var = level(c.widths[i])
+            self.decoders.append(blocks)
+            self.up_vars.append(var)
+        self.head = nn.Conv2d(c.widths[0], 3, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # the untrained model is the identity (no-op baseline)
+        nn.init.zeros_(self.head.bias)
+
+    def final_layer(self) -> nn.Module:
+        return self.head
+
+    def tile_overlap(self) -> int:
+        # Each level doubles the reach of its 3x3 convs; 2 convs per block plus transitions.
+        reach = sum((2 * self.config.blocks_per_level + 2) * 2**i for i in range(len(self.config.widths)))
+        return min(2 * reach, 128)
+
+    def activation_bytes_per_pixel(self) -> int:
+        w0 = self.config.widths[0]
+        return 4 * (3 + 5 * w0 + 3)
+
+    def _transition(self, x: torch.Tensor, var: float) -> torch.Tensor:
+        return self.act(x / math.sqrt(var)) * self.gamma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> (N, 3, H, W) in [0, 1]."""
+        check_image_batch(x)
+        padded, h, w = pad_to_multiple(x, 2 ** (len(self.config.widths) - 1))
+        # Centre the input so the stem sees roughly zero-mean, unit-scale data.
+        feat = self.stem((padded - 0.5) * 2)
+        skips = []
+        for i, blocks in enumerate(self.encoders):
+            for block in blocks:
+                feat = block(feat)
+            if i < len(self.downs):
+                skips.append(feat)
+                feat = self.downs[i](self._transition(feat, self.skip_vars[i]))
+        var = self.bottom_var
+        for fuse, blocks, skip, skip_var in zip(self.fuses, self.decoders, reversed(skips),
+                                                reversed(self.skip_vars[:-1])):
+            up = F.interpolate(feat, scale_factor=2, mode="nearest")
+            # Each half normalised by its own expected std before the fusing conv.
+            feat = fuse(torch.cat([self._transition(up, var), self._transition(skip, skip_var)], dim=1))
+            for block in blocks:
+                feat = block(feat)
+            var = 1 + self.config.blocks_per_level * self.config.alpha**2
+        residual = self.head(self._transition(feat, var))[..., :h, :w]
+        y = x + residual
+        return y if self.training else y.clamp(0, 1)
+
+
+def _unitwise_norm(t: torch.Tensor) -> torch.Tensor:
+    """Norm per output unit: over all but dim 0 for weights, the whole tensor for 0/1-d ones."""
+    if t.ndim <= 1:
+        return t.norm(2)
+    return t.norm(2, dim=tuple(range(1, t.ndim)), keepdim=True)
+
+
+@torch.no_grad()
+def adaptive_gradient_clip(parameters: Iterable[nn.Parameter], clip: float = 0.01, eps: float = 1e-3) -> None:
+    """Unit-wise Adaptive Gradient Clipping (Brock et al. 2021), in place.
+
+    Where ||G|| / max(||W||, eps) > clip for a unit, its gradient is rescaled to
+    clip * max(||W||, eps) / ||G||. Pass ``model.agc_parameters()`` to leave out the final
+    layer, as the paper does.
+    """
+    for p in parameters:
+        if p.grad is None:
+            continue
+        max_norm = _unitwise_norm(p.detach()).clamp_(min=eps) * clip
+        grad_norm = _unitwise_norm(p.grad)
+        scale = max_norm / grad_norm.clamp(min=1e-6)
+        p.grad.mul_(torch.where(grad_norm > max_norm, scale, torch.ones_like(scale)))
+
+
+VARIANTS: dict[str, NFResUNetConfig] = {
+    "nf-resunet": NFResUNetConfig(widths=[32, 64, 128], blocks_per_level=2),
+    "nf-resunet-test": NFResUNetConfig(widths=[4, 8], blocks_per_level=1),
+}

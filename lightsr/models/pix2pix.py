@@ -1,0 +1,152 @@
+"""Pix2Pix: a U-Net generator and the 70x70 PatchGAN discriminator.
+
+Isola, Zhu, Zhou, Efros, "Image-to-Image Translation with Conditional Adversarial
+Networks", CVPR 2017 (the ``unet_256`` generator and ``basic`` 3-layer discriminator of
+the authors' pytorch-CycleGAN-and-pix2pix code).
+
+The generator is the saved, hub-loadable model; ``PatchDiscriminator`` lives here too so
+the training script stays thin.
+
+How we differ from the paper:
+- Any input size: the image is padded (reflect, else replicate) to a multiple of
+  ``2**num_downs`` and cropped back.
+- BatchNorm uses running statistics and dropout is off in eval mode. The paper keeps both
+  in training mode at test time; with running statistics a pixel depends only on its
+  neighbourhood, so large photos can be processed in tiles.
+- ``image_residual=True`` predicts a correction added to the input, which suits
+  restoration (most pixels should pass through unchanged); off for the paper setting.
+- Inputs/outputs are [0, 1]; the network's tanh range [-1, 1] is mapped inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..hub import LightSRModel
+from ._common import check_image_batch, pad_to_multiple
+
+__all__ = ["Pix2PixConfig", "Pix2Pix", "PatchDiscriminator", "VARIANTS"]
+
+
+@dataclass
+class Pix2PixConfig:
+    base_channels: int = 64  # ngf
+    num_downs: int = 8  # 8 for unet_256: a 256x256 input reaches 1x1 at the bottleneck
+    max_channels: int = 512  # channel cap (ngf * 8 in the paper)
+    dropout: float = 0.5  # in the three innermost decoder levels
+    image_residual: bool = False
+    disc_channels: int = 64  # ndf of the PatchGAN trained with it (not saved in the generator)
+    disc_layers: int = 3  # 3 gives the 70x70 receptive field
+
+    def __post_init__(self):
+        if self.num_downs < 2:
+            raise ValueError(f"num_downs must be >= 2, got {self.num_downs}")
+        if self.base_channels < 1:
+            raise ValueError(f"base_channels must be >= 1, got {self.base_channels}")
+
+
+class UNetLevel(nn.Module):
+    """One encoder/decoder level around an inner module: down -> inner -> up, with a skip."""
+
+    def __init__(self, outer: int, inner: int, submodule: nn.Module | None, *, outermost=False, innermost=False,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.outermost = outermost
+        down = [nn.Conv2d(3 if outermost else outer, inner, 4, stride=2, padding=1, bias=False)]
+        if not outermost:
+            down = [nn.LeakyReLU(0.2)] + down
+        if not outermost and not innermost:
+            down += [nn.BatchNorm2d(inner)]
+        up_in = inner if innermost else inner * 2
+        up: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(up_in, 3 if outermost else outer, 4, stride=2,
+                                                             padding=1, bias=outermost)]
+        if outermost:
+            up += [nn.Tanh()]
+        else:
+            up += [nn.BatchNorm2d(outer)]
+            if dropout > 0:
+                up += [nn.Dropout(dropout)]
+        self.down = nn.Sequential(*down)
+        self.submodule = submodule if submodule is not None else nn.Identity()
+        self.up = nn.Sequential(*up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(self.submodule(self.down(x)))
+        return y if self.outermost else torch.cat([x, y], dim=1)
+
+
+class Pix2Pix(LightSRModel, tags=["flare-removal", "pix2pix"], paper_url="https://arxiv.org/abs/1611.07004"):
+    architecture = "pix2pix"
+    task = "flare-removal"
+    config_class = Pix2PixConfig
+
+    def __init__(self, config: Pix2PixConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        widths = [min(c.base_channels * 2**i, c.max_channels) for i in range(c.num_downs)]
+        # Build from the bottleneck outwards, as the authors' UnetGenerator does.
+        level: nn.Module | None = None
+        for i in reversed(range(c.num_downs)):
+            inner = widths[i]
+            outer = widths[i - 1] if i > 0 else widths[0]
+            innermost = i == c.num_downs - 1
+            # dropout on the decoder levels just outside the bottleneck (3 in unet_256)
+            drop = c.dropout if c.num_downs - 4 <= i < c.num_downs - 1 else 0.0
+            level = UNetLevel(outer, inner, level, outermost=i == 0, innermost=innermost, dropout=drop)
+        self.unet = level
+
+    def final_layer(self) -> nn.Module:
+        return self.unet.up[1]
+
+    def tile_overlap(self) -> int:
+        # The bottleneck sees the whole padded tile, so there is no finite receptive field to
+        # cover; 64 input pixels of context measured seamless in practice (tests/BENCHMARKS).
+        return 64
+
+    def activation_bytes_per_pixel(self) -> int:
+        # Full-resolution tensors: input, skip (2 * base) and the outermost decoder output.
+        return 4 * (3 + 4 * self.config.base_channels + 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> (N, 3, H, W) in [0, 1]."""
+        check_image_batch(x)
+        padded, h, w = pad_to_multiple(x, 2**self.config.num_downs)
+        y = self.unet(padded * 2 - 1)[..., :h, :w]
+        y = (y + 1) / 2
+        if self.config.image_residual:
+            y = x + (y - 0.5) * 2  # tanh range covers corrections of either sign
+        return y if self.training else y.clamp(0, 1)
+
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN: (N, 6, H, W) = cat(input, output) in [0, 1] -> (N, 1, h, w) logits."""
+
+    def __init__(self, config: Pix2PixConfig):
+        super().__init__()
+        ndf, n = config.disc_channels, config.disc_layers
+        layers: list[nn.Module] = [nn.Conv2d(6, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        mult = 1
+        for i in range(1, n + 1):
+            prev, mult = mult, min(2**i, 8)
+            stride = 2 if i < n else 1
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(ndf * mult),
+                nn.LeakyReLU(0.2),
+            ]
+        layers += [nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([inputs, outputs], dim=1) * 2 - 1)
+
+
+VARIANTS: dict[str, Pix2PixConfig] = {
+    "pix2pix": Pix2PixConfig(),
+    "pix2pix-test": Pix2PixConfig(base_channels=4, num_downs=3, max_channels=16, disc_channels=4, disc_layers=2,
+                                  image_residual=True),
+}

@@ -1,0 +1,283 @@
+"""Machinery shared by the training scripts in train/: checkpoints, NaN guard, schedule, logs.
+
+The loops themselves stay in train/ where they can be read top to bottom; what lives here
+is the part that is the same for every model:
+
+- ``save_checkpoint`` / ``load_checkpoint``: a checkpoint is a folder that is also a
+  loadable Hub model folder (config.json + model.safetensors) plus
+  ``training_state.safetensors`` (optimizer moments, EMA weights, torch RNG) and
+  ``training_state.json`` (step, param groups, numpy/python RNG, counters). No pickle
+  anywhere. Folders are written under a temporary name and renamed into place, so a run
+  killed at any moment leaves either the previous checkpoint or the new one, never half.
+- ``NaNGuard``: a non-finite loss or gradient skips the step; ``patience`` of them in a
+  row restore the last good weights and optimizer state and halve the learning rate.
+- ``learning_rate``: warm-up then cosine or step decay, a pure function of the step, so
+  resuming needs no scheduler object.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import LightSRError
+from .hub import LightSRModel, load_weights
+
+__all__ = [
+    "setup_distributed",
+    "learning_rate",
+    "NaNGuard",
+    "CSVLog",
+    "save_checkpoint",
+    "load_checkpoint",
+    "find_checkpoint",
+    "atomic_replace_dir",
+    "unwrap",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# -- distributed ---------------------------------------------------------------------------
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str = "auto") -> DistInfo:
+    """Read torchrun's environment (if any), init the process group, pick the device.
+
+    ``device="auto"``: CUDA when present, else CPU. Multi-process runs use NCCL on CUDA
+    and gloo on CPU.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world_size > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return DistInfo(rank, world_size, local_rank, dev)
+
+
+def unwrap(model: torch.nn.Module) -> LightSRModel:
+    """The LightSRModel inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
+def all_finite(value: torch.Tensor, dist: DistInfo) -> bool:
+    """True when ``value`` is finite on every rank (so all ranks skip or step together)."""
+    ok = torch.tensor(float(torch.isfinite(value).all()), device=value.device)
+    if dist.world_size > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    return bool(ok.item() > 0)
+
+
+# -- schedule ------------------------------------------------------------------------------
+def learning_rate(step: int, *, base: float, total: int, schedule: str = "cosine", warmup: int = 0,
+                  min_ratio: float = 0.01, decay_every: int = 0, gamma: float = 0.5) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up, then cosine to ``min_ratio * base``,
+    step decay by ``gamma`` every ``decay_every`` steps, or constant."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    if schedule == "cosine":
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    if schedule == "step":
+        return base * gamma ** ((step // decay_every) if decay_every else 0)
+    if schedule == "constant":
+        return base
+    raise ValueError(f"unknown schedule {schedule!r}; use cosine, step or constant")
+
+
+# -- NaN guard -------------------------------------------------------------------------------
+class NaNGuard:
+    """Skip non-finite steps; after ``patience`` in a row, roll back and halve the LR.
+
+    Call ``check(loss, grad_norm)`` after backward: it returns True when the optimizer may
+    step. Call ``remember(model, optimizer)`` after good steps every so often to refresh
+    the state a rollback returns to. ``lr_scale`` multiplies the scheduled learning rate.
+    """
+
+    def __init__(self, patience: int = 3, lr_factor: float = 0.5):
+        self.patience, self.lr_factor = patience, lr_factor
+        self.lr_scale = 1.0
+        self.bad_in_row = 0
+        self.skipped = 0
+        self.rollbacks = 0
+        self._good: tuple[dict, dict] | None = None
+
+    def remember(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self._good = (copy.deepcopy(unwrap(model).state_dict()), copy.deepcopy(optimizer.state_dict()))
+
+    def check(self, finite: bool, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+        if finite:
+            self.bad_in_row = 0
+            return True
+        self.skipped += 1
+        self.bad_in_row += 1
+        logger.warning("step %d: non-finite loss or gradient, step skipped (%d skipped so far)", step, self.skipped)
+        if self.bad_in_row >= self.patience:
+            self.lr_scale *= self.lr_factor
+            self.rollbacks += 1
+            self.bad_in_row = 0
+            if self._good is not None:
+                unwrap(model).load_state_dict(self._good[0])
+                optimizer.load_state_dict(self._good[1])
+            logger.warning("step %d: %d non-finite steps in a row: restored the last good state, "
+                           "learning rate scale now %.3g", step, self.patience, self.lr_scale)
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr_scale": self.lr_scale, "skipped": self.skipped, "rollbacks": self.rollbacks}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr_scale = state["lr_scale"]
+        self.skipped = state["skipped"]
+        self.rollbacks = state["rollbacks"]
+
+
+# -- logs --------------------------------------------------------------------------------------
+class CSVLog:
+    """Append rows to a CSV file (the training curve), writing the header once."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path, self.columns = Path(path), columns
+
+    def write(self, **row: Any) -> None:
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def atomic_replace_dir(target: Path, fill) -> None:
+    """Build a folder with ``fill(tmp_path)`` and rename it to ``target`` atomically.
+
+    If ``target`` exists it is first renamed to ``target.old`` and removed afterwards;
+    ``find_checkpoint`` falls back to ``.old`` should we die between the two renames.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        fill(tmp)
+        for f in tmp.iterdir():  # make the data durable before the rename publishes it
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+        old = target.with_name(target.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def find_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint folder to resume from: ``folder`` itself, else its ``.old`` twin."""
+    folder = Path(folder)
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "training_state.json").is_file():
+            return candidate
+    return None
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"rng/torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda{i}"] = s
+    py = random.getstate()
+    return tensors, {"python": [py[0], list(py[1]), py[2]]}
+
+
+def save_checkpoint(target: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                    *, ema: torch.nn.Module | None = None, data_rng: np.random.Generator | None = None) -> None:
+    """Write a resumable checkpoint folder atomically (see the module docstring)."""
+    net = unwrap(model)
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, slots in opt["state"].items():
+        for key, value in slots.items():
+            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"optimizer/{idx}/{key}"] = t.detach().cpu().contiguous()
+    if ema is not None:
+        for key, value in ema.state_dict().items():
+            tensors[f"ema/{key}"] = value.detach().cpu().contiguous()
+    rng_tensors, rng_json = _rng_state()
+    tensors.update(rng_tensors)
+    meta = dict(state)
+    meta["optimizer_param_groups"] = opt["param_groups"]
+    meta["rng"] = rng_json
+    if data_rng is not None:
+        meta["rng"]["data"] = data_rng.bit_generator.state
+
+    def fill(tmp: Path) -> None:
+        net.save_pretrained(tmp)
+        save_file(tensors, str(tmp / "training_state.safetensors"))
+        (tmp / "training_state.json").write_text(json.dumps(meta, indent=1))
+
+    atomic_replace_dir(Path(target), fill)
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
+                    ema: torch.nn.Module | None = None, data_rng: np.random.Generator | None = None) -> dict[str, Any]:
+    """Restore what ``save_checkpoint`` wrote; returns the saved ``state`` dict."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "training_state.json").read_text())
+        tensors = load_file(str(folder / "training_state.safetensors"))
+    except (OSError, ValueError) as err:
+        raise LightSRError(f"cannot resume from '{folder}': {err}") from None
+    load_weights(unwrap(model), folder / "model.safetensors", source=str(folder))
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer/"):
+            _, idx, slot = key.split("/", 2)
+            opt_state.setdefault(int(idx), {})[slot] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": meta.pop("optimizer_param_groups")})
+    if ema is not None:
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema/")})
+    torch.set_rng_state(tensors["rng/torch"])
+    if torch.cuda.is_available():
+        cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda")]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    rng = meta.pop("rng")
+    random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+    if data_rng is not None and "data" in rng:
+        data_rng.bit_generator.state = rng["data"]
+    return meta

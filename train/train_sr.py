@@ -1,0 +1,266 @@
+"""Train a lightsr super-resolution model on HR photos (or video frames), resumably.
+
+    python train/train_sr.py --model rdn-light --scale 2 --out runs/rdn-light-x2 --steps 20000
+    python train/train_sr.py --out runs/rdn-light-x2 --resume          # continue after a stop
+    torchrun --nproc-per-node 2 train/train_sr.py ...                     # DDP (gloo on CPU)
+
+One procedure: parse_args() then main(args). LR patches are made on the fly from random
+HR crops with lightsr.bicubic_downscale, exactly the benchmark degradation. Validation on
+Set5 (never trained on) every --val-every steps; --out/last is the resumable checkpoint,
+--out/best the best validated weights; both are Hub model folders. See lightsr/training.py
+for the checkpoint format, the NaN guard and the schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+import lightsr  # noqa: E402
+from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
+from lightsr.training import (  # noqa: E402
+    CSVLog, NaNGuard, all_finite, find_checkpoint, learning_rate, load_checkpoint, save_checkpoint,
+    setup_distributed, unwrap,
+)
+
+log = logging.getLogger("train_sr")
+DATA = ROOT.parent / "shared" / "data"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", nargs="+", default=[str(DATA / "sr-train")], help="folders of HR images")
+    g.add_argument("--video", nargs="*", default=[], help="videos to sample at --fps frames/s as HR images")
+    g.add_argument("--fps", type=float, default=1.0)
+    g.add_argument("--scale", type=int, default=2)
+    g.add_argument("--lr-patch", type=int, default=32, help="LR patch side; the HR patch is scale times it")
+    g.add_argument("--batch", type=int, default=16, help="patches per step (per process)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="rdn-light", help=f"one of {', '.join(lightsr.list_models())}")
+    g.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="config overrides, e.g. upsampler=transpose features=48")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, default=20000)
+    g.add_argument("--loss", choices=["l1", "mse"], default="l1")
+    g.add_argument("--lr", type=float, default=5e-4)
+    g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+    g.add_argument("--warmup", type=int, default=200)
+    g.add_argument("--decay-every", type=int, default=5000, help="for --schedule step")
+    g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights; 0 disables")
+    g.add_argument("--grad-clip", type=float, default=1.0, help="global gradient-norm clip; 0 disables")
+    g.add_argument("--nan-patience", type=int, default=3)
+    g.add_argument("--inject-nan-at", type=int, nargs="*", default=[], help="testing: make these steps' loss NaN")
+    g = p.add_argument_group("validation and checkpoints")
+    g.add_argument("--val", default=str(DATA / "sr-bench" / "Set5"))
+    g.add_argument("--val-every", type=int, default=500)
+    g.add_argument("--save-every-min", type=float, default=5.0)
+    g.add_argument("--out", required=True, help="run folder: last/, best/, log.csv, args.json")
+    g.add_argument("--resume", action="store_true", help="continue from --out/last")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps the default")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--push-to-hub", metavar="REPO_ID", help="push --out/best with its card at the end")
+    g.add_argument("--card-extra", default="", help="text added to the card's training section")
+    return p.parse_args(argv)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def load_hr_images(args) -> list[np.ndarray]:
+    """Decode every training image once into memory (uint8 RGB arrays)."""
+    images = []
+    for folder in args.data:
+        for path in image_files(folder):
+            images.append(np.asarray(lightsr.open_image(path).convert("RGB")))
+    for video in args.video:
+        from lightsr.video import sample_frames  # the video module's reader
+
+        images.extend(np.asarray(f.convert("RGB")) for f in sample_frames(video, every_seconds=1 / args.fps))
+    min_side = (args.lr_patch + 4) * args.scale
+    images = [im for im in images if min(im.shape[:2]) >= min_side]
+    if not images:
+        raise lightsr.LightSRError(f"no training image is at least {min_side} px on its short side")
+    return images
+
+
+def sample_batch(images, rng: np.random.Generator, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random HR crops with flips/90-degree rotations; LR by bicubic downscaling on the fly.
+
+    The HR crop carries a margin of 2 LR pixels (the bicubic kernel's reach) that is
+    dropped after downscaling, so each LR patch equals that region of the whole image's
+    bicubic downscale: the degradation the benchmark uses.
+    """
+    s, p, m = args.scale, args.lr_patch, 2
+    lrs, hrs = [], []
+    for _ in range(args.batch):
+        img = images[rng.integers(len(images))]
+        side = (p + 2 * m) * s
+        y = rng.integers(img.shape[0] - side + 1)
+        x = rng.integers(img.shape[1] - side + 1)
+        crop = img[y : y + side, x : x + side]
+        k = rng.integers(8)  # the 8 symmetries of the square
+        crop = np.rot90(crop[:, ::-1] if k >= 4 else crop, k % 4)
+        crop = np.ascontiguousarray(crop)
+        lr = np.asarray(Image.fromarray(crop).resize((p + 2 * m, p + 2 * m), Image.BICUBIC))
+        lrs.append(lr[m : m + p, m : m + p])
+        hrs.append(crop[m * s : (m + p) * s, m * s : (m + p) * s])
+
+    def to_tensor(batch):
+        return torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255.0)
+
+    return to_tensor(lrs), to_tensor(hrs)
+
+
+def main(args: argparse.Namespace) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dist = setup_distributed(args.device)
+    out = Path(args.out)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed + dist.rank)
+    rng = np.random.default_rng([args.seed, dist.rank])
+
+    overrides = parse_overrides(args.set)
+    model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
+    if dist.device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # about 2x faster convs on this CPU
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    ema = None
+    if args.ema > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True
+        )
+    guard = NaNGuard(patience=args.nan_patience)
+    state = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0}
+    if args.resume:
+        ckpt = find_checkpoint(out / "last")
+        if ckpt is None:
+            raise lightsr.LightSRError(f"--resume: no checkpoint in {out / 'last'}")
+        state = load_checkpoint(ckpt, model, optimizer, ema=ema, data_rng=rng if dist.is_main else None)
+        guard.load_state_dict(state.pop("guard"))
+        log.info("resumed from %s at step %d", ckpt, state["step"])
+    elif dist.is_main:
+        (out / "log.csv").unlink(missing_ok=True)
+    if dist.is_main:
+        (out / "args.json").write_text(json.dumps(vars(args), indent=1))
+    net = model
+    if dist.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type ==
+                                                        "cuda" else None)
+    use_amp = dist.device.type == "cuda"
+
+    images = load_hr_images(args)
+    log.info("%d training images, model %s with %d parameters", len(images), args.model,
+             sum(p.numel() for p in model.parameters()))
+    curve = CSVLog(out / "log.csv", ["step", "loss", "lr", "val_psnr", "val_ssim", "skipped", "elapsed_s"])
+    loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
+
+    def checkpoint():
+        state.update(guard=guard.state_dict())
+        save_checkpoint(out / "last", model, optimizer, state, ema=ema, data_rng=rng)
+        state.pop("guard")
+
+    def validate() -> float:
+        scores = evaluate_sr(ema.module if ema is not None else model, args.val, scale=args.scale)
+        curve.write(step=state["step"], val_psnr=f"{scores.psnr:.3f}", val_ssim=f"{scores.ssim:.4f}",
+                    elapsed_s=f"{state['elapsed_s']:.0f}")
+        if scores.psnr > state["best_psnr"]:
+            state["best_psnr"] = scores.psnr
+            best = ema.module if ema is not None else model
+            from lightsr.training import atomic_replace_dir
+
+            atomic_replace_dir(out / "best", lambda tmp: unwrap(best).save_pretrained(tmp))
+        return scores.psnr
+
+    guard.remember(net, optimizer)
+    last_save = time.monotonic()
+    start = time.monotonic() - state["elapsed_s"]
+    bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
+    val_psnr = float("nan")
+    while state["step"] < args.steps:
+        step = state["step"]
+        lr = learning_rate(step, base=args.lr, total=args.steps, schedule=args.schedule, warmup=args.warmup,
+                           decay_every=args.decay_every) * guard.lr_scale
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        lr_img, hr_img = sample_batch(images, rng, args)
+        lr_img = lr_img.to(dist.device).contiguous(memory_format=torch.channels_last)
+        hr_img = hr_img.to(dist.device)
+        net.train()
+        with torch.autocast(dist.device.type, enabled=use_amp):
+            loss = loss_fn(net(lr_img).float(), hr_img)
+        if step in args.inject_nan_at:
+            loss = loss * float("nan")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = args.grad_clip if args.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
+        if guard.check(finite, step, net, optimizer):
+            optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            if step % 100 == 0:
+                guard.remember(net, optimizer)
+        state["step"] = step + 1
+        state["elapsed_s"] = time.monotonic() - start
+        if dist.is_main:
+            if state["step"] % 20 == 0:
+                curve.write(step=state["step"], loss=f"{loss.item():.5f}", lr=f"{lr:.3g}", skipped=guard.skipped,
+                            elapsed_s=f"{state['elapsed_s']:.0f}")
+            if state["step"] % args.val_every == 0 or state["step"] == args.steps:
+                val_psnr = validate()
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{val_psnr:.2f}", skipped=guard.skipped)
+            bar.update(1)
+            if time.monotonic() - last_save > args.save_every_min * 60 or state["step"] == args.steps:
+                checkpoint()
+                last_save = time.monotonic()
+    bar.close()
+    if dist.is_main:
+        if not (out / "best").exists():
+            validate()
+        log.info("done: %d steps, %d skipped, best Set5 PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
+                 state["best_psnr"], state["elapsed_s"] / 3600)
+        if args.push_to_hub:
+            from lightsr.cards import write_sr_card
+
+            write_sr_card(out / "best", run_dir=out, extra=args.card_extra)
+            lightsr.load(out / "best").push_to_hub(args.push_to_hub)
+    if dist.world_size > 1:
+        torch.distributed.destroy_process_group()
+    return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"]}
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except lightsr.LightSRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
