@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ from huggingface_hub.errors import (
     HfHubHTTPError,
     HFValidationError,
     LocalEntryNotFoundError,
+    RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -139,7 +140,10 @@ class LightSRModel(
     ):
         if not strict:
             raise LightSRError("lightsr loads weights strictly; strict=False is not supported")
-        model = cls(**model_kwargs)
+        config = model_kwargs.pop("config", None)
+        if isinstance(config, dict):
+            config = _config_from_dict(cls.config_class, config)
+        model = cls(config, **model_kwargs)
         path = _weights_file(
             model_id,
             revision=revision,
@@ -151,6 +155,15 @@ class LightSRModel(
         load_weights(model, path, source=model_id)
         model.to(map_location)
         return model.eval()
+
+
+def _config_from_dict(config_class: type, data: dict[str, Any]):
+    """The config dataclass from config.json; the dispatch keys and unknown keys are dropped."""
+    names = {f.name for f in fields(config_class)}
+    try:
+        return config_class(**{k: v for k, v in data.items() if k in names})
+    except (TypeError, ValueError) as err:
+        raise LightSRError(f"invalid {config_class.__name__} in config.json: {err}") from None
 
 
 def _hub_kwargs(kwargs: dict) -> dict:
@@ -172,15 +185,15 @@ def _hub_download(repo_id: str, filename: str, **kwargs) -> str:
         raise LightSRError(f"'{repo_id}' is neither a local folder nor a Hub model repo (repo not found)") from None
     except RevisionNotFoundError:
         raise LightSRError(f"Hub repo '{repo_id}' has no revision '{kwargs.get('revision')}'") from None
-    except (EntryNotFoundError, LocalEntryNotFoundError) as err:
-        if isinstance(err, LocalEntryNotFoundError) and not isinstance(err, EntryNotFoundError):
-            raise LightSRError(
-                f"'{filename}' of Hub repo '{repo_id}' is not in the local cache and the Hub cannot be "
-                "reached (offline mode or no network)"
-            ) from None
-        raise
+    except LocalEntryNotFoundError:
+        raise LightSRError(
+            f"'{filename}' of Hub repo '{repo_id}' is not in the local cache and the Hub cannot be "
+            "reached (offline mode or no network)"
+        ) from None
     except HFValidationError:
         raise LightSRError(f"'{repo_id}' is neither a local folder nor a valid Hub repo id") from None
+    except RemoteEntryNotFoundError:
+        raise  # the callers know what a missing file means for them
     except HfHubHTTPError as err:
         raise LightSRError(f"Hub request for '{repo_id}/{filename}' failed: {str(err).splitlines()[0]}") from None
 
@@ -202,7 +215,7 @@ def read_config(name_or_path: str | os.PathLike, *, revision: str | None = None,
     else:
         try:
             config_path = Path(_hub_download(str(name_or_path), CONFIG_NAME, revision=revision, **hub_kwargs))
-        except EntryNotFoundError:
+        except RemoteEntryNotFoundError:
             raise LightSRError(f"Hub repo '{name_or_path}' is not a lightsr model: it has no {CONFIG_NAME}") from None
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -227,7 +240,7 @@ def _weights_file(model_id: str, *, revision: str | None, **hub_kwargs) -> str:
         raise LightSRError(f"'{model_id}' has no {WEIGHTS_NAME}")
     try:
         return _hub_download(model_id, WEIGHTS_NAME, revision=revision, **hub_kwargs)
-    except EntryNotFoundError:
+    except RemoteEntryNotFoundError:
         raise LightSRError(
             f"Hub repo '{model_id}' has no {WEIGHTS_NAME}; lightsr loads safetensors only (pickle is refused)"
         ) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,6 +28,7 @@ __all__ = [
     "modcrop",
     "bicubic_downscale",
     "bicubic_upscale",
+    "save_image",
     "DEFAULT_MAX_PIXELS",
 ]
 
@@ -102,3 +104,36 @@ def bicubic_downscale(img: Image.Image | np.ndarray, scale: int) -> Image.Image 
 def bicubic_upscale(img: Image.Image | np.ndarray, scale: int) -> Image.Image | np.ndarray:
     """Pillow BICUBIC up by ``scale``: the baseline every SR model is compared with."""
     return _resize(img, lambda size: (size[0] * scale, size[1] * scale))
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Fail early (before any work) on an output path Pillow cannot write or a missing folder."""
+    path = Path(path)
+    Image.init()
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise LightSRError(f"{path}: unknown image extension '{path.suffix}' (use .png, .jpg, .webp or .tif)")
+    if not path.parent.resolve().is_dir():
+        raise LightSRError(f"{path}: folder '{path.parent}' does not exist")
+    return path
+
+
+def save_image(img: Image.Image, path: str | os.PathLike) -> None:
+    """Save atomically: write a temporary file beside ``path`` then rename it into place.
+
+    16-bit images go to PNG/TIFF as they are; formats without 16-bit (JPEG, WebP) get 8 bits.
+    """
+    path = check_output_path(path)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    if img.mode in ("I;16", "I", "F") and fmt not in ("PNG", "TIFF"):
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / (65535.0 if img.mode != "F" else 1.0) * 255)
+                              .round().clip(0, 255).astype(np.uint8), mode="L")
+    if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
+        img = img.convert("RGB")  # JPEG has no alpha
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,192 @@
+"""The ``lightsr`` command line: upscale, deflare, eval, info (and video, frames).
+
+Every user error is one line on stderr and exit status 2; no partial output file is ever
+left behind (outputs are written to a temporary file and renamed at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .errors import LightSRError
+
+__all__ = ["main", "resolve_model"]
+
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def resolve_model(name: str, *, task: str | None = None, revision: str | None = None):
+    """Load ``name``: a model folder, a Hub repo id, or the name of a folder in checkpoints/."""
+    import lightsr
+
+    source: str | Path = name
+    if not Path(name).exists():
+        if (SHIPPED / name / "config.json").is_file():
+            source = SHIPPED / name
+        elif "/" not in name:
+            shipped = sorted(p.name for p in SHIPPED.glob("*/config.json")) if SHIPPED.is_dir() else []
+            raise LightSRError(
+                f"'{name}' is not a model folder, a shipped checkpoint ({', '.join(shipped) or 'none'}) "
+                "or a Hub repo id (namespace/name)"
+            )
+    model = lightsr.load(source, revision=revision)
+    if task is not None and model.task != task:
+        raise LightSRError(f"'{name}' is a {model.task} model, not {task}")
+    return model
+
+
+def _progress_bar(desc: str):
+    bar = tqdm(desc=desc, unit="tile", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def _run_image(args, task: str) -> None:
+    import lightsr
+    from .imaging import check_output_path, save_image
+
+    check_output_path(args.output)
+    model = resolve_model(args.model, task=task, revision=args.revision)
+    img = lightsr.open_image(args.input)
+    tile = None if args.tile == 0 else (args.tile or "auto")
+    out = lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=_progress_bar(task))
+    save_image(out, args.output)
+    print(f"{args.input} ({img.width}x{img.height}) -> {args.output} ({out.width}x{out.height})")
+
+
+def cmd_upscale(args) -> None:
+    _run_image(args, "super-resolution")
+
+
+def cmd_deflare(args) -> None:
+    _run_image(args, "flare-removal")
+
+
+def cmd_eval(args) -> None:
+    from .evaluate import evaluate_sr
+
+    model = resolve_model(args.model, task="super-resolution", revision=args.revision)
+    print(f"| data | scale | images | bicubic PSNR / SSIM | {args.model} PSNR / SSIM |")
+    print("| --- | --- | --- | --- | --- |")
+    for folder in args.data:
+        r = evaluate_sr(model, folder)
+        print(f"| {r.dataset} | x{r.scale} | {r.images} | {r.bicubic_psnr:.2f} / {r.bicubic_ssim:.4f} "
+              f"| {r.psnr:.2f} / {r.ssim:.4f} |")
+
+
+def cmd_info(args) -> None:
+    import json
+
+    import lightsr
+
+    if args.model in lightsr.list_models():
+        model = lightsr.create_model(args.model)
+    elif "/" not in args.model and not Path(args.model).exists() and not (SHIPPED / args.model).is_dir():
+        raise LightSRError(f"unknown model '{args.model}'; registered names: {', '.join(lightsr.list_models())}")
+    else:
+        model = resolve_model(args.model, revision=args.revision)
+    d = lightsr.describe(model)
+    print(f"architecture: {d['architecture']}")
+    print(f"task: {d['task']}")
+    print(f"scale: {d['scale']}")
+    print(f"parameters: {d['parameters']:,}")
+    print(f"GFLOPs per input megapixel: {d['gflops_per_megapixel']:.1f}")
+    print(f"config: {json.dumps(d['config'])}")
+
+
+def cmd_video(args) -> None:
+    from .video import upscale_video
+
+    model = resolve_model(args.model, task="super-resolution", revision=args.revision)
+    bar = tqdm(desc="video", unit="frame")
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        upscale_video(args.input, args.output, model, crf=args.crf, progress=progress)
+    finally:
+        bar.close()
+    print(f"{args.input} -> {args.output}")
+
+
+def cmd_frames(args) -> None:
+    from .video import export_frames
+
+    n = export_frames(args.video, args.folder, every=args.every)
+    print(f"wrote {n} frames to {args.folder}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lightsr", description="Light image-restoration models.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (and show tracebacks)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_opts(sp, required=True):
+        sp.add_argument("--model", required=required,
+                        help="model folder, Hub repo id, or the name of a folder in checkpoints/")
+        sp.add_argument("--revision", help="Hub branch, tag or commit")
+
+    for name, fn, helptext in (("upscale", cmd_upscale, "super-resolve an image"),
+                               ("deflare", cmd_deflare, "remove lens flare from a photo")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("input")
+        sp.add_argument("output")
+        model_opts(sp)
+        sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
+        sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
+        sp.set_defaults(fn=fn)
+
+    sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")
+    model_opts(sp)
+    sp.add_argument("--data", nargs="+", required=True, help="folders of HR images")
+    sp.set_defaults(fn=cmd_eval)
+
+    sp = sub.add_parser("info", help="architecture, parameters and GFLOPs of a model")
+    sp.add_argument("model", help="registered name, model folder or Hub repo id")
+    sp.add_argument("--revision")
+    sp.set_defaults(fn=cmd_info)
+
+    sp = sub.add_parser("video", help="super-resolve a video (H.264 out, audio kept)")
+    sp.add_argument("input")
+    sp.add_argument("output")
+    model_opts(sp)
+    sp.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51")
+    sp.set_defaults(fn=cmd_video)
+
+    sp = sub.add_parser("frames", help="export frames of a video as PNG")
+    sp.add_argument("video")
+    sp.add_argument("folder")
+    sp.add_argument("--every", default="1s", help="interval: '1s', '0.5s' or a frame count like '10'")
+    sp.set_defaults(fn=cmd_frames)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        args.fn(args)
+    except LightSRError as err:
+        if args.verbose:
+            raise
+        print(f"lightsr {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lightsr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,194 @@
+"""Hugging Face packaging: save/load folders, push/pull through a loopback Hub, bad folders."""
+
+import json
+
+import pytest
+import torch
+from conftest import TEST_VARIANTS
+from safetensors.torch import load_file, save_file
+
+import lightsr
+from lightsr.registry import MODELS
+
+
+def _same_outputs(a, b, shape=(1, 3, 19, 23)):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        return torch.equal(a.eval()(x), b.eval()(x))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_save_load_round_trip_every_variant(name, tmp_path):
+    model = lightsr.create_model(name)
+    # perturb every tensor so a load that silently kept fresh random weights would differ
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    model.save_pretrained(tmp_path / name)
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((tmp_path / name / "config.json").read_text())
+    assert config["architecture"] == model.architecture
+    assert config["task"] in ("super-resolution", "flare-removal")
+    assert config["scale"] == model.scale
+    loaded = lightsr.load(tmp_path / name)
+    assert type(loaded) is type(model) and not loaded.training
+    assert loaded.config == model.config
+    if name in TEST_VARIANTS or name in ("rdn-tiny",):
+        assert _same_outputs(model, loaded)
+    else:  # large variants: compare every tensor instead of running them
+        for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+            assert k == k2 and torch.equal(v, v2)
+
+
+def test_model_card_metadata(saved_model):
+    folder, _ = saved_model
+    card = (folder / "README.md").read_text()
+    assert "library_name: lightsr" in card
+    assert "pipeline_tag: image-to-image" in card
+    assert "license: apache-2.0" in card
+    assert "super-resolution" in card
+    assert "lightsr.load(" in card
+
+
+def test_push_load_by_repo_id_pinned_and_offline(hub, monkeypatch):
+    model = lightsr.create_model("rdn-test")
+    first = model.push_to_hub("lightsr/rdn-test-x2")
+    first_oid = first.oid
+    loaded = lightsr.load("lightsr/rdn-test-x2")
+    assert _same_outputs(model, loaded)
+    assert any(path.endswith("/resolve/main/model.safetensors") for _, path in hub.requests)
+
+    # a second push changes main; the first commit stays loadable when pinned
+    changed = lightsr.create_model("rdn-test")
+    changed.push_to_hub("lightsr/rdn-test-x2")
+    assert _same_outputs(changed, lightsr.load("lightsr/rdn-test-x2"))
+    assert _same_outputs(model, lightsr.load("lightsr/rdn-test-x2", revision=first_oid))
+
+    # offline: served from the cache without a single request
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    before = len(hub.requests)
+    assert _same_outputs(model, lightsr.load("lightsr/rdn-test-x2", revision=first_oid))
+    assert _same_outputs(changed, lightsr.load("lightsr/rdn-test-x2"))
+    assert len(hub.requests) == before
+
+
+def test_push_writes_the_card_and_config(hub):
+    lightsr.create_model("nf-resunet-test").push_to_hub("someone/flare")
+    repo = hub.repos["someone/flare"]
+    files = repo.commits[repo.branches["main"]]
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert json.loads(files["config.json"])["task"] == "flare-removal"
+    assert b"library_name: lightsr" in files["README.md"]
+
+
+def test_offline_and_not_cached_is_a_clear_error(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(lightsr.LightSRError, match="not in the local cache"):
+        lightsr.load("lightsr/never-downloaded")
+
+
+def test_missing_repo_and_revision(hub):
+    with pytest.raises(lightsr.LightSRError, match="repo not found"):
+        lightsr.load("lightsr/does-not-exist")
+    lightsr.create_model("rdn-test").push_to_hub("lightsr/exists")
+    with pytest.raises(lightsr.LightSRError, match="no revision 'v9'"):
+        lightsr.load("lightsr/exists", revision="v9")
+
+
+def test_hub_repo_with_pickle_only_is_refused(hub):
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo("lightsr/pickled")
+    model = lightsr.create_model("rdn-test")
+    api.upload_file(path_or_fileobj=json.dumps(model.hub_config()).encode(), path_in_repo="config.json",
+                    repo_id="lightsr/pickled")
+    api.upload_file(path_or_fileobj=b"\x80\x04not really", path_in_repo="pytorch_model.bin", repo_id="lightsr/pickled")
+    with pytest.raises(lightsr.LightSRError, match="safetensors only"):
+        lightsr.load("lightsr/pickled")
+
+
+# -- bad local folders ----------------------------------------------------------------------
+def test_folder_without_config(tmp_path):
+    with pytest.raises(lightsr.LightSRError, match="no config.json"):
+        lightsr.load(tmp_path)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(lightsr.LightSRError, match="does not exist"):
+        lightsr.load(tmp_path / "nope")
+
+
+def test_unknown_architecture(saved_model):
+    folder, _ = saved_model
+    config = json.loads((folder / "config.json").read_text())
+    config["architecture"] = "srgan-9000"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(lightsr.LightSRError, match="unknown architecture 'srgan-9000'.*rdn"):
+        lightsr.load(folder)
+
+
+def test_config_that_is_not_json(saved_model):
+    folder, _ = saved_model
+    (folder / "config.json").write_text("{architecture: rdn")
+    with pytest.raises(lightsr.LightSRError, match="not valid JSON"):
+        lightsr.load(folder)
+
+
+@pytest.mark.parametrize("problem", ["missing", "extra", "misshaped"])
+def test_weights_that_do_not_match(saved_model, problem):
+    folder, _ = saved_model
+    state = load_file(str(folder / "model.safetensors"))
+    if problem == "missing":
+        del state["output.weight"]
+    elif problem == "extra":
+        state["surprise.weight"] = torch.zeros(3)
+    else:
+        state["output.bias"] = torch.zeros(5)
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(lightsr.LightSRError, match={"missing": "missing tensors: output.weight",
+                                                    "extra": "unexpected tensors: surprise.weight",
+                                                    "misshaped": r"mis-shaped tensors: output.bias \(5,\)"}[problem]):
+        lightsr.load(folder)
+
+
+def test_pickle_checkpoint_is_never_opened(saved_model, monkeypatch):
+    folder, model = saved_model
+    (folder / "model.safetensors").unlink()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load must never be called")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    with pytest.raises(lightsr.LightSRError, match=r"only pickle weights \(pytorch_model.bin\).*never unpickles"):
+        lightsr.load(folder)
+    with pytest.raises(lightsr.LightSRError, match="is a file"):
+        lightsr.load(folder / "pytorch_model.bin")
+
+
+def test_corrupt_safetensors(saved_model):
+    folder, _ = saved_model
+    (folder / "model.safetensors").write_bytes(b"garbage" * 10)
+    with pytest.raises(lightsr.LightSRError, match="cannot read weights"):
+        lightsr.load(folder)
+
+
+def test_from_pretrained_of_the_wrong_class(saved_model):
+    from lightsr.models.pix2pix import Pix2Pix
+
+    folder, _ = saved_model
+    with pytest.raises(lightsr.LightSRError, match="holds a 'rdn' model"):
+        Pix2Pix.from_pretrained(folder)
+
+
+def test_strict_false_is_refused(saved_model):
+    from lightsr.models.rdn import RDN
+
+    folder, _ = saved_model
+    with pytest.raises(lightsr.LightSRError, match="strictly"):
+        RDN.from_pretrained(folder, strict=False)
