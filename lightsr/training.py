@@ -47,6 +47,7 @@ __all__ = [
     "find_checkpoint",
     "atomic_replace_dir",
     "unwrap",
+    "make_ema",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,27 @@ def all_finite(value: torch.Tensor, dist: DistInfo) -> bool:
     if dist.world_size > 1:
         torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
     return bool(ok.item() > 0)
+
+
+# -- EMA ---------------------------------------------------------------------------------------
+def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s weights, with warm-up.
+
+    The effective decay is min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
+    ExponentialMovingAverage with num_updates): a plain 0.999 EMA would still be 60% the
+    random initial weights after 500 steps.
+    """
+
+    @torch.no_grad()
+    def update(ema_params, params, num_updates):
+        if not ema_params[0].is_floating_point():  # e.g. BatchNorm's num_batches_tracked
+            torch._foreach_copy_(ema_params, params)
+            return
+        n = int(num_updates)
+        d = min(decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(ema_params, params, 1 - d)
+
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 # -- schedule ------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import lightsr  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, find_checkpoint, learning_rate, load_checkpoint, save_checkpoint,
+    CSVLog, NaNGuard, all_finite, find_checkpoint, learning_rate, load_checkpoint, make_ema, save_checkpoint,
     setup_distributed, unwrap,
 )
 
@@ -154,9 +154,7 @@ def main(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     ema = None
     if args.ema > 0:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True
-        )
+        ema = make_ema(model, args.ema)
     guard = NaNGuard(patience=args.nan_patience)
     state = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0}
     if args.resume:

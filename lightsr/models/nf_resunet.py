@@ -46,15 +46,16 @@ ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu}
 
 @lru_cache
 def activation_gamma(name: str) -> float:
-    """1 / std(act(z)) for z ~ N(0, 1), by Gauss-Hermite quadrature (exact to ~1e-7).
+    """1 / std(act(z)) for z ~ N(0, 1), by numerical integration on a fine grid.
 
-    Gives 1.7139 for ReLU, 1.7881 for SiLU and 1.7015 for GELU, the constants NFNets use.
+    ReLU gives 1 / sqrt(1/2 - 1/(2 pi)) = 1.7129 exactly; SiLU 1.788 and GELU 1.702 agree
+    with the constants timm's NFNets use (which were estimated by sampling) to 1e-3.
     """
-    nodes, weights = np.polynomial.hermite_e.hermegauss(201)  # probabilists' Hermite: weight exp(-z^2/2)
-    weights = weights / weights.sum()
-    values = ACTIVATIONS[name](torch.from_numpy(nodes)).numpy()
-    mean = float((weights * values).sum())
-    var = float((weights * values**2).sum()) - mean**2
+    z = np.linspace(-12.0, 12.0, 240_001)
+    density = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    values = ACTIVATIONS[name](torch.from_numpy(z)).numpy()
+    mean = float(np.trapezoid(values * density, z))
+    var = float(np.trapezoid(values**2 * density, z)) - mean**2
     return 1.0 / math.sqrt(var)
 
 

@@ -84,13 +84,14 @@ def bilinear_kernel(size: int, factor: int) -> torch.Tensor:
     return k1[:, None] * k1[None, :]
 
 
-def icnr_(weight: torch.Tensor, scale: int) -> None:
+def icnr_(conv: nn.Conv2d, scale: int) -> None:
     """ICNR: make each group of ``scale**2`` sub-pixel output channels start identical."""
-    out_channels = weight.shape[0] // (scale * scale)
-    sub = torch.empty(out_channels, *weight.shape[1:])
+    out_channels = conv.weight.shape[0] // (scale * scale)
+    sub = torch.empty(out_channels, *conv.weight.shape[1:])
     nn.init.kaiming_normal_(sub, nonlinearity="relu")
     with torch.no_grad():
-        weight.copy_(sub.repeat_interleave(scale * scale, dim=0))
+        conv.weight.copy_(sub.repeat_interleave(scale * scale, dim=0))
+        conv.bias.zero_()
 
 
 class SubpixelUpsampler(nn.Sequential):
@@ -102,7 +103,7 @@ class SubpixelUpsampler(nn.Sequential):
         channels = features
         for s in steps:
             conv = nn.Conv2d(channels, growth * s * s, 3, padding=1)
-            icnr_(conv.weight, s)
+            icnr_(conv, s)
             layers += [conv, nn.PixelShuffle(s)]
             channels = growth
         super().__init__(*layers)

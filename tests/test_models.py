@@ -1,0 +1,158 @@
+"""Every registered variant: tensor contract, any size, tiling; plus architecture-specific facts."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import TEST_VARIANTS
+
+import lightsr
+from lightsr.models.nf_resunet import ScaledStdConv2d, activation_gamma, adaptive_gradient_clip
+from lightsr.registry import MODELS
+
+
+@pytest.mark.parametrize("name", TEST_VARIANTS + ["rdn-tiny"])
+@pytest.mark.parametrize("size", [(1, 1), (7, 13), (33, 20)])
+def test_forward_contract_any_size(name, size):
+    model = lightsr.create_model(name).eval()
+    x = torch.rand(2, 3, *size)
+    with torch.inference_mode():
+        y = model(x)
+    s = model.scale
+    assert y.shape == (2, 3, s * size[0], s * size[1])
+    assert y.dtype == torch.float32
+    assert torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["rdn", "rdn-light", "pix2pix", "nf-resunet"])
+def test_full_size_variants_run(name):
+    model = lightsr.create_model(name).eval()
+    with torch.inference_mode():
+        y = model(torch.rand(1, 3, 9, 11))
+    assert y.shape == (1, 3, 9 * model.scale, 11 * model.scale) and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("bad", [torch.rand(3, 8, 8), torch.rand(1, 1, 8, 8), torch.rand(1, 3, 0, 8),
+                                 torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.uint8)])
+def test_contract_violations_name_the_shape(bad):
+    model = lightsr.create_model("rdn-test")
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)|floating point"):
+        model(bad)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_tiled_equals_untiled(name):
+    """Tiles with the model's own overlap reproduce the whole-image result within 1/255."""
+    rng = np.random.default_rng(0)
+    small = name in TEST_VARIANTS or name == "rdn-tiny"
+    h, w, tile = (80, 72, 32) if small else (56, 48, 24)
+    img = (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8)
+    img = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(img).resize((w, h)))  # smooth content
+    torch.manual_seed(0)
+    model = lightsr.create_model(name).eval()
+    overlap = min(model.tile_overlap(), tile)
+    whole = lightsr.enhance(model, img, tile=None).astype(int)
+    tiled = lightsr.enhance(model, img, tile=tile, overlap=overlap).astype(int)
+    assert np.abs(whole - tiled).max() <= 1
+
+
+def test_registry_order_overrides_and_errors():
+    names = lightsr.list_models()
+    assert names[:3] == ["rdn", "rdn-light", "rdn-tiny"]
+    assert {"pix2pix", "nf-resunet", "rdn-test", "pix2pix-test", "nf-resunet-test"} <= set(names)
+    assert lightsr.create_model("rdn-tiny", scale=4).scale == 4
+    assert lightsr.create_model("rdn-tiny", scale=4, upsampler="transpose").config.upsampler == "transpose"
+    with pytest.raises(lightsr.LightSRError, match="unknown model 'edsr'; valid names: rdn, rdn-light"):
+        lightsr.create_model("edsr")
+    with pytest.raises(lightsr.LightSRError, match="no config field colour"):
+        lightsr.create_model("rdn", colour=True)
+    with pytest.raises(lightsr.LightSRError, match="scale must be 2, 3 or 4"):
+        lightsr.create_model("rdn-tiny", scale=5)
+
+
+def test_describe_counts_parameters_and_flops():
+    d = lightsr.describe(lightsr.create_model("rdn"))
+    assert 21e6 < d["parameters"] < 23e6  # the paper's RDN has about 22M parameters
+    # a conv net does about 2 FLOPs per parameter per pixel (at LR resolution, most layers)
+    assert 0.8 < d["gflops_per_megapixel"] * 1e9 / 1e6 / (2 * d["parameters"]) < 1.2
+    assert 50e6 < lightsr.describe(lightsr.create_model("pix2pix"))["parameters"] < 58e6  # unet_256: ~54M
+
+
+# -- RDN -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("upsampler", ["subpixel", "transpose"])
+def test_rdn_scales_and_no_checkerboard_at_init(scale, upsampler):
+    """A flat input gives a flat output interior at init: no periodic pattern from the upsampler."""
+    model = lightsr.create_model("rdn-test", scale=scale, upsampler=upsampler, image_residual=False)
+    model.train()  # no output clamp, so the raw values are compared
+    x = torch.full((1, 3, 32, 32), 0.5)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (1, 3, 32 * scale, 32 * scale)
+    interior = y[..., 12 * scale:-12 * scale, 12 * scale:-12 * scale]  # beyond the zero-padding reach
+    # every sub-pixel phase carries the same value when there is no checkerboard
+    phases = torch.stack([interior[..., i::scale, j::scale].mean() for i in range(scale) for j in range(scale)])
+    assert (phases.max() - phases.min()).abs() < 1e-4
+    assert interior.std(dim=(-2, -1)).max() < 1e-4  # flat within each channel
+
+
+# -- NF-ResUNet ------------------------------------------------------------------------------------
+def test_activation_gamma_matches_nfnet_constants():
+    assert activation_gamma("relu") == pytest.approx(1 / math.sqrt(0.5 - 1 / (2 * math.pi)), abs=1e-6)
+    # timm's nfnet.py constants, themselves estimated by sampling
+    assert activation_gamma("silu") == pytest.approx(1.7881293296813965, abs=2e-3)
+    assert activation_gamma("gelu") == pytest.approx(1.7015043497085571, abs=2e-3)
+
+
+def test_scaled_ws_conv_preserves_unit_variance():
+    torch.manual_seed(0)
+    conv = ScaledStdConv2d(64, 64, 3)
+    w = conv.standardized_weight()
+    assert w.mean(dim=(1, 2, 3)).abs().max() < 1e-5
+    assert (w.var(dim=(1, 2, 3), unbiased=False) * w[0].numel()).sub(1).abs().max() < 1e-3
+    x = torch.randn(4, 64, 32, 32)
+    assert conv(x)[..., 1:-1, 1:-1].std().item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_nf_resunet_is_the_identity_at_init():
+    model = lightsr.create_model("nf-resunet-test").eval()
+    x = torch.rand(1, 3, 20, 28)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), x)
+
+
+def test_agc_clips_unitwise_and_skips_the_final_layer():
+    model = lightsr.create_model("nf-resunet-test")
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 1e3)  # an explosive gradient everywhere
+    head_before = model.head.weight.grad.clone()
+    adaptive_gradient_clip(model.agc_parameters(), clip=0.01)
+    assert torch.equal(model.head.weight.grad, head_before)  # final layer excluded
+    conv = model.stem
+    w_norm = conv.weight.detach().flatten(1).norm(dim=1).clamp(min=1e-3)
+    g_norm = conv.weight.grad.flatten(1).norm(dim=1)
+    assert torch.allclose(g_norm, 0.01 * w_norm, rtol=1e-4)
+    # a gradient already under the threshold is left alone
+    small = torch.nn.Parameter(torch.ones(4, 2, 3, 3))
+    small.grad = torch.full_like(small, 1e-5)
+    adaptive_gradient_clip([small], clip=0.01)
+    assert torch.equal(small.grad, torch.full_like(small, 1e-5))
+
+
+def test_nf_resunet_signal_propagation_stays_bounded():
+    """Without normalisation, activations neither explode nor vanish through the U-Net."""
+    model = lightsr.create_model("nf-resunet")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 0:  # skip gains: open the residual branches
+                p.fill_(1.0)
+    stds = []
+    hook = lambda m, i, o: stds.append(o.std().item())  # noqa: E731
+    for blocks in list(model.encoders) + list(model.decoders):
+        for b in blocks:
+            b.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 64, 64))
+    assert all(0.1 < s < 10 for s in stds), stds
+    assert not any(math.isnan(s) for s in stds)
