@@ -56,8 +56,8 @@ def open_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.
             img = Image.open(source)
     except UnidentifiedImageError:
         raise LightSRError(f"{name}: not an image file Pillow can read") from None
-    except Image.DecompressionBombError:
-        raise LightSRError(f"{name}: refused, the image is absurdly large (decompression bomb?)") from None
+    except Image.DecompressionBombError as err:  # Pillow's own limit, checked on the header too
+        raise LightSRError(f"{name}: refused before decoding, far too large ({err})") from None
     except OSError as err:
         raise LightSRError(f"{name}: cannot open image ({err})") from None
     w, h = img.size

@@ -146,7 +146,7 @@ def _as_hwc(arr: np.ndarray) -> np.ndarray:
 
 def _array_to_pil(arr: np.ndarray, mode: str) -> Image.Image:
     if mode == "I;16":
-        return Image.fromarray(arr[:, :, 0], mode="I;16")
+        return Image.fromarray(np.ascontiguousarray(arr[:, :, 0]))  # uint16 (H, W) -> I;16
     if mode == "F":
         return Image.fromarray(arr[:, :, 0].astype(np.float32) / 65535.0, mode="F")
     return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr, mode=mode)

@@ -1,0 +1,169 @@
+"""lightsr.enhance: every image kind in and out, tiling, progress; open_image's refusals."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lightsr
+from lightsr.inference import default_tile
+
+
+@pytest.fixture(scope="module")
+def sr():
+    return lightsr.create_model("rdn-test").eval()
+
+
+@pytest.fixture(scope="module")
+def flare():
+    return lightsr.create_model("nf-resunet-test").eval()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "CMYK", "I;16", "1"])
+def test_pil_modes_round_trip(sr, photo, mode):
+    base = Image.fromarray(photo)
+    if mode == "RGBA" or mode == "LA":
+        img = base.convert(mode)
+        alpha = np.tile(np.linspace(0, 255, img.width, dtype=np.uint8), (img.height, 1))
+        img.putalpha(Image.fromarray(alpha))
+    elif mode == "I;16":
+        img = Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 257)
+        assert img.mode == "I;16"
+    else:
+        img = base.convert(mode)
+    out = lightsr.enhance(sr, img)
+    expected_mode = {"P": "RGB", "CMYK": "RGB", "1": "L"}.get(mode, mode)
+    assert out.mode == expected_mode
+    assert out.size == (img.width * 2, img.height * 2)
+    if mode in ("RGBA", "LA"):
+        a = np.asarray(out.getchannel("A")).astype(int)
+        assert abs(a[:, 0].mean() - 0) < 3 and abs(a[:, -1].mean() - 255) < 3  # the ramp survived
+    if mode == "I;16":
+        assert np.asarray(out).dtype == np.uint16 and np.asarray(out).max() > 255  # still 16-bit
+
+
+def test_numpy_kinds(sr, photo):
+    out = lightsr.enhance(sr, photo)
+    assert out.shape == (144, 192, 3) and out.dtype == np.uint8
+    grey16 = photo[..., 0].astype(np.uint16) * 257
+    out16 = lightsr.enhance(sr, grey16)
+    assert out16.shape == (144, 192) and out16.dtype == np.uint16
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])
+    out4 = lightsr.enhance(sr, rgba)
+    assert out4.shape == (144, 192, 4) and (out4[..., 3] == 200).all()
+
+
+def test_sixteen_bit_keeps_precision(flare):
+    """A 16-bit input through an identity model (untrained NF-ResUNet) comes back bit-exact."""
+    ramp = np.tile(np.arange(0, 65536, 256, dtype=np.uint16), (24, 1))[:, :200]
+    rgb16 = np.dstack([ramp, ramp, ramp])
+    out = lightsr.enhance(flare, rgb16)
+    assert out.dtype == np.uint16 and np.abs(out.astype(int) - rgb16).max() <= 1
+
+
+def test_exif_orientation_is_applied(sr):
+    img = Image.new("RGB", (40, 20), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes())
+    opened = lightsr.open_image(buf.getvalue())
+    assert opened.size == (20, 40)
+    raw = Image.open(io.BytesIO(buf.getvalue()))
+    assert lightsr.enhance(sr, raw).size == (40, 80)
+
+
+def test_one_pixel_and_thin_images(sr, flare):
+    one = Image.new("RGB", (1, 1), (10, 200, 30))
+    assert lightsr.enhance(sr, one).size == (2, 2)
+    assert lightsr.enhance(flare, one).size == (1, 1)
+    assert lightsr.enhance(sr, Image.new("RGB", (300, 1)), tile=64).size == (600, 2)
+
+
+def test_progress_and_tile_choices(sr, photo):
+    calls = []
+    lightsr.enhance(sr, photo, tile=32, overlap=8, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (9, 9) and [d for d, _ in calls] == list(range(1, 10))  # 3 x 3 tiles
+    calls.clear()
+    lightsr.enhance(sr, photo, tile=None, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 1)]
+    tile = default_tile(lightsr.create_model("rdn-light"), 25)
+    assert 64 <= tile <= 1024 and tile % 16 == 0
+
+
+def test_tiles_have_no_seams_even_when_overlap_is_small(photo):
+    """With less overlap than the receptive field, blending still leaves no visible step."""
+    model = lightsr.create_model("rdn-tiny").eval()
+    whole = lightsr.enhance(model, photo, tile=None).astype(int)
+    tiled = lightsr.enhance(model, photo, tile=24, overlap=4).astype(int)
+    assert np.abs(whole - tiled).mean() < 1.0
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("not an image", "expected a PIL image or a numpy array"),
+    (np.zeros((4, 4, 3), np.float32), "uint8 or uint16"),
+    (np.zeros((4, 4, 5), np.uint8), r"\(H, W, 3\)"),
+    (np.zeros((0, 4, 3), np.uint8), "empty"),
+])
+def test_enhance_bad_inputs(sr, bad, message):
+    with pytest.raises(lightsr.LightSRError, match=message):
+        lightsr.enhance(sr, bad)
+
+
+def test_enhance_bad_options(sr, photo):
+    with pytest.raises(lightsr.LightSRError, match="tile must be"):
+        lightsr.enhance(sr, photo, tile=0)
+    with pytest.raises(lightsr.LightSRError, match="overlap .* must not exceed"):
+        lightsr.enhance(sr, photo, tile=16, overlap=40)
+    with pytest.raises(lightsr.LightSRError, match="expected a lightsr model"):
+        lightsr.enhance(object(), photo)
+
+
+# -- open_image refusals -------------------------------------------------------------------------
+def test_not_an_image(tmp_path):
+    p = tmp_path / "notes.png"
+    p.write_text("hello, I am text")
+    with pytest.raises(lightsr.LightSRError, match="not an image"):
+        lightsr.open_image(p)
+
+
+def test_zero_bytes(tmp_path):
+    p = tmp_path / "empty.png"
+    p.touch()
+    with pytest.raises(lightsr.LightSRError, match="empty"):
+        lightsr.open_image(p)
+
+
+def test_truncated_png(tmp_path, photo):
+    p = tmp_path / "cut.png"
+    Image.fromarray(photo).save(p)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(lightsr.LightSRError, match="corrupt or truncated"):
+        lightsr.open_image(p)
+
+
+def test_decompression_bomb_refused_from_the_header(tmp_path, monkeypatch):
+    p = tmp_path / "bomb.png"
+    Image.new("1", (20000, 12000)).save(p)  # 240 MP of zeros: a tiny file
+    assert p.stat().st_size < 1_000_000
+    p2 = tmp_path / "big.png"
+    Image.new("1", (3000, 2000)).save(p2)  # 6 MP, over a caller's 5 MP limit
+
+    def no_decoding(self):
+        raise AssertionError("pixels must not be decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", no_decoding)
+    start = time.perf_counter()
+    with pytest.raises(lightsr.LightSRError, match="refused before decoding"):
+        lightsr.open_image(p)
+    assert time.perf_counter() - start < 2
+    with pytest.raises(lightsr.LightSRError, match="3000x2000 is 6 megapixels, over the limit of 5; refused before"):
+        lightsr.open_image(p2, max_pixels=5_000_000)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(lightsr.LightSRError, match="no such file"):
+        lightsr.open_image(tmp_path / "nope.jpg")
