@@ -156,3 +156,11 @@ def test_nf_resunet_signal_propagation_stays_bounded():
         model(torch.rand(1, 3, 64, 64))
     assert all(0.1 < s < 10 for s in stds), stds
     assert not any(math.isnan(s) for s in stds)
+
+
+def test_rdn_with_image_residual_starts_as_bilinear():
+    model = lightsr.create_model("rdn-tiny").eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        assert torch.allclose(model(x), expected.clamp(0, 1), atol=1e-6)

@@ -2,7 +2,7 @@
 
     python train/train_sr.py --model rdn-light --scale 2 --out runs/rdn-light-x2 --steps 20000
     python train/train_sr.py --out runs/rdn-light-x2 --resume          # continue after a stop
-    torchrun --nproc-per-node 2 train/train_sr.py ...                     # DDP (gloo on CPU)
+    torchrun --standalone --nproc-per-node 2 train/train_sr.py ...        # DDP (gloo on CPU, NCCL on GPUs)
 
 One procedure: parse_args() then main(args). LR patches are made on the fly from random
 HR crops with lightsr.bicubic_downscale, exactly the benchmark degradation. Validation on
@@ -25,15 +25,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from huggingface_hub import HfApi
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import lightsr  # noqa: E402
+from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, find_checkpoint, learning_rate, load_checkpoint, make_ema, save_checkpoint,
+    CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema, save_checkpoint,
     setup_distributed, unwrap,
 )
 
@@ -67,10 +69,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--inject-nan-at", type=int, nargs="*", default=[], help="testing: make these steps' loss NaN")
     g = p.add_argument_group("validation and checkpoints")
     g.add_argument("--val", default=str(DATA / "sr-bench" / "Set5"))
+    g.add_argument("--bench", default=str(DATA / "sr-bench"), help="Set5/Set14 parent, for the final card")
     g.add_argument("--val-every", type=int, default=500)
     g.add_argument("--save-every-min", type=float, default=5.0)
+    g.add_argument("--log-every", type=int, default=20, help="steps between loss rows in log.csv")
     g.add_argument("--out", required=True, help="run folder: last/, best/, log.csv, args.json")
     g.add_argument("--resume", action="store_true", help="continue from --out/last")
+    g.add_argument("--stop-at", type=int, default=0,
+                   help="stop cleanly (checkpoint saved) at this step, e.g. to fit a session; resume later")
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps the default")
@@ -192,8 +198,6 @@ def main(args: argparse.Namespace) -> dict:
         if scores.psnr > state["best_psnr"]:
             state["best_psnr"] = scores.psnr
             best = ema.module if ema is not None else model
-            from lightsr.training import atomic_replace_dir
-
             atomic_replace_dir(out / "best", lambda tmp: unwrap(best).save_pretrained(tmp))
         return scores.psnr
 
@@ -202,7 +206,8 @@ def main(args: argparse.Namespace) -> dict:
     start = time.monotonic() - state["elapsed_s"]
     bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
     val_psnr = float("nan")
-    while state["step"] < args.steps:
+    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    while state["step"] < stop:
         step = state["step"]
         lr = learning_rate(step, base=args.lr, total=args.steps, schedule=args.schedule, warmup=args.warmup,
                            decay_every=args.decay_every) * guard.lr_scale
@@ -230,27 +235,42 @@ def main(args: argparse.Namespace) -> dict:
         state["step"] = step + 1
         state["elapsed_s"] = time.monotonic() - start
         if dist.is_main:
-            if state["step"] % 20 == 0:
+            if state["step"] % args.log_every == 0 or state["step"] == args.steps:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", lr=f"{lr:.3g}", skipped=guard.skipped,
                             elapsed_s=f"{state['elapsed_s']:.0f}")
             if state["step"] % args.val_every == 0 or state["step"] == args.steps:
                 val_psnr = validate()
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{val_psnr:.2f}", skipped=guard.skipped)
             bar.update(1)
-            if time.monotonic() - last_save > args.save_every_min * 60 or state["step"] == args.steps:
+            if time.monotonic() - last_save > args.save_every_min * 60 or state["step"] == stop:
                 checkpoint()
                 last_save = time.monotonic()
     bar.close()
-    if dist.is_main:
+    if dist.world_size > 1:  # DDP keeps replicas in lock-step; prove it rather than assume it
+        digest = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+        digests = [torch.zeros_like(digest) for _ in range(dist.world_size)]
+        torch.distributed.all_gather(digests, digest)
+        if any(not torch.equal(d, digests[0]) for d in digests):
+            raise RuntimeError(f"DDP replicas diverged: weight checksums {[d.item() for d in digests]}")
+        log.info("weights identical across %d ranks (checksum %.10g)", dist.world_size, digest.item())
+    if dist.is_main and state["step"] < args.steps:
+        log.info("stopped at step %d of %d; continue with the same command plus --resume", state["step"], args.steps)
+    elif dist.is_main:
         if not (out / "best").exists():
             validate()
         log.info("done: %d steps, %d skipped, best Set5 PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
                  state["best_psnr"], state["elapsed_s"] / 3600)
+        # The card of the best weights, measured on Set5 and Set14 now (evaluation only).
+        best = lightsr.load(out / "best")
+        write_card(out / "best", best, **sr_card_context(best, bench_dir=args.bench, run_dir=out),
+                   notes=args.card_extra or None)
         if args.push_to_hub:
-            from lightsr.cards import write_sr_card
-
-            write_sr_card(out / "best", run_dir=out, extra=args.card_extra)
-            lightsr.load(out / "best").push_to_hub(args.push_to_hub)
+            api = HfApi()
+            api.create_repo(args.push_to_hub, exist_ok=True)
+            api.upload_folder(repo_id=args.push_to_hub, folder_path=out / "best",
+                              commit_message=f"{args.model} x{args.scale}: {state['step']} steps, "
+                                             f"Set5 {state['best_psnr']:.2f} dB")
+            log.info("pushed %s to %s", out / "best", args.push_to_hub)
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
     return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"]}

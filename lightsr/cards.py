@@ -1,0 +1,126 @@
+"""Model cards with measured numbers: what the training scripts and benchmarks/ render.
+
+``sr_card_context`` evaluates a super-resolution model on Set5/Set14 in the standard
+protocol (with bicubic measured the same way) and reads the training record of its run
+folder; ``write_card`` renders model_cards/template.md into a model folder's README.md.
+Every number in a card comes from running this code; published rows are labelled as such.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import EvalResult
+
+from .evaluate import evaluate_sr
+from .hub import LightSRModel, render_model_card
+
+__all__ = ["PUBLISHED_SR", "hardware", "training_record", "sr_card_context", "write_card"]
+
+# Published Y-channel PSNR on the bicubic degradation (../shared/data/README.md).
+PUBLISHED_SR = {
+    "FSRCNN (Dong et al. 2016), 12K params": {("Set5", 2): 37.00, ("Set14", 2): 32.63, ("Set5", 4): 30.71,
+                                              ("Set14", 4): 27.59},
+    "ESPCN (Shi et al. 2016), 21K params": {("Set5", 2): 36.83, ("Set14", 2): 32.40, ("Set5", 4): 30.52,
+                                            ("Set14", 4): 27.42},
+    "IMDN (Hui et al. 2019), 694K params": {("Set5", 2): 38.00, ("Set14", 2): 33.63, ("Set5", 4): 32.21,
+                                            ("Set14", 4): 28.58},
+    "RDN (Zhang et al. 2018), 22M params": {("Set5", 2): 38.24, ("Set14", 2): 34.01, ("Set5", 4): 32.47,
+                                            ("Set14", 4): 28.81},
+}
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{cpu}, {torch.get_num_threads()} CPU threads, no GPU"
+
+
+def training_record(run_dir: str | Path) -> dict[str, Any]:
+    """Steps, hours, data and settings of a training run folder (args.json + last/training_state.json)."""
+    run_dir = Path(run_dir)
+    args = json.loads((run_dir / "args.json").read_text())
+    state = json.loads((run_dir / "last" / "training_state.json").read_text())
+    return {"args": args, "step": state["step"], "hours": state["elapsed_s"] / 3600,
+            "skipped": state.get("guard", {}).get("skipped", 0), "best_psnr": state.get("best_psnr")}
+
+
+def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str | Path | None = None,
+                    speed: str | None = None) -> dict[str, Any]:
+    """Evaluate on Set5/Set14 and assemble the card context (results table, model-index, training)."""
+    bench_dir = Path(bench_dir)
+    scale = model.scale
+    rows, evals = [], []
+    measured = {}
+    for name in ("Set5", "Set14"):
+        r = evaluate_sr(model, bench_dir / name, scale=scale)
+        measured[name] = r
+        evals += [
+            EvalResult(task_type="image-to-image", dataset_type=name.lower(), dataset_name=name,
+                       metric_type="psnr", metric_value=round(r.psnr, 2), task_name=f"x{scale} super-resolution"),
+            EvalResult(task_type="image-to-image", dataset_type=name.lower(), dataset_name=name,
+                       metric_type="ssim", metric_value=round(r.ssim, 4), task_name=f"x{scale} super-resolution"),
+        ]
+    rows.append({"method": "bicubic (measured here)", **{
+        f"{n} x{scale} PSNR / SSIM": f"{measured[n].bicubic_psnr:.2f} / {measured[n].bicubic_ssim:.4f}"
+        for n in measured}})
+    rows.append({"method": "**this model (measured here)**", **{
+        f"{n} x{scale} PSNR / SSIM": f"**{measured[n].psnr:.2f} / {measured[n].ssim:.4f}**" for n in measured}})
+    for label, ref in PUBLISHED_SR.items():
+        if ("Set5", scale) in ref:
+            rows.append({"method": f"{label}, published", **{
+                f"{n} x{scale} PSNR / SSIM": f"{ref[(n, scale)]:.2f} / -" for n in measured}})
+    context: dict[str, Any] = {
+        "results": rows,
+        "results_intro": (f"Standard protocol: HR cropped to a multiple of {scale}, LR by Pillow bicubic "
+                          f"downscaling, PSNR/SSIM on the Y channel (BT.601) with {scale} pixels shaved. "
+                          "Grey images are measured on their single channel."),
+        "results_note": ("Published rows are the papers' numbers (trained on DIV2K or T91 for days on GPUs), "
+                         "cited for context, not re-measured."),
+        "eval_results": evals,
+        "model_name": f"lightsr {model.architecture} x{scale}",
+    }
+    if speed:
+        context["speed"] = speed
+    if run_dir is not None:
+        rec = training_record(run_dir)
+        a = rec["args"]
+        data = ", ".join(Path(d).name for d in a["data"]) + (f" + {len(a['video'])} video(s)" if a.get("video") else "")
+        context["training"] = {
+            "data": f"{data} (Sun-Hays 80 photos; never Set5/Set14), random {a['lr_patch'] * scale}px HR crops "
+                    "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling",
+            "objective": f"{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
+                         f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
+            "steps": f"{rec['step']:,}",
+            "wall-clock": f"{rec['hours']:.2f} hours",
+            "hardware": hardware(),
+            "non-finite steps skipped": rec["skipped"],
+            "validation": "Set5 every few hundred steps; the best EMA weights are kept",
+        }
+        context["reproduce"] = (
+            "```bash\n"
+            f"python train/train_sr.py --model {a['model']} --scale {scale} --steps {a['steps']} "
+            f"--lr {a['lr']} --out runs/{Path(run_dir).name}\n"
+            "python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md\n"
+            "```"
+        )
+    return context
+
+
+def write_card(folder: str | Path, model: LightSRModel, **context: Any) -> Path:
+    """Render the card for ``model`` into ``folder``/README.md and return its path."""
+    path = Path(folder) / "README.md"
+    render_model_card(model, **context).save(path)
+    return path

@@ -1,0 +1,89 @@
+"""The lightsr command line: real runs, and one clear line (no traceback, no partial file) on errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lightsr
+from lightsr import cli
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lightsr", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_upscale_writes_the_image(tmp_path, saved_model, photo):
+    folder, model = saved_model
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    result = run_cli("upscale", src, tmp_path / "out.png", "--model", folder, "--tile", "32")
+    assert result.returncode == 0, result.stderr
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (192, 144)
+    expected = lightsr.enhance(model, Image.fromarray(photo), tile=32)
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, saved_model):
+    folder, _ = saved_model
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    result = run_cli("upscale", bad, tmp_path / "out.png", "--model", folder)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lightsr upscale: error:") and "bad.png" in lines[0]
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["upscale", "{img}", "{tmp}/out.png", "--model", "{tmp}/nowhere"], "does not exist"),
+    (["upscale", "{img}", "{tmp}/out.png", "--model", "{tmp}"], "no config.json"),
+    (["upscale", "{img}", "{tmp}/out.xyz", "--model", "{model}"], "unknown image extension"),
+    (["upscale", "{img}", "{tmp}/no/such/dir/out.png", "--model", "{model}"], "does not exist"),
+    (["deflare", "{img}", "{tmp}/out.png", "--model", "{model}"], "is a super-resolution model, not flare-removal"),
+    (["upscale", "{tmp}/missing.png", "{tmp}/out.png", "--model", "{model}"], "no such file"),
+    (["info", "edsr"], "unknown model 'edsr'"),
+    (["upscale", "{img}", "{tmp}/out.png", "--model", "rdn-nonexistent"], "not a model folder, a shipped checkpoint"),
+])
+def test_errors_in_process(tmp_path, saved_model, photo, capsys, args, message):
+    folder, _ = saved_model
+    img = tmp_path / "in.png"
+    Image.fromarray(photo).save(img)
+    argv = [a.format(img=img, tmp=tmp_path, model=folder) for a in args]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
+
+
+def test_failure_during_processing_leaves_no_file(tmp_path, saved_model, photo, monkeypatch, capsys):
+    folder, _ = saved_model
+    img = tmp_path / "in.png"
+    Image.fromarray(photo).save(img)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", boom)
+    assert cli.main(["upscale", str(img), str(tmp_path / "out.png"), "--model", str(folder)]) == 130
+    assert [p.name for p in tmp_path.iterdir()] == ["in.png", folder.name]
+
+
+def test_info_and_eval(tmp_path, saved_model, capsys, photo):
+    folder, _ = saved_model
+    assert cli.main(["info", "rdn"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: 22,123,395" in out and "GFLOPs per input megapixel" in out
+    assert cli.main(["info", str(folder)]) == 0
+    assert "architecture: rdn" in capsys.readouterr().out
+    data = tmp_path / "hr"
+    data.mkdir()
+    Image.fromarray(photo).save(data / "a.png")
+    assert cli.main(["eval", "--model", str(folder), "--data", str(data)]) == 0
+    table = capsys.readouterr().out
+    assert "| hr | x2 | 1 |" in table

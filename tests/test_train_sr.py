@@ -1,0 +1,121 @@
+"""train/train_sr.py: files written, exact resume, NaN guard, DDP on CPU, push to the Hub."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, ROOT
+from PIL import Image
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(ROOT / "train"))
+import train_sr  # noqa: E402
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Two small training photos, a one-image validation set and a tiny Set5/Set14 pair."""
+    src = sorted((DATA / "sr-train").glob("*.jpg"))
+    train = tmp_path / "train"
+    train.mkdir()
+    for i, p in enumerate(src[:2]):
+        Image.open(p).convert("RGB").resize((96, 72)).save(train / f"{i}.png")
+    bench = tmp_path / "bench"
+    for name in ("Set5", "Set14"):
+        (bench / name).mkdir(parents=True)
+        Image.open(src[2]).convert("RGB").resize((48, 40)).save(bench / name / "x.png")
+    return train, bench
+
+
+def args_for(data, out, *extra):
+    train, bench = data
+    return train_sr.parse_args([
+        "--model", "rdn-test", "--data", str(train), "--val", str(bench / "Set5"), "--bench", str(bench),
+        "--lr-patch", "12", "--batch", "2", "--val-every", "2", "--warmup", "0", "--threads", "1",
+        "--out", str(out), *extra])
+
+
+def weights(folder: Path) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_two_steps_write_a_checkpoint_a_model_and_a_card(data, tmp_path):
+    out = tmp_path / "run"
+    result = train_sr.main(args_for(data, out, "--steps", "2"))
+    assert result["step"] == 2 and result["skipped"] == 0
+    for f in ("config.json", "model.safetensors", "training_state.json", "training_state.safetensors"):
+        assert (out / "last" / f).is_file()
+    assert json.loads((out / "args.json").read_text())["steps"] == 2
+    card = (out / "best" / "README.md").read_text()
+    assert "Set14 x2 PSNR / SSIM" in card and "| **steps**: 2" not in card and "- **steps**: 2" in card
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,loss") and any(line.split(",")[1] for line in log[1:])
+    import lightsr
+
+    assert lightsr.load(out / "last").scale == 2  # a checkpoint is also a loadable model folder
+    assert not list(out.glob(".*tmp*")) and not (out / "last.old").exists()
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    straight = tmp_path / "straight"
+    train_sr.main(args_for(data, straight, "--steps", "6"))
+    split = tmp_path / "split"
+    train_sr.main(args_for(data, split, "--steps", "6", "--stop-at", "3"))
+    assert "Set14" not in (split / "best" / "README.md").read_text()  # unfinished runs: no measured card
+    first = json.loads((split / "last" / "training_state.json").read_text())
+    assert first["step"] == 3
+    train_sr.main(args_for(data, split, "--steps", "6", "--resume"))
+    a, b = weights(straight / "last"), weights(split / "last")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_resume_without_checkpoint_is_a_clear_error(data, tmp_path):
+    import lightsr
+
+    with pytest.raises(lightsr.LightSRError, match="no checkpoint"):
+        train_sr.main(args_for(data, tmp_path / "fresh", "--steps", "2", "--resume"))
+
+
+def test_injected_nans_are_skipped_then_rolled_back(data, tmp_path, caplog):
+    out = tmp_path / "nan"
+    result = train_sr.main(args_for(data, out, "--steps", "6", "--inject-nan-at", "2", "3", "4"))
+    assert result["skipped"] == 3
+    state = json.loads((out / "last" / "training_state.json").read_text())
+    assert state["guard"] == {"lr_scale": 0.5, "skipped": 3, "rollbacks": 1}
+    assert all(torch.isfinite(t).all() for t in weights(out / "last").values())
+    messages = caplog.text
+    assert "step 2: non-finite loss or gradient, step skipped" in messages
+    assert "restored the last good state" in messages
+
+
+def test_ddp_two_processes_on_cpu_stay_identical(data, tmp_path):
+    train, bench = data
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(ROOT / "train" / "train_sr.py"), "--model", "rdn-test", "--data", str(train),
+           "--val", str(bench / "Set5"), "--bench", str(bench), "--lr-patch", "12", "--batch", "2",
+           "--steps", "3", "--val-every", "3", "--threads", "1", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "weights identical across 2 ranks" in result.stderr
+    assert json.loads((out / "last" / "training_state.json").read_text())["step"] == 3
+
+
+def test_push_to_hub_at_the_end(data, tmp_path, hub):
+    out = tmp_path / "push"
+    train_sr.main(args_for(data, out, "--steps", "2", "--push-to-hub", "me/rdn-test-x2"))
+    repo = hub.repos["me/rdn-test-x2"]
+    files = repo.commits[repo.branches["main"]]
+    assert {"README.md", "config.json", "model.safetensors"} <= set(files)
+    assert b"Set5 x2 PSNR / SSIM" in files["README.md"] and b"- **steps**: 2" in files["README.md"]
+    import lightsr
+
+    assert lightsr.load("me/rdn-test-x2").config == lightsr.load(out / "best").config
