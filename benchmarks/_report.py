@@ -1,0 +1,37 @@
+"""Shared by the benchmark scripts: machine description and BENCHMARKS.md assembly.
+
+Each script writes its own section to benchmarks/results/<name>.md; BENCHMARKS.md is
+those sections in a fixed order under a common header, so re-running one benchmark
+never loses another's numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+ORDER = ["enhance", "sr", "flare", "video"]
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    from lightsr.cards import hardware
+
+    return (f"{hardware()}; Python {platform.python_version()}, torch {torch.__version__}, "
+            f"{datetime.date.today().isoformat()}")
+
+
+def write_section(name: str, text: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text.rstrip() + "\n")
+    sections = [RESULTS / f"{n}.md" for n in ORDER if (RESULTS / f"{n}.md").exists()]
+    sections += sorted(p for p in RESULTS.glob("*.md") if p.stem not in ORDER)
+    header = ("# Benchmarks\n\nEvery number below was measured by the script named in its section, on the "
+              "machine it names, from this repository's code. Re-run a script to refresh its section.\n")
+    (ROOT / "BENCHMARKS.md").write_text(header + "".join("\n" + p.read_text() for p in sections))

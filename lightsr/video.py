@@ -1,0 +1,337 @@
+"""Video super-resolution with PyAV: streamed, audio kept, timestamps kept, atomic output.
+
+``upscale_video`` decodes frames one by one (memory does not grow with the video's
+length), runs them through a model in small batches, and encodes H.264 (libx264,
+yuv420p, even dimensions, ``+faststart``) with every frame's original timestamp, so the
+frame rate, including a variable one, is unchanged. Audio is copied when browsers play
+it inside MP4 (AAC, MP3, Opus) and re-encoded to AAC otherwise. Rotation metadata is
+applied to the pixels, so the output is upright everywhere.
+
+Decoding, the model and encoding overlap: a reader thread decodes ahead and a writer
+thread encodes behind while the main thread runs the model (PyAV and torch both release
+the GIL in their native code).
+
+Limits are checked before any work, and the result is written to a temporary file that
+is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import LightSRError
+from .hub import LightSRModel
+
+__all__ = ["VideoInfo", "probe_video", "upscale_video", "sample_frames", "export_frames", "Timings"]
+
+logger = logging.getLogger(__name__)
+
+BROWSER_AUDIO = {"aac", "mp3", "opus"}
+DEFAULT_MAX_SECONDS = 60.0  # a 2-core Space: a minute of 640x360 x2 is a few minutes of work
+DEFAULT_MAX_PIXELS = 1280 * 720  # input frame size limit (720p); larger input is refused
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    fps: float | None
+    duration: float | None
+    frames: int | None
+    rotation: int
+    audio_codec: str | None
+
+
+@dataclass
+class Timings:
+    """Seconds spent in each stage (decode and encode run in their own threads)."""
+
+    decode: float = 0.0
+    model: float = 0.0
+    encode: float = 0.0
+    total: float = 0.0
+    frames: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.total if self.total else 0.0
+
+
+def _open(src: str | os.PathLike):
+    path = Path(src)
+    if not path.is_file():
+        raise LightSRError(f"{src}: no such file")
+    if path.stat().st_size == 0:
+        raise LightSRError(f"{src}: the file is empty (0 bytes)")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as err:
+        raise LightSRError(f"{src}: not a video file FFmpeg can read ({err.strerror or err})") from None
+
+
+def probe_video(src: str | os.PathLike) -> VideoInfo:
+    """Size, rate, duration, frame count (None when the container does not say) and audio codec."""
+    with _open(src) as container:
+        return _info(container, src)
+
+
+def _info(container, src) -> VideoInfo:
+    if not container.streams.video:
+        kind = "audio-only" if container.streams.audio else "without a video stream"
+        raise LightSRError(f"{src}: the file is {kind}; a video is needed")
+    v = container.streams.video[0]
+    fps = float(v.average_rate or v.guessed_rate or 0) or None
+    duration = None
+    if v.duration is not None and v.time_base:
+        duration = float(v.duration * v.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    return VideoInfo(v.codec_context.width, v.codec_context.height, fps, duration, v.frames or None, 0, audio)
+
+
+def _frame_array(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as upright RGB uint8 (H, W, 3): rotation metadata applied to the pixels."""
+    arr = frame.to_ndarray(format="rgb24")
+    rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    if rot:
+        # FFmpeg's rotation is counter-clockwise in degrees; np.rot90 turns counter-clockwise too.
+        arr = np.ascontiguousarray(np.rot90(arr, k=rot // 90))
+    return arr
+
+
+def _check_limits(info: VideoInfo, src, max_seconds: float | None, max_pixels: int | None) -> None:
+    if max_seconds is not None and info.duration is not None and info.duration > max_seconds:
+        raise LightSRError(f"{src}: the video is {info.duration:.1f} s long, over the limit of {max_seconds:g} s")
+    if max_pixels is not None and info.width * info.height > max_pixels:
+        raise LightSRError(f"{src}: {info.width}x{info.height} frames are over the limit of {max_pixels:,} pixels "
+                           "per frame")
+
+
+_END = object()
+
+
+def _reader(container, vstream, astream, frames_q: queue.Queue, audio_q: list, timings: Timings,
+            stop: threading.Event) -> None:
+    """Demux; decode video frames into ``frames_q``; keep audio packets/frames in ``audio_q``."""
+    try:
+        streams = [s for s in (vstream, astream) if s is not None]
+        t = time.perf_counter()
+        for packet in container.demux(*streams):
+            if stop.is_set():
+                return
+            if packet.stream is vstream:
+                for frame in packet.decode():
+                    arr = _frame_array(frame)
+                    timings.decode += time.perf_counter() - t
+                    frames_q.put((frame.pts, frame.time, arr))
+                    t = time.perf_counter()
+            elif packet.dts is not None:
+                audio_q.append(packet)
+        frames_q.put(_END)
+    except BaseException as err:  # noqa: BLE001 - handed to the main thread
+        frames_q.put(err)
+
+
+def upscale_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model: LightSRModel,
+    *,
+    crf: int = 18,
+    preset: str = "veryfast",
+    batch_size: int = 4,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Timings:
+    """Super-resolve every frame of ``src`` with ``model`` and write an H.264 MP4 to ``dst``.
+
+    Output: ``model.scale`` times the size (cropped to even dimensions), same timestamps,
+    audio copied (AAC/MP3/Opus) or re-encoded to AAC, ``+faststart``. ``progress(done,
+    total)`` is called per frame (``total`` is None when the container has no frame count
+    or duration). Raises ``LightSRError`` for unreadable input, audio-only files, videos
+    over ``max_seconds`` or ``max_pixels`` per frame, and videos with no frames; nothing is
+    left at ``dst`` on failure. Returns where the time went.
+    """
+    if not 0 <= crf <= 51:
+        raise LightSRError(f"crf must be between 0 and 51, got {crf}")
+    dst = Path(dst)
+    if dst.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise LightSRError(f"{dst}: the output must be an .mp4 file")
+    if not dst.parent.resolve().is_dir():
+        raise LightSRError(f"{dst}: folder '{dst.parent}' does not exist")
+    timings = Timings()
+    start = time.perf_counter()
+    container = _open(src)
+    tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
+    stop = threading.Event()
+    try:
+        info = _info(container, src)
+        _check_limits(info, src, max_seconds, max_pixels)
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        astream = container.streams.audio[0] if container.streams.audio else None
+        total = info.frames or (round(info.duration * info.fps) if info.duration and info.fps else None)
+        frames_q: queue.Queue = queue.Queue(maxsize=2 * batch_size)
+        audio_packets: list = []
+        reader = threading.Thread(target=_reader, args=(container, vstream, astream, frames_q, audio_packets,
+                                                        timings, stop), daemon=True)
+        reader.start()
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            done = _transcode(model, out, vstream, astream, frames_q, audio_packets, info, crf, preset,
+                              batch_size, total, progress, timings)
+        reader.join()
+        if done == 0:
+            raise LightSRError(f"{src}: the video has no frames")
+        os.replace(tmp, dst)
+    except av.error.FFmpegError as err:
+        raise LightSRError(f"{src}: the video could not be decoded or encoded ({err})") from None
+    finally:
+        stop.set()
+        container.close()
+        tmp.unlink(missing_ok=True)
+    timings.total = time.perf_counter() - start
+    return timings
+
+
+def _transcode(model, out, vstream, astream, frames_q, audio_packets, info, crf, preset, batch_size, total,
+               progress, timings) -> int:
+    s = model.scale
+    device = next(model.parameters()).device
+    ovs = None
+    oas = None
+    copy_audio = astream is not None and astream.codec_context.name in BROWSER_AUDIO
+    resampler = None
+    audio_decoder_pts = None
+    done = 0
+    pending: list = []
+
+    def add_video_stream(h: int, w: int):
+        nonlocal ovs, oas, resampler
+        ovs = out.add_stream("libx264", rate=vstream.average_rate or vstream.guessed_rate or Fraction(25),
+                             options={"crf": str(crf), "preset": preset})
+        ovs.width, ovs.height = (w * s) // 2 * 2, (h * s) // 2 * 2
+        ovs.pix_fmt = "yuv420p"
+        ovs.time_base = vstream.time_base
+        ovs.codec_context.time_base = vstream.time_base
+        if astream is not None:
+            if copy_audio:
+                oas = out.add_stream_from_template(astream)
+            else:
+                oas = out.add_stream("aac", rate=astream.codec_context.sample_rate or 48000)
+                oas.layout = astream.codec_context.layout if astream.codec_context.layout else "stereo"
+
+    def flush_audio():
+        nonlocal audio_decoder_pts
+        while audio_packets:
+            packet = audio_packets.pop(0)
+            if copy_audio:
+                packet.stream = oas
+                out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # let the encoder number the resampled frames
+                    for p in oas.encode(frame):
+                        out.mux(p)
+
+    def run_batch():
+        nonlocal done
+        if not pending:
+            return
+        t = time.perf_counter()
+        x = torch.from_numpy(np.stack([a for _, _, a in pending])).to(device).permute(0, 3, 1, 2).float().div_(255)
+        if device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            y = model(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        timings.model += time.perf_counter() - t
+        t = time.perf_counter()
+        for (pts, _, _), arr in zip(pending, y):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr[: ovs.height, : ovs.width]), format="rgb24")
+            frame.pts = pts
+            frame.time_base = vstream.time_base
+            for p in ovs.encode(frame):
+                out.mux(p)
+        flush_audio()
+        timings.encode += time.perf_counter() - t
+        done += len(pending)
+        timings.frames = done
+        pending.clear()
+        if progress is not None:
+            progress(done, total)
+
+    while True:
+        item = frames_q.get()
+        if item is _END:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        if ovs is None:
+            add_video_stream(*item[2].shape[:2])
+        if pending and pending[0][2].shape != item[2].shape:
+            run_batch()  # a mid-stream size change: keep batches uniform
+        pending.append(item)
+        if len(pending) >= batch_size:
+            run_batch()
+    run_batch()
+    if ovs is not None:
+        for p in ovs.encode(None):
+            out.mux(p)
+        flush_audio()
+        if oas is not None and not copy_audio:
+            for p in oas.encode(None):
+                out.mux(p)
+    return done
+
+
+def sample_frames(src: str | os.PathLike, *, every_seconds: float = 1.0,
+                  every_frames: int | None = None) -> Iterator[Image.Image]:
+    """Yield upright RGB frames at ``every_seconds`` intervals (or every ``every_frames``-th frame)."""
+    with _open(src) as container:
+        _info(container, src)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        next_t = 0.0
+        for i, frame in enumerate(container.decode(stream)):
+            if every_frames:
+                if i % every_frames == 0:
+                    yield Image.fromarray(_frame_array(frame))
+                continue
+            t = frame.time if frame.time is not None else i / float(stream.average_rate or 25)
+            if t + 1e-6 >= next_t:
+                yield Image.fromarray(_frame_array(frame))
+                next_t += every_seconds * max(1, int((t - next_t) // every_seconds) + 1)
+
+
+def export_frames(src: str | os.PathLike, folder: str | os.PathLike, *, every: str = "1s") -> int:
+    """Write frames of ``src`` to ``folder`` as PNG; ``every`` is '1s', '0.5s' or a frame count '10'."""
+    folder = Path(folder)
+    try:
+        kwargs = {"every_seconds": float(every[:-1])} if every.endswith("s") else {"every_frames": int(every)}
+    except ValueError:
+        raise LightSRError(f"--every must look like '1s', '0.5s' or '10', got {every!r}") from None
+    if kwargs.get("every_seconds", 1) <= 0 or kwargs.get("every_frames", 1) <= 0:
+        raise LightSRError(f"--every must be positive, got {every!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    stem = Path(src).stem
+    for n, img in enumerate(sample_frames(src, **kwargs), start=1):
+        img.save(folder / f"{stem}_{n:05d}.png")
+    if n == 0:
+        raise LightSRError(f"{src}: the video has no frames")
+    return n
