@@ -1,0 +1,181 @@
+"""lightsr Space: flare removal, video super-resolution, and a comparison with bicubic.
+
+Wiring only: every computation is a lightsr call. Models come from checkpoints/ (works
+offline) or, with ``--hub-namespace NS`` / ``LIGHTSR_HUB_NAMESPACE=NS``, from the Hub
+repos ``NS/<name>``. ``python app.py`` honours GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+import lightsr
+from lightsr import zoo
+from lightsr.compare import compare_with_bicubic
+from lightsr.imaging import save_image
+from lightsr.video import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE / "examples"
+MAX_IMAGE_PIXELS = 16_000_000  # a 12 MP phone photo fits; bigger uploads are refused up front
+MAX_COMPARE_PIXELS = 4_000_000  # the comparison keeps four full-size images in memory
+ORIGINAL, LOW_RES = "It is the high-resolution original", "It is a low-resolution image"
+
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the handler the uploaded file untouched.
+
+    gr.Image would decode the upload itself and fail on a corrupt file with a generic
+    message; lightsr.open_image refuses empty, truncated and bomb-sized files with one
+    clear line instead.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # the same front-end component
+
+    def preprocess(self, payload):
+        return None if payload is None else payload.path
+
+
+def _labels(task: str) -> list[str]:
+    return [e.label for e in zoo.available(task)]
+
+
+def _model(task: str, **query):
+    try:
+        return zoo.get_model(zoo.find(task, **query))
+    except lightsr.LightSRError as err:
+        raise gr.Error(str(err)) from None
+
+
+def _open(path: str | None, max_pixels: int):
+    if not path:
+        raise gr.Error("Upload an image first.")
+    try:
+        return lightsr.open_image(path, max_pixels=max_pixels)
+    except lightsr.LightSRError as err:
+        raise gr.Error(str(err).replace(str(path), Path(path).name)) from None
+
+
+def _png(img) -> str:
+    fd, path = tempfile.mkstemp(suffix=".png", prefix="lightsr-")
+    os.close(fd)
+    save_image(img, path)
+    return path
+
+
+def _tiles(progress: gr.Progress, what: str):
+    return lambda done, total: progress((done, total), desc=what, unit="tiles")
+
+
+def deflare(image: str, model_label: str | None = None, progress=gr.Progress()):
+    img = _open(image, MAX_IMAGE_PIXELS)
+    model = _model("flare-removal", label=model_label)
+    try:
+        out = lightsr.enhance(model, img, progress=_tiles(progress, "removing flare"))
+    except lightsr.LightSRError as err:
+        raise gr.Error(str(err)) from None
+    return (img.convert("RGB"), out.convert("RGB")), _png(out)
+
+
+def upscale(video: str, scale: int = 2, kind: str = "fast", progress=gr.Progress()):
+    if not video:
+        raise gr.Error("Upload a video first.")
+    model = _model("super-resolution", scale=int(scale), kind=kind.lower())
+    out = tempfile.mkdtemp(prefix="lightsr-video-")
+    dst = str(Path(out) / f"{Path(video).stem}-x{int(scale)}.mp4")
+    try:
+        upscale_video(video, dst, model,
+                      progress=lambda done, total: progress((done, total) if total else done,
+                                                            desc="upscaling frames", unit="frames"))
+    except lightsr.LightSRError as err:
+        raise gr.Error(str(err).replace(str(video), Path(video).name)) from None
+    return dst
+
+
+def compare(image: str, what: str = ORIGINAL, model_label: str | None = None, progress=gr.Progress()):
+    img = _open(image, MAX_COMPARE_PIXELS)
+    model = _model("super-resolution", label=model_label)
+    try:
+        c = compare_with_bicubic(model, img, mode="original" if what == ORIGINAL else "low-res",
+                                 progress=_tiles(progress, "upscaling"))
+    except lightsr.LightSRError as err:
+        raise gr.Error(str(err)) from None
+    rows = [[m["method"], m["PSNR (dB)"], m["SSIM"]] for m in c.metrics]
+    return (c.bicubic, c.model), c.crops(), rows
+
+
+def build() -> gr.Blocks:
+    flare_labels, sr_labels = _labels("flare-removal"), _labels("super-resolution")
+    sr_entries = zoo.available("super-resolution")
+    scales = sorted({e.scale for e in sr_entries}) or [2]
+    kinds = sorted({e.kind.capitalize() for e in sr_entries}) or ["Fast"]
+    with gr.Blocks(title="lightsr") as demo:
+        gr.Markdown("# lightsr\nLight image restoration on 2 CPU cores: lens-flare removal and "
+                    "super-resolution. [Models, cards and code](https://github.com/lightsr/lightsr).")
+        with gr.Tabs():
+            with gr.Tab("Flare removal", id="flare", elem_id="tab-flare"):
+                if not flare_labels:
+                    gr.Markdown("**No flare-removal model is shipped yet**; this tab runs once one is in "
+                                "`checkpoints/`.")
+                with gr.Row():
+                    with gr.Column():
+                        f_in = UploadedImage(type="filepath", label="Photo with flare", sources=["upload", "clipboard"])
+                        f_model = gr.Dropdown(flare_labels, value=flare_labels[0] if flare_labels else None,
+                                              label="Model")
+                        f_btn = gr.Button("Remove flare", variant="primary", interactive=bool(flare_labels))
+                    with gr.Column():
+                        f_slider = gr.ImageSlider(type="pil", format="png", label="Before / after")
+                        f_file = gr.File(label="Full-resolution PNG")
+                f_btn.click(deflare, [f_in, f_model], [f_slider, f_file], api_name="deflare")
+
+            with gr.Tab("Video super-resolution", id="video", elem_id="tab-video"):
+                gr.Markdown(f"Limits: up to **{DEFAULT_MAX_SECONDS:g} s** and **{DEFAULT_MAX_PIXELS:,} pixels "
+                            "per frame** (720p) of input. Sound and frame rate are kept; output is H.264 MP4.")
+                with gr.Row():
+                    with gr.Column():
+                        v_in = gr.Video(label="Video", sources=["upload"])
+                        v_scale = gr.Radio(scales, value=scales[0], label="Scale")
+                        v_kind = gr.Radio(kinds, value=kinds[0], label="Model")
+                        v_btn = gr.Button("Upscale", variant="primary", interactive=bool(sr_entries))
+                    v_out = gr.Video(label="Upscaled", autoplay=False)
+                v_btn.click(upscale, [v_in, v_scale, v_kind], v_out, api_name="upscale_video")
+
+            with gr.Tab("Compare with bicubic", id="compare", elem_id="tab-compare"):
+                with gr.Row():
+                    with gr.Column():
+                        c_in = UploadedImage(type="filepath", label="Image", sources=["upload", "clipboard"])
+                        c_what = gr.Radio([ORIGINAL, LOW_RES], value=ORIGINAL, label="What is it?")
+                        c_model = gr.Dropdown(sr_labels, value=sr_labels[0] if sr_labels else None, label="Model")
+                        c_btn = gr.Button("Compare", variant="primary", interactive=bool(sr_labels))
+                        c_table = gr.Dataframe(headers=["method", "PSNR (dB)", "SSIM"], label=(
+                            "Against the original: Y channel, border of `scale` pixels shaved (the SR protocol)"),
+                            interactive=False, elem_id="metrics")
+                    with gr.Column():
+                        c_slider = gr.ImageSlider(type="pil", format="png", label="Bicubic / model")
+                        c_crops = gr.Gallery(label="Same region, zoomed (bicubic, model, original)", columns=3,
+                                             format="png", height=260)
+                c_btn.click(compare, [c_in, c_what, c_model], [c_slider, c_crops, c_table], api_name="compare")
+                examples = sorted(str(p) for p in EXAMPLES.glob("*.png")) if EXAMPLES.is_dir() else []
+                if examples:
+                    gr.Examples(examples, inputs=c_in, label="Examples (made for lightsr, CC0)")
+    demo.queue(default_concurrency_limit=1, max_size=16)  # two cores: one job at a time, a bounded line
+    return demo
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--hub-namespace", help="load models from the Hub repos NAMESPACE/<name>")
+    args = p.parse_args()
+    if args.hub_namespace:
+        os.environ["LIGHTSR_HUB_NAMESPACE"] = args.hub_namespace
+    build().launch(max_file_size="200mb", footer_links=["api", "gradio"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The Gradio app end to end: gradio_client against a launched app, and bad uploads."""
+
+import socket
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from media import make_clip, stream_facts
+from PIL import Image
+
+import lightsr
+from lightsr import zoo
+
+sys.path.insert(0, str(ROOT))
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny models saved under the shipped names, so the app has one of each kind."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    lightsr.create_model("rdn-test").save_pretrained(folder / "rdn-light-x2")
+    lightsr.create_model("rdn-test").save_pretrained(folder / "rdn-tiny-x2")
+    lightsr.create_model("nf-resunet-test").save_pretrained(folder / "nf-resunet-flare")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(checkpoints):
+    import app
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(zoo, "CHECKPOINTS", checkpoints)
+    mp.setattr(zoo, "_cache", {})
+    demo = app.build()
+    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
+                max_file_size="20mb")
+    yield demo.local_url
+    demo.close()
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def client(app_url, tmp_path_factory):
+    return Client(app_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo):
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    return path
+
+
+def test_compare_defaults_to_original_and_reports_the_library_metrics(client, photo_file, checkpoints):
+    slider, crops, table = client.predict(handle_file(str(photo_file)), api_name="/compare")
+    bicubic, model_out = Image.open(slider[0]), Image.open(slider[1])
+    assert bicubic.size == model_out.size == (96, 72)
+    assert len(crops) == 3
+    rows = {r[0]: r for r in table["data"]}
+    # the same computation through the library gives the same numbers
+    model = lightsr.load(checkpoints / "rdn-light-x2")
+    hr = np.asarray(Image.open(photo_file).convert("RGB"))
+    sr = lightsr.enhance(model, lightsr.bicubic_downscale(Image.open(photo_file).convert("RGB"), 2))
+    assert rows["model"][1] == pytest.approx(round(lightsr.psnr(np.asarray(sr), hr, crop_border=2), 2))
+    assert rows["model"][2] == pytest.approx(round(lightsr.ssim(np.asarray(sr), hr, crop_border=2), 4))
+    # the slider shows the model's actual pixels (PNG, not lossy WebP)
+    assert np.array_equal(np.asarray(model_out.convert("RGB")), np.asarray(sr))
+
+
+def test_compare_low_res_mode_has_no_metrics(client, photo_file):
+    slider, crops, table = client.predict(handle_file(str(photo_file)), "It is a low-resolution image",
+                                          api_name="/compare")
+    assert Image.open(slider[1]).size == (192, 144)
+    assert len(crops) == 2 and not table["data"]
+
+
+def test_deflare_returns_slider_and_png(client, photo_file):
+    slider, png = client.predict(handle_file(str(photo_file)), api_name="/deflare")
+    out = Image.open(png)
+    assert out.format == "PNG" and out.size == (96, 72)
+    assert Image.open(slider[0]).size == (96, 72)
+
+
+def test_upscale_video_keeps_sound(client, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=8)
+    result = client.predict(handle_file(str(clip)), api_name="/upscale_video")
+    path = result["video"] if isinstance(result, dict) else result
+    facts = stream_facts(path)
+    assert (facts["width"], facts["height"]) == (128, 96) and len(facts["times"]) == 8
+    assert facts["audio"]["codec"] == "aac"
+
+
+def test_bad_uploads_get_clear_errors(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(text)), api_name="/compare")
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video at all")
+    with pytest.raises(AppError, match="not a video"):
+        client.predict(handle_file(str(fake)), api_name="/upscale_video")
+    long_clip = tmp_path / "long.mp4"
+    make_clip(long_clip, w=16, h=16, fps=1, frames=65, audio=None)
+    with pytest.raises(AppError, match="over the limit of 60 s"):
+        client.predict(handle_file(str(long_clip)), api_name="/upscale_video")
+
+
+def test_eight_concurrent_compares_all_complete(client, photo_file):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    jobs = [client.submit(handle_file(str(photo_file)), api_name="/compare") for _ in range(8)]
+    results = [job.result(timeout=120) for job in jobs]
+    assert len(results) == 8 and all(len(r[2]["data"]) == 2 for r in results)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 300  # queued one at a time: no pile-up of eight jobs' buffers
