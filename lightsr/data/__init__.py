@@ -1,0 +1,1 @@
+"""Training data: synthetic flare pairs and folder loaders."""

@@ -1,0 +1,228 @@
+"""Synthetic lens-flare pairs from clean photos, made on the fly and reproducible by seed.
+
+After Wu et al., "How to Train Neural Networks for Flare Removal" (ICCV 2021) and Dai et
+al., Flare7K (NeurIPS 2022): flare is light, so it is composed in **linear** light:
+
+1. decode the clean photo to linear light with a random gamma (1.8 to 2.2) and scale its
+   exposure down (night and backlit scenes are where flare shows);
+2. place one to three light sources (small saturated discs, tinted like street lamps,
+   LEDs or the sun). The sources belong to the scene: they are in the target too, since
+   removing the street lamp itself would be wrong (Flare7K++ keeps them as well);
+3. build a flare layer per source: a glow with radial falloff and a halo ring, starburst
+   streaks (random ray count, sharpness, length, rotation), ghosts (soft discs or aperture
+   polygons of several sizes and tints on the line from the source through the image
+   centre, mirrored beyond it) and a veiling glare; random overall strength; a mild blur;
+4. input = scene + sources + flare (+ sensor noise), target = scene + sources, both
+   clipped and re-encoded with the same gamma.
+
+``FlarePairs`` draws training patches from a list of photos; ``validation_pairs`` is a
+fixed, seeded set from held-out photos; ``PairFolder`` reads real pairs from a folder
+with ``input/`` and ``target/`` (the layout of camera image-quality competitions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LightSRError
+from ..evaluate import image_files
+from ..imaging import open_image
+
+__all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "validation_pairs", "PairFolder"]
+
+# Colours of common light sources in linear RGB (normalised to a max of 1).
+LIGHT_TINTS = np.array([
+    [1.00, 0.62, 0.25],  # sodium-vapour street lamp
+    [1.00, 0.85, 0.65],  # tungsten / warm white
+    [0.85, 0.92, 1.00],  # cool LED
+    [1.00, 1.00, 0.95],  # sun / white
+    [1.00, 0.40, 0.35],  # red traffic / tail light
+    [0.55, 1.00, 0.70],  # green signal
+])
+
+
+@dataclass
+class FlareConfig:
+    gamma: tuple[float, float] = (1.8, 2.2)
+    exposure: tuple[float, float] = (0.15, 0.8)  # scene brightness scale: dim scenes flare most
+    sources: tuple[int, int] = (1, 3)
+    source_radius: tuple[float, float] = (0.004, 0.02)  # fraction of the image diagonal
+    strength: tuple[float, float] = (0.3, 1.2)  # overall flare intensity
+    rays: tuple[int, int] = (4, 16)
+    ghosts: tuple[int, int] = (2, 7)
+    veil: tuple[float, float] = (0.0, 0.06)
+    noise: tuple[float, float] = (0.0, 0.01)  # sensor noise std in linear light
+
+
+def _u(rng: np.random.Generator, lo_hi) -> float:
+    return float(rng.uniform(*lo_hi))
+
+
+def _tint(rng: np.random.Generator) -> np.ndarray:
+    t = LIGHT_TINTS[rng.integers(len(LIGHT_TINTS))] * rng.uniform(0.9, 1.1, 3)
+    return t / t.max()
+
+
+def _polygon_mask(dx: np.ndarray, dy: np.ndarray, radius: float, sides: int, angle: float, soft: float) -> np.ndarray:
+    """A soft regular polygon (an aperture-shaped ghost) or, with sides=0, a soft disc."""
+    r = np.hypot(dx, dy)
+    if sides:
+        theta = np.arctan2(dy, dx) - angle
+        sector = 2 * math.pi / sides
+        # distance to the polygon edge along the ray: apothem / cos(angle within the sector)
+        edge = radius * math.cos(math.pi / sides) / np.cos((theta % sector) - sector / 2)
+    else:
+        edge = radius
+    return np.clip((edge - r) / max(soft, 1e-3) + 0.5, 0, 1)
+
+
+def _flare_layer(h: int, w: int, sx: float, sy: float, rng: np.random.Generator, cfg: FlareConfig,
+                 diag: float) -> np.ndarray:
+    """(H, W, 3) linear flare light of one source at (sx, sy)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xx - sx, yy - sy
+    d = np.hypot(dx, dy) / diag
+    tint = _tint(rng)
+    layer = np.zeros((h, w, 3), np.float32)
+
+    # glow with radial falloff, and a faint halo ring
+    glow = _u(rng, (0.15, 0.6)) * np.exp(-d / _u(rng, (0.02, 0.12)))
+    ring_r, ring_w = _u(rng, (0.05, 0.25)), _u(rng, (0.005, 0.03))
+    halo = _u(rng, (0.0, 0.08)) * np.exp(-((d - ring_r) ** 2) / (2 * ring_w**2))
+    layer += (glow + halo)[..., None] * tint
+
+    # starburst: rays at regular angles, each a narrow angular lobe decaying with distance
+    n = int(rng.integers(cfg.rays[0], cfg.rays[1] + 1))
+    theta = np.arctan2(dy, dx) - _u(rng, (0, 2 * math.pi))
+    spacing = 2 * math.pi / n
+    off = np.abs(((theta + spacing / 2) % spacing) - spacing / 2)  # angle to the nearest ray
+    width = _u(rng, (0.004, 0.03))
+    rays = np.exp(-((off / width) ** 2)) * np.exp(-d / _u(rng, (0.05, 0.35)))
+    layer += (_u(rng, (0.1, 0.8)) * rays)[..., None] * tint
+
+    # ghosts on the line from the source through the centre
+    cx, cy = w / 2, h / 2
+    sides = int(rng.choice([0, 5, 6, 7, 8]))
+    angle = _u(rng, (0, math.pi))
+    for _ in range(int(rng.integers(cfg.ghosts[0], cfg.ghosts[1] + 1))):
+        t = _u(rng, (-1.6, 0.7))  # 1 is the source, 0 the centre, negative beyond it
+        gx, gy = cx + t * (sx - cx), cy + t * (sy - cy)
+        radius = _u(rng, (0.01, 0.09)) * diag
+        ghost = _polygon_mask(xx - gx, yy - gy, radius, sides, angle, soft=_u(rng, (0.5, 0.25 * radius + 1)))
+        colour = _tint(rng) * rng.uniform(0.4, 1.0, 3)
+        layer += (_u(rng, (0.01, 0.12)) * ghost)[..., None] * colour
+
+    # veiling glare: a low-frequency haze over the whole frame, stronger near the source
+    veil = _u(rng, cfg.veil) * (0.6 + 0.4 * np.exp(-d / 0.5))
+    layer += veil[..., None] * tint
+    return layer
+
+
+def _box_blur(img: np.ndarray, radius: int) -> np.ndarray:
+    if radius < 1:
+        return img
+    k = 2 * radius + 1
+    pad = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    c = pad.cumsum(0)
+    c = np.concatenate([c[k - 1:k], c[k:] - c[:-k]], axis=0)
+    c = c.cumsum(1)
+    c = np.concatenate([c[:, k - 1:k], c[:, k:] - c[:, :-k]], axis=1)
+    return c / (k * k)
+
+
+def synthesize_pair(scene: np.ndarray, rng: np.random.Generator,
+                    cfg: FlareConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 clean photo -> (input with flare, target without), both uint8 (H, W, 3)."""
+    cfg = cfg or FlareConfig()
+    if scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 photo, got {scene.shape} {scene.dtype}")
+    h, w = scene.shape[:2]
+    diag = math.hypot(h, w)
+    gamma = _u(rng, cfg.gamma)
+    linear = (scene.astype(np.float32) / 255.0) ** gamma * _u(rng, cfg.exposure)
+    sources = np.zeros_like(linear)
+    flare = np.zeros_like(linear)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for _ in range(int(rng.integers(cfg.sources[0], cfg.sources[1] + 1))):
+        sx, sy = _u(rng, (0.05 * w, 0.95 * w)), _u(rng, (0.05 * h, 0.9 * h))
+        r = _u(rng, cfg.source_radius) * diag + 1.0
+        core = np.exp(-((np.hypot(xx - sx, yy - sy) / r) ** 4))  # a flat-topped, saturated disc
+        sources += (core * _u(rng, (3.0, 20.0)))[..., None] * _tint(rng)
+        flare += _flare_layer(h, w, sx, sy, rng, cfg, diag)
+    flare *= _u(rng, cfg.strength)
+    flare = _box_blur(flare, int(rng.integers(0, 3)))
+    target = linear + sources
+    noisy = target + flare + rng.normal(0, _u(rng, cfg.noise), linear.shape).astype(np.float32)
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(x, 0, 1) ** (1 / gamma) * 255).astype(np.uint8)
+
+    return encode(noisy), encode(target)
+
+
+class FlarePairs:
+    """Random training patches: a crop of a random photo (flips/rotations) with fresh flare."""
+
+    def __init__(self, photos: list[np.ndarray], patch: int, cfg: FlareConfig | None = None):
+        self.photos = [p for p in photos if min(p.shape[:2]) >= patch]
+        if not self.photos:
+            raise LightSRError(f"no photo is at least {patch} px on its short side")
+        self.patch, self.cfg = patch, cfg or FlareConfig()
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(batch, patch, patch, 3) uint8 inputs and targets."""
+        xs, ys = [], []
+        p = self.patch
+        for _ in range(batch):
+            img = self.photos[rng.integers(len(self.photos))]
+            y, x = rng.integers(img.shape[0] - p + 1), rng.integers(img.shape[1] - p + 1)
+            crop = img[y:y + p, x:x + p]
+            k = int(rng.integers(8))
+            crop = np.ascontiguousarray(np.rot90(crop[:, ::-1] if k >= 4 else crop, k % 4))
+            a, b = synthesize_pair(crop, rng, self.cfg)
+            xs.append(a)
+            ys.append(b)
+        return np.stack(xs), np.stack(ys)
+
+
+def validation_pairs(photos: list[np.ndarray], *, count: int = 24, size: int = 256, seed: int = 1234,
+                     cfg: FlareConfig | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A fixed validation set: centre crops of held-out photos, ``count`` pairs, seeded."""
+    if not photos:
+        raise LightSRError("validation needs at least one held-out photo")
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(count):
+        img = photos[i % len(photos)]
+        s = min(size, *img.shape[:2])
+        y, x = (img.shape[0] - s) // 2, (img.shape[1] - s) // 2
+        pairs.append(synthesize_pair(np.ascontiguousarray(img[y:y + s, x:x + s]), rng, cfg))
+    return pairs
+
+
+class PairFolder:
+    """Real pairs: ``root/input/NAME`` and ``root/target/NAME`` with matching file names."""
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        inputs = {p.name: p for p in image_files(root / "input")}
+        targets = {p.name: p for p in image_files(root / "target")}
+        missing = sorted(set(inputs) ^ set(targets))
+        if missing:
+            raise LightSRError(f"{root}: input/ and target/ do not match: {', '.join(missing[:3])}")
+        self.names = sorted(inputs)
+        self.root = root
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a = np.asarray(open_image(self.root / "input" / self.names[i]).convert("RGB"))
+        b = np.asarray(open_image(self.root / "target" / self.names[i]).convert("RGB"))
+        if a.shape != b.shape:
+            raise LightSRError(f"{self.names[i]}: input {a.shape[:2]} and target {b.shape[:2]} differ in size")
+        return a, b

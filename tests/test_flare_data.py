@@ -1,0 +1,47 @@
+"""Synthetic flare pairs: seeded, physically additive, light sources kept in the target."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lightsr
+from lightsr.data.flare import FlareConfig, FlarePairs, PairFolder, synthesize_pair, validation_pairs
+
+
+def test_same_seed_same_pair(photo):
+    a1, b1 = synthesize_pair(photo, np.random.default_rng(3))
+    a2, b2 = synthesize_pair(photo, np.random.default_rng(3))
+    a3, _ = synthesize_pair(photo, np.random.default_rng(4))
+    assert np.array_equal(a1, a2) and np.array_equal(b1, b2) and not np.array_equal(a1, a3)
+    assert a1.shape == b1.shape == photo.shape and a1.dtype == np.uint8
+
+
+def test_flare_only_adds_light_and_sources_stay(photo):
+    cfg = FlareConfig(noise=(0.0, 0.0))
+    for seed in range(5):
+        inp, target = synthesize_pair(photo, np.random.default_rng(seed), cfg)
+        assert (inp.astype(int) >= target.astype(int) - 1).all()  # light adds, never removes
+        assert inp.mean() > target.mean() + 1  # and there is visible flare
+        assert (target.max(axis=2) == 255).any()  # the saturated light sources are in the target
+
+
+def test_flare_pairs_and_validation_set(photo):
+    pairs = FlarePairs([photo] * 3, patch=48)
+    x, y = pairs.sample(np.random.default_rng(0), 4)
+    assert x.shape == y.shape == (4, 48, 48, 3)
+    v1 = validation_pairs([photo], count=3, size=64)
+    v2 = validation_pairs([photo], count=3, size=64)
+    assert len(v1) == 3 and all(np.array_equal(a[0], b[0]) for a, b in zip(v1, v2))
+    with pytest.raises(lightsr.LightSRError, match="at least 500 px"):
+        FlarePairs([photo], patch=500)
+
+
+def test_pair_folder(tmp_path, photo):
+    for sub in ("input", "target"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(photo).save(tmp_path / sub / "a.png")
+    pairs = PairFolder(tmp_path)
+    assert len(pairs) == 1 and pairs[0][0].shape == photo.shape
+    Image.fromarray(photo).save(tmp_path / "input" / "b.png")
+    with pytest.raises(lightsr.LightSRError, match="do not match: b.png"):
+        PairFolder(tmp_path)
