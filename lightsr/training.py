@@ -87,8 +87,8 @@ def setup_distributed(device: str = "auto") -> DistInfo:
 
 
 def unwrap(model: torch.nn.Module) -> LightSRModel:
-    """The LightSRModel inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if hasattr(model, "module") else model
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def all_finite(value: torch.Tensor, dist: DistInfo) -> bool:
@@ -247,22 +247,34 @@ def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def save_checkpoint(target: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                    *, ema: torch.nn.Module | None = None, data_rng: np.random.Generator | None = None) -> None:
-    """Write a resumable checkpoint folder atomically (see the module docstring)."""
+                    *, ema: torch.nn.Module | None = None, data_rng: np.random.Generator | None = None,
+                    extras: dict[str, torch.nn.Module | torch.optim.Optimizer] | None = None) -> None:
+    """Write a resumable checkpoint folder atomically (see the module docstring).
+
+    ``extras`` holds further modules or optimizers to save by name, e.g. a GAN's
+    discriminator and its optimizer.
+    """
     net = unwrap(model)
-    opt = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
-    for idx, slots in opt["state"].items():
-        for key, value in slots.items():
-            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"optimizer/{idx}/{key}"] = t.detach().cpu().contiguous()
+    groups: dict[str, Any] = {}
+    parts: dict[str, torch.nn.Module | torch.optim.Optimizer] = {"optimizer": optimizer, **(extras or {})}
     if ema is not None:
-        for key, value in ema.state_dict().items():
-            tensors[f"ema/{key}"] = value.detach().cpu().contiguous()
+        parts["ema"] = ema
+    for name, part in parts.items():
+        if isinstance(part, torch.optim.Optimizer):
+            opt = part.state_dict()
+            groups[name] = opt["param_groups"]
+            for idx, slots in opt["state"].items():
+                for key, value in slots.items():
+                    t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+                    tensors[f"{name}/{idx}/{key}"] = t.detach().cpu().contiguous()
+        else:
+            for key, value in unwrap(part).state_dict().items():
+                tensors[f"{name}/{key}"] = value.detach().cpu().contiguous()
     rng_tensors, rng_json = _rng_state()
     tensors.update(rng_tensors)
     meta = dict(state)
-    meta["optimizer_param_groups"] = opt["param_groups"]
+    meta["param_groups"] = groups
     meta["rng"] = rng_json
     if data_rng is not None:
         meta["rng"]["data"] = data_rng.bit_generator.state
@@ -276,7 +288,8 @@ def save_checkpoint(target: Path, model: torch.nn.Module, optimizer: torch.optim
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                    ema: torch.nn.Module | None = None, data_rng: np.random.Generator | None = None) -> dict[str, Any]:
+                    ema: torch.nn.Module | None = None, data_rng: np.random.Generator | None = None,
+                    extras: dict[str, torch.nn.Module | torch.optim.Optimizer] | None = None) -> dict[str, Any]:
     """Restore what ``save_checkpoint`` wrote; returns the saved ``state`` dict."""
     folder = Path(folder)
     try:
@@ -285,14 +298,23 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     except (OSError, ValueError) as err:
         raise LightSRError(f"cannot resume from '{folder}': {err}") from None
     load_weights(unwrap(model), folder / "model.safetensors", source=str(folder))
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer/"):
-            _, idx, slot = key.split("/", 2)
-            opt_state.setdefault(int(idx), {})[slot] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": meta.pop("optimizer_param_groups")})
+    parts: dict[str, torch.nn.Module | torch.optim.Optimizer] = {"optimizer": optimizer, **(extras or {})}
     if ema is not None:
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema/")})
+        parts["ema"] = ema
+    groups = meta.pop("param_groups", None)
+    if groups is None:  # checkpoints written before extras existed kept only the main optimizer's groups
+        groups = {"optimizer": meta.pop("optimizer_param_groups")}
+    for name, part in parts.items():
+        prefix = name + "/"
+        mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if isinstance(part, torch.optim.Optimizer):
+            opt_state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in mine.items():
+                idx, slot = key.split("/", 1)
+                opt_state.setdefault(int(idx), {})[slot] = value
+            part.load_state_dict({"state": opt_state, "param_groups": groups[name]})
+        else:
+            unwrap(part).load_state_dict(mine)
     torch.set_rng_state(tensors["rng/torch"])
     if torch.cuda.is_available():
         cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda")]

@@ -1,0 +1,66 @@
+"""train/train_flare.py: both models train, resume, and the NF-ResUNet survives an explosive LR."""
+
+import json
+import sys
+
+import pytest
+import torch
+from conftest import DATA, ROOT
+from PIL import Image
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(ROOT / "train"))
+import train_flare  # noqa: E402
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, p in enumerate(sorted((DATA / "sr-train").glob("*.jpg"))[:4]):
+        Image.open(p).convert("RGB").resize((80, 64)).save(folder / f"{i}.png")
+    return folder
+
+
+def run(photos, out, *extra):
+    return train_flare.main(train_flare.parse_args([
+        "--data", str(photos), "--holdout", "1", "--val-count", "2", "--val-size", "48", "--patch", "32",
+        "--batch", "2", "--val-every", "2", "--warmup", "0", "--threads", "1", "--out", str(out), *extra]))
+
+
+@pytest.mark.parametrize("model", ["pix2pix-test", "nf-resunet-test"])
+def test_two_steps_and_card(photos, tmp_path, model):
+    out = tmp_path / model
+    result = run(photos, out, "--model", model, "--steps", "2")
+    assert result["step"] == 2 and result["skipped"] == 0
+    card = (out / "best" / "README.md").read_text()
+    assert "no-op (input returned as is)" in card and "non-finite steps" in card
+    tensors = load_file(str(out / "last" / "training_state.safetensors"))
+    if model.startswith("pix2pix"):  # the discriminator and its optimizer are saved too
+        assert any(k.startswith("disc/") for k in tensors) and any(k.startswith("disc_optimizer/") for k in tensors)
+
+
+def test_pix2pix_resume_is_exact(photos, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(photos, a, "--model", "pix2pix-test", "--steps", "4")
+    run(photos, b, "--model", "pix2pix-test", "--steps", "4", "--stop-at", "2")
+    run(photos, b, "--model", "pix2pix-test", "--steps", "4", "--resume")
+    wa, wb = load_file(str(a / "last" / "model.safetensors")), load_file(str(b / "last" / "model.safetensors"))
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+
+
+def test_nf_resunet_with_an_explosive_learning_rate_ends_finite(photos, tmp_path, caplog):
+    out = tmp_path / "boom"
+    result = run(photos, out, "--model", "nf-resunet-test", "--steps", "12", "--lr", "1e4",
+                 "--inject-nan-at", "3", "4", "5")
+    weights = load_file(str(out / "last" / "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    state = json.loads((out / "last" / "training_state.json").read_text())
+    assert state["guard"]["rollbacks"] >= 1 and state["guard"]["lr_scale"] <= 0.5
+    assert result["skipped"] >= 3 and "restored the last good state" in caplog.text
+
+
+def test_nf_resunet_trains_without_a_single_nonfinite_step(photos, tmp_path):
+    result = run(photos, tmp_path / "calm", "--model", "nf-resunet-test", "--steps", "10")
+    assert result["skipped"] == 0

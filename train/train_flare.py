@@ -1,0 +1,272 @@
+"""Train a lens-flare removal model (Pix2Pix or NF-ResUNet) on synthetic flare, resumably.
+
+    python train/train_flare.py --model nf-resunet --out runs/flare-nf-resunet --steps 20000
+    python train/train_flare.py --model pix2pix-light --out runs/flare-pix2pix --steps 20000
+    python train/train_flare.py --out runs/flare-nf-resunet --resume
+
+One procedure: parse_args() then main(args). Training patches get fresh synthetic flare
+every step (lightsr.data.flare); the last --holdout photos are never trained on and give
+the fixed, seeded validation set. Pix2Pix: generator loss GAN + lambda * L1 with a 70x70
+PatchGAN, Adam 2e-4, beta1 0.5 (Isola et al.). NF-ResUNet: L1 with Adaptive Gradient
+Clipping on every step. Both: the NaN guard, atomic pickle-free checkpoints, --resume,
+--stop-at, CUDA/DDP like train_sr.py (see lightsr/training.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import HfApi
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import lightsr  # noqa: E402
+from lightsr.cards import flare_card_context, write_card  # noqa: E402
+from lightsr.data.flare import FlarePairs, validation_pairs  # noqa: E402
+from lightsr.evaluate import image_files  # noqa: E402
+from lightsr.metrics import psnr, ssim  # noqa: E402
+from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
+from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
+from lightsr.training import (  # noqa: E402
+    CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema,
+    save_checkpoint, setup_distributed, unwrap,
+)
+
+log = logging.getLogger("train_flare")
+DATA = ROOT.parent / "shared" / "data"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", nargs="+", default=[str(DATA / "sr-train")], help="folders of clean photos")
+    g.add_argument("--holdout", type=int, default=8, help="last N photos (sorted) kept for validation only")
+    g.add_argument("--val-count", type=int, default=24, help="validation pairs (seeded, fixed)")
+    g.add_argument("--val-size", type=int, default=256)
+    g.add_argument("--patch", type=int, default=128)
+    g.add_argument("--batch", type=int, default=8)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="nf-resunet", help="nf-resunet, pix2pix, pix2pix-light or a -test variant")
+    g.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, default=20000)
+    g.add_argument("--lr", type=float, default=None, help="default: 2e-4 for Pix2Pix, 1e-3 for NF-ResUNet")
+    g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+    g.add_argument("--warmup", type=int, default=200)
+    g.add_argument("--lambda-l1", type=float, default=100.0, help="Pix2Pix: weight of L1 against the GAN loss")
+    g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
+    g.add_argument("--ema", type=float, default=0.999)
+    g.add_argument("--nan-patience", type=int, default=3)
+    g.add_argument("--inject-nan-at", type=int, nargs="*", default=[], help="testing: make these steps' loss NaN")
+    g = p.add_argument_group("validation and checkpoints")
+    g.add_argument("--val-every", type=int, default=500)
+    g.add_argument("--save-every-min", type=float, default=5.0)
+    g.add_argument("--log-every", type=int, default=20)
+    g.add_argument("--out", required=True)
+    g.add_argument("--resume", action="store_true")
+    g.add_argument("--stop-at", type=int, default=0, help="stop cleanly at this step; resume later")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--threads", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--push-to-hub", metavar="REPO_ID")
+    return p.parse_args(argv)
+
+
+def load_photos(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Decode every photo once; split off the last --holdout as validation-only."""
+    files = [f for folder in args.data for f in image_files(folder)]
+    if len(files) <= args.holdout:
+        raise lightsr.LightSRError(f"need more than --holdout={args.holdout} photos, found {len(files)}")
+    photos = [np.asarray(lightsr.open_image(f).convert("RGB")) for f in files]
+    return photos[: len(files) - args.holdout], photos[len(files) - args.holdout:]
+
+
+def to_tensor(batch: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.inference_mode()
+def validate(model, pairs, device) -> tuple[float, float]:
+    """Mean RGB PSNR/SSIM of the model's output against the targets."""
+    was = model.training
+    model.eval()
+    scores = []
+    for inp, target in pairs:
+        out = model(to_tensor(inp[None], device))[0].permute(1, 2, 0).cpu().numpy()
+        out = np.round(out * 255).astype(np.uint8)
+        scores.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False)))
+    model.train(was)
+    return tuple(float(x) for x in np.mean(scores, axis=0))
+
+
+def main(args: argparse.Namespace) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dist = setup_distributed(args.device)
+    out = Path(args.out)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed + dist.rank)
+    rng = np.random.default_rng([args.seed, dist.rank])
+
+    from train_sr import parse_overrides  # the same FIELD=VALUE parsing
+
+    model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
+    if model.task != "flare-removal":
+        raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
+    gan = model.architecture == "pix2pix"
+    lr = args.lr or (2e-4 if gan else 1e-3)
+    betas = (0.5, 0.999) if gan else (0.9, 0.99)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    extras: dict = {}
+    disc = disc_opt = None
+    if gan:
+        disc = PatchDiscriminator(model.config).to(dist.device)
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
+        extras = {"disc": disc, "disc_optimizer": disc_opt}
+    ema = make_ema(model, args.ema) if args.ema > 0 else None
+    guard = NaNGuard(patience=args.nan_patience)
+    state = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0, "nonfinite_steps": 0}
+    if args.resume:
+        ckpt = find_checkpoint(out / "last")
+        if ckpt is None:
+            raise lightsr.LightSRError(f"--resume: no checkpoint in {out / 'last'}")
+        state = load_checkpoint(ckpt, model, optimizer, ema=ema, data_rng=rng if dist.is_main else None,
+                                extras=extras)
+        guard.load_state_dict(state.pop("guard"))
+        log.info("resumed from %s at step %d", ckpt, state["step"])
+    elif dist.is_main:
+        (out / "log.csv").unlink(missing_ok=True)
+    if dist.is_main:
+        (out / "args.json").write_text(json.dumps({**vars(args), "lr": lr}, indent=1))
+    net, dnet = model, disc
+    if dist.world_size > 1:
+        ids = [dist.local_rank] if dist.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if gan:
+            dnet = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
+
+    train_photos, val_photos = load_photos(args)
+    pairs = FlarePairs(train_photos, args.patch)
+    val = validation_pairs(val_photos, count=args.val_count, size=args.val_size)
+    noop_psnr = float(np.mean([psnr(a, b, y_channel=False) for a, b in val]))
+    log.info("%d training photos, %d validation pairs (no-op PSNR %.2f dB), %s with %d parameters",
+             len(train_photos), len(val), noop_psnr, args.model, sum(p.numel() for p in model.parameters()))
+    curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "d_loss", "lr", "val_psnr", "val_ssim", "skipped",
+                                     "elapsed_s"])
+
+    def checkpoint():
+        state.update(guard=guard.state_dict())
+        save_checkpoint(out / "last", model, optimizer, state, ema=ema, data_rng=rng, extras=extras)
+        state.pop("guard")
+
+    def run_validation() -> float:
+        scored = ema.module if ema is not None else model
+        v_psnr, v_ssim = validate(scored, val, dist.device)
+        curve.write(step=state["step"], val_psnr=f"{v_psnr:.3f}", val_ssim=f"{v_ssim:.4f}",
+                    elapsed_s=f"{state['elapsed_s']:.0f}")
+        if v_psnr > state["best_psnr"]:
+            state["best_psnr"] = v_psnr
+            atomic_replace_dir(out / "best", lambda tmp: unwrap(scored).save_pretrained(tmp))
+        return v_psnr
+
+    guard.remember(net, optimizer)
+    last_save, start = time.monotonic(), time.monotonic() - state["elapsed_s"]
+    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
+    val_psnr, d_loss = float("nan"), torch.zeros(())
+    while state["step"] < stop:
+        step = state["step"]
+        cur_lr = learning_rate(step, base=lr, total=args.steps, schedule=args.schedule,
+                               warmup=args.warmup) * guard.lr_scale
+        for opt in (optimizer, disc_opt):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = cur_lr
+        inp, target = (to_tensor(b, dist.device) for b in pairs.sample(rng, args.batch))
+        net.train()
+        fake = net(inp)
+        if gan:
+            # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
+            real_logits, fake_logits = dnet(inp, target), dnet(inp, fake.detach())
+            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+            disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            if all_finite(d_loss.detach(), dist):
+                disc_opt.step()
+            logits = dnet(inp, fake)
+            l1 = F.l1_loss(fake, target)
+            loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) + args.lambda_l1 * l1
+        else:
+            l1 = loss = F.l1_loss(fake, target)
+        if step in args.inject_nan_at:
+            loss = loss * float("nan")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not gan:
+            adaptive_gradient_clip(model.agc_parameters(), clip=args.agc)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+        finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
+        if guard.check(finite, step, net, optimizer):
+            optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            if step % 100 == 0:
+                guard.remember(net, optimizer)
+        else:
+            state["nonfinite_steps"] += 1
+        state["step"] = step + 1
+        state["elapsed_s"] = time.monotonic() - start
+        if dist.is_main:
+            if state["step"] % args.log_every == 0 or state["step"] == stop:
+                curve.write(step=state["step"], loss=f"{loss.item():.5f}", l1=f"{l1.item():.5f}",
+                            d_loss=f"{d_loss.item():.4f}" if gan else "", lr=f"{cur_lr:.3g}", skipped=guard.skipped,
+                            elapsed_s=f"{state['elapsed_s']:.0f}")
+            if state["step"] % args.val_every == 0 or state["step"] == args.steps:
+                val_psnr = run_validation()
+            bar.set_postfix(l1=f"{l1.item():.4f}", psnr=f"{val_psnr:.2f}", skipped=guard.skipped)
+            bar.update(1)
+            if time.monotonic() - last_save > args.save_every_min * 60 or state["step"] == stop:
+                checkpoint()
+                last_save = time.monotonic()
+    bar.close()
+    if dist.is_main and state["step"] < args.steps:
+        log.info("stopped at step %d of %d; continue with the same command plus --resume", state["step"], args.steps)
+    elif dist.is_main:
+        if not (out / "best").exists():
+            run_validation()
+        log.info("done: %d steps, %d non-finite skipped, best validation PSNR %.2f dB (no-op %.2f), %.2f h",
+                 state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
+        best = lightsr.load(out / "best")
+        write_card(out / "best", best, **flare_card_context(best, val, run_dir=out))
+        if args.push_to_hub:
+            api = HfApi()
+            api.create_repo(args.push_to_hub, exist_ok=True)
+            api.upload_folder(repo_id=args.push_to_hub, folder_path=out / "best",
+                              commit_message=f"{args.model}: {state['step']} steps")
+    if dist.world_size > 1:
+        torch.distributed.destroy_process_group()
+    return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"],
+            "noop_psnr": noop_psnr}
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except lightsr.LightSRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
