@@ -45,13 +45,18 @@ def test_contract_violations_name_the_shape(bad):
 def test_tiled_equals_untiled(name):
     """Tiles with the model's own overlap reproduce the whole-image result within 1/255."""
     rng = np.random.default_rng(0)
-    small = name in TEST_VARIANTS or name == "rdn-tiny"
-    h, w, tile = (80, 72, 32) if small else (56, 48, 24)
-    img = (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8)
-    img = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(img).resize((w, h)))  # smooth content
     torch.manual_seed(0)
     model = lightsr.create_model(name).eval()
-    overlap = min(model.tile_overlap(), tile)
+    if name == "rdn":
+        # The paper's RDN (receptive field 133 px, 44 TFLOPs per megapixel) is too heavy to
+        # tile at its full overlap on a CPU test budget; it is checked with the overlap capped.
+        h, w, tile, overlap = 56, 48, 24, 24
+    else:
+        tile = max(32, model.tile_overlap())
+        overlap = min(model.tile_overlap(), tile)
+        h, w = 2 * tile + 16, 2 * tile + 8  # a 3 x 3 grid of tiles
+    img = (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8)
+    img = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(img).resize((w, h)))  # smooth content
     whole = lightsr.enhance(model, img, tile=None).astype(int)
     tiled = lightsr.enhance(model, img, tile=tile, overlap=overlap).astype(int)
     assert np.abs(whole - tiled).max() <= 1

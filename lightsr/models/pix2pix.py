@@ -104,8 +104,9 @@ class Pix2Pix(LightSRModel, tags=["flare-removal", "pix2pix"], paper_url="https:
 
     def tile_overlap(self) -> int:
         # The bottleneck sees the whole padded tile, so there is no finite receptive field to
-        # cover; 64 input pixels of context measured seamless in practice (tests/BENCHMARKS).
-        return 64
+        # cover; one bottleneck cell (2**num_downs pixels, at most 128) of context keeps tiled
+        # output within 1/255 of whole-image output (tests/test_models.py).
+        return min(2**self.config.num_downs, 128)
 
     def activation_bytes_per_pixel(self) -> int:
         # Full-resolution tensors: input, skip (2 * base) and the outermost decoder output.
