@@ -17,6 +17,7 @@ import gradio as gr
 import lightsr
 from lightsr import zoo
 from lightsr.compare import compare_with_bicubic
+from lightsr.flare import remove_flare
 from lightsr.imaging import save_image
 from lightsr.video import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
 
@@ -77,7 +78,7 @@ def deflare(image: str, model_label: str | None = None, progress=gr.Progress()):
     img = _open(image, MAX_IMAGE_PIXELS)
     model = _model("flare-removal", label=model_label)
     try:
-        out = lightsr.enhance(model, img, progress=_tiles(progress, "removing flare"))
+        out = remove_flare(model, img, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
     return (img.convert("RGB"), out.convert("RGB")), _png(out)

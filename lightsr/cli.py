@@ -55,13 +55,18 @@ def _progress_bar(desc: str):
 
 def _run_image(args, task: str) -> None:
     import lightsr
+    from .flare import remove_flare
     from .imaging import check_output_path, save_image
 
     check_output_path(args.output)
     model = resolve_model(args.model, task=task, revision=args.revision)
     img = lightsr.open_image(args.input)
-    tile = None if args.tile == 0 else (args.tile or "auto")
-    out = lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=_progress_bar(task))
+    if task == "flare-removal":
+        out = remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources,
+                           progress=_progress_bar(task))
+    else:
+        tile = None if args.tile == 0 else (args.tile or "auto")
+        out = lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=_progress_bar(task))
     save_image(out, args.output)
     print(f"{args.input} ({img.width}x{img.height}) -> {args.output} ({out.width}x{out.height})")
 
@@ -149,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         model_opts(sp)
         sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
         sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
+        if name == "deflare":
+            sp.add_argument("--method", choices=["tiled", "lowres"], default="tiled",
+                            help="full-resolution tiles, or flare estimated at 1024 px and subtracted")
+            sp.add_argument("--no-keep-sources", action="store_true",
+                            help="do not blend saturated light sources back from the input")
         sp.set_defaults(fn=fn)
 
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")
