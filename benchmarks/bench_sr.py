@@ -28,8 +28,8 @@ BENCH = ROOT.parent / "shared" / "data" / "sr-bench"
 RUNS = {
     "rdn-light-x2": "runs/sr-quality-x2",
     "rdn-light-x4": "runs/sr-quality-x4",
-    "rdn-tiny-x2": "runs/sr-fast-x2",
-    "rdn-tiny-x4": "runs/sr-fast-x4",
+    "ecbsr-x2": "runs/sr-fast-x2",
+    "ecbsr-x4": "runs/sr-fast-x4",
 }
 
 

@@ -13,18 +13,20 @@ import torch
 
 from .errors import LightSRError
 from .hub import LightSRModel
-from .models import nf_resunet, pix2pix, rdn
+from .models import ecbsr, nf_resunet, pix2pix, rdn
 
 __all__ = ["ARCHITECTURES", "MODELS", "create_model", "list_models", "architecture_class", "describe"]
 
 ARCHITECTURES: dict[str, type[LightSRModel]] = {
     "rdn": rdn.RDN,
+    "ecbsr": ecbsr.ECBSR,
     "pix2pix": pix2pix.Pix2Pix,
     "nf-resunet": nf_resunet.NFResUNet,
 }
 
 MODELS: dict[str, tuple[type[LightSRModel], Any]] = {
     **{name: (rdn.RDN, cfg) for name, cfg in rdn.VARIANTS.items()},
+    **{name: (ecbsr.ECBSR, cfg) for name, cfg in ecbsr.VARIANTS.items()},
     **{name: (pix2pix.Pix2Pix, cfg) for name, cfg in pix2pix.VARIANTS.items()},
     **{name: (nf_resunet.NFResUNet, cfg) for name, cfg in nf_resunet.VARIANTS.items()},
 }

@@ -33,8 +33,8 @@ class Entry:
 CATALOGUE: tuple[Entry, ...] = (
     Entry("rdn-light-x2", "super-resolution", "quality x2 (RDN-light)", 2, "quality"),
     Entry("rdn-light-x4", "super-resolution", "quality x4 (RDN-light)", 4, "quality"),
-    Entry("rdn-tiny-x2", "super-resolution", "fast x2 (RDN-tiny)", 2, "fast"),
-    Entry("rdn-tiny-x4", "super-resolution", "fast x4 (RDN-tiny)", 4, "fast"),
+    Entry("ecbsr-x2", "super-resolution", "fast x2 (ECBSR)", 2, "fast"),
+    Entry("ecbsr-x4", "super-resolution", "fast x4 (ECBSR)", 4, "fast"),
     Entry("nf-resunet-flare", "flare-removal", "NF-ResUNet"),
     Entry("pix2pix-flare", "flare-removal", "Pix2Pix"),
 )

@@ -28,7 +28,7 @@ def checkpoints(tmp_path_factory):
     """Tiny models saved under the shipped names, so the app has one of each kind."""
     folder = tmp_path_factory.mktemp("checkpoints")
     lightsr.create_model("rdn-test").save_pretrained(folder / "rdn-light-x2")
-    lightsr.create_model("rdn-test").save_pretrained(folder / "rdn-tiny-x2")
+    lightsr.create_model("ecbsr-test").save_pretrained(folder / "ecbsr-x2")
     lightsr.create_model("nf-resunet-test").save_pretrained(folder / "nf-resunet-flare")
     return folder
 

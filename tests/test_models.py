@@ -169,3 +169,28 @@ def test_rdn_with_image_residual_starts_as_bilinear():
     with torch.inference_mode():
         expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         assert torch.allclose(model(x), expected.clamp(0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_ecbsr_fused_inference_equals_the_training_branches(scale):
+    """Re-parameterisation is exact, borders included: eval (one 3x3 conv per block) == train (5 branches)."""
+    torch.manual_seed(0)
+    model = lightsr.create_model("ecbsr-test", scale=scale)
+    with torch.no_grad():  # make every branch matter
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = torch.rand(2, 3, 13, 17)
+    model.train()
+    with torch.no_grad():
+        branches = model(x).clamp(0, 1)
+    model.eval()
+    with torch.no_grad():
+        fused = model(x)
+    assert torch.allclose(branches, fused, atol=1e-5)
+    # back to training, change a weight: the cached fusion must not go stale
+    model.train()
+    with torch.no_grad():
+        model.tail.conv3.bias.add_(0.05)
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(x), fused, atol=1e-3)
