@@ -8,8 +8,8 @@ it inside MP4 (AAC, MP3, Opus) and re-encoded to AAC otherwise. Rotation metadat
 applied to the pixels, so the output is upright everywhere.
 
 Decoding, the model and encoding overlap: a reader thread decodes ahead and a writer
-thread encodes behind while the main thread runs the model (PyAV and torch both release
-the GIL in their native code).
+thread converts, encodes and muxes behind while the main thread runs the model (PyAV and
+torch both release the GIL in their native code).
 
 Limits are checked before any work, and the result is written to a temporary file that
 is renamed into place only when complete.
@@ -211,33 +211,31 @@ def upscale_video(
 
 def _transcode(model, out, vstream, astream, frames_q, audio_packets, info, crf, preset, batch_size, total,
                progress, timings) -> int:
+    """Main thread: the model. Writer thread: RGB->YUV, x264 and muxing (audio included)."""
     s = model.scale
     device = next(model.parameters()).device
-    ovs = None
-    oas = None
     copy_audio = astream is not None and astream.codec_context.name in BROWSER_AUDIO
-    resampler = None
-    audio_decoder_pts = None
-    done = 0
-    pending: list = []
+    streams: dict = {}
+    write_q: queue.Queue = queue.Queue(maxsize=2)  # batches waiting for the encoder
+    writer_error: list[BaseException] = []
 
-    def add_video_stream(h: int, w: int):
-        nonlocal ovs, oas, resampler
+    def open_streams(h: int, w: int) -> None:
         ovs = out.add_stream("libx264", rate=vstream.average_rate or vstream.guessed_rate or Fraction(25),
                              options={"crf": str(crf), "preset": preset})
-        ovs.width, ovs.height = (w * s) // 2 * 2, (h * s) // 2 * 2
+        ovs.width, ovs.height = (w * s) // 2 * 2, (h * s) // 2 * 2  # yuv420p needs even sizes
         ovs.pix_fmt = "yuv420p"
-        ovs.time_base = vstream.time_base
-        ovs.codec_context.time_base = vstream.time_base
+        ovs.time_base = ovs.codec_context.time_base = vstream.time_base  # keep every frame's own pts
+        streams["video"] = ovs
         if astream is not None:
             if copy_audio:
-                oas = out.add_stream_from_template(astream)
+                streams["audio"] = out.add_stream_from_template(astream)
             else:
                 oas = out.add_stream("aac", rate=astream.codec_context.sample_rate or 48000)
                 oas.layout = astream.codec_context.layout if astream.codec_context.layout else "stereo"
+                streams["audio"] = oas
 
-    def flush_audio():
-        nonlocal audio_decoder_pts
+    def mux_audio() -> None:
+        oas = streams.get("audio")
         while audio_packets:
             packet = audio_packets.pop(0)
             if copy_audio:
@@ -245,11 +243,34 @@ def _transcode(model, out, vstream, astream, frames_q, audio_packets, info, crf,
                 out.mux(packet)
             else:
                 for frame in packet.decode():
-                    frame.pts = None  # let the encoder number the resampled frames
+                    frame.pts = None  # the encoder numbers its own (resampled) frames
                     for p in oas.encode(frame):
                         out.mux(p)
 
-    def run_batch():
+    def writer() -> None:
+        try:
+            while (item := write_q.get()) is not _END:
+                t = time.perf_counter()
+                ovs = streams["video"]
+                for pts, arr in item:
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr[: ovs.height, : ovs.width]),
+                                                       format="rgb24")
+                    frame.pts, frame.time_base = pts, vstream.time_base
+                    for p in ovs.encode(frame):
+                        out.mux(p)
+                mux_audio()
+                timings.encode += time.perf_counter() - t
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            writer_error.append(err)
+            while write_q.get() is not _END:  # keep draining so the main thread never blocks
+                pass
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    done = 0
+    pending: list = []
+
+    def run_batch() -> None:
         nonlocal done
         if not pending:
             return
@@ -260,41 +281,38 @@ def _transcode(model, out, vstream, astream, frames_q, audio_packets, info, crf,
         with torch.inference_mode():
             y = model(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         timings.model += time.perf_counter() - t
-        t = time.perf_counter()
-        for (pts, _, _), arr in zip(pending, y):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr[: ovs.height, : ovs.width]), format="rgb24")
-            frame.pts = pts
-            frame.time_base = vstream.time_base
-            for p in ovs.encode(frame):
-                out.mux(p)
-        flush_audio()
-        timings.encode += time.perf_counter() - t
+        write_q.put([(pts, arr) for (pts, _, _), arr in zip(pending, y)])
         done += len(pending)
         timings.frames = done
         pending.clear()
         if progress is not None:
             progress(done, total)
 
-    while True:
-        item = frames_q.get()
-        if item is _END:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        if ovs is None:
-            add_video_stream(*item[2].shape[:2])
-        if pending and pending[0][2].shape != item[2].shape:
-            run_batch()  # a mid-stream size change: keep batches uniform
-        pending.append(item)
-        if len(pending) >= batch_size:
-            run_batch()
-    run_batch()
-    if ovs is not None:
-        for p in ovs.encode(None):
+    try:
+        while (item := frames_q.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            if writer_error:
+                raise writer_error[0]
+            if not streams:
+                open_streams(*item[2].shape[:2])
+            if pending and pending[0][2].shape != item[2].shape:
+                run_batch()  # a mid-stream size change: keep batches uniform
+            pending.append(item)
+            if len(pending) >= batch_size:
+                run_batch()
+        run_batch()
+    finally:
+        write_q.put(_END)
+        thread.join()
+    if writer_error:
+        raise writer_error[0]
+    if streams:
+        for p in streams["video"].encode(None):
             out.mux(p)
-        flush_audio()
-        if oas is not None and not copy_audio:
-            for p in oas.encode(None):
+        mux_audio()
+        if "audio" in streams and not copy_audio:
+            for p in streams["audio"].encode(None):
                 out.mux(p)
     return done
 

@@ -117,11 +117,18 @@ def test_bad_uploads_get_clear_errors(client, tmp_path):
         client.predict(handle_file(str(long_clip)), api_name="/upscale_video")
 
 
-def test_eight_concurrent_compares_all_complete(client, photo_file):
+def test_eight_concurrent_compares_all_complete(client, photo, tmp_path):
     import resource
 
+    # eight different uploads, as from eight visitors (identical outputs would share one
+    # cache file in Gradio, which races when served concurrently: not what is tested here)
+    files = []
+    for i in range(8):
+        path = tmp_path / f"visitor{i}.png"
+        Image.fromarray(np.roll(photo, 5 * i, axis=1)).save(path)
+        files.append(path)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    jobs = [client.submit(handle_file(str(photo_file)), api_name="/compare") for _ in range(8)]
+    jobs = [client.submit(handle_file(str(f)), api_name="/compare") for f in files]
     results = [job.result(timeout=120) for job in jobs]
     assert len(results) == 8 and all(len(r[2]["data"]) == 2 for r in results)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
