@@ -18,7 +18,8 @@ from .hub import LightSRModel, load
 
 __all__ = ["Entry", "CATALOGUE", "CHECKPOINTS", "available", "get_model", "find"]
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+# The repo's checkpoints/ unless LIGHTSR_CHECKPOINTS points at another folder of the same layout.
+CHECKPOINTS = Path(os.environ.get("LIGHTSR_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
 
 
 @dataclass(frozen=True)
