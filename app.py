@@ -28,19 +28,17 @@ MAX_COMPARE_PIXELS = 4_000_000  # the comparison keeps four full-size images in 
 ORIGINAL, LOW_RES = "It is the high-resolution original", "It is a low-resolution image"
 
 
-class UploadedImage(gr.Image):
-    """gr.Image that hands the handler the uploaded file untouched.
+def uploaded_image(**kwargs) -> gr.Image:
+    """A gr.Image whose handler receives the uploaded file untouched.
 
-    gr.Image would decode the upload itself and fail on a corrupt file with a generic
-    message; lightsr.open_image refuses empty, truncated and bomb-sized files with one
-    clear line instead.
+    gr.Image would decode the upload itself (a bomb-sized file included) and fail on a
+    corrupt one with a generic message; lightsr.open_image refuses empty, truncated and
+    oversized files with one clear line instead. Overriding preprocess on the instance
+    (not by subclassing, which makes Gradio write a .pyi stub next to this file).
     """
-
-    def get_block_name(self) -> str:
-        return "image"  # the same front-end component
-
-    def preprocess(self, payload):
-        return None if payload is None else payload.path
+    image = gr.Image(type="filepath", **kwargs)
+    image.preprocess = lambda payload: None if payload is None else payload.path
+    return image
 
 
 def _labels(task: str) -> list[str]:
@@ -126,7 +124,7 @@ def build() -> gr.Blocks:
                                 "`checkpoints/`.")
                 with gr.Row():
                     with gr.Column():
-                        f_in = UploadedImage(type="filepath", label="Photo with flare", sources=["upload", "clipboard"])
+                        f_in = uploaded_image(label="Photo with flare", sources=["upload", "clipboard"])
                         f_model = gr.Dropdown(flare_labels, value=flare_labels[0] if flare_labels else None,
                                               label="Model")
                         f_btn = gr.Button("Remove flare", variant="primary", interactive=bool(flare_labels))
@@ -153,7 +151,7 @@ def build() -> gr.Blocks:
             with gr.Tab("Compare with bicubic", id="compare", elem_id="tab-compare"):
                 with gr.Row():
                     with gr.Column():
-                        c_in = UploadedImage(type="filepath", label="Image", sources=["upload", "clipboard"])
+                        c_in = uploaded_image(label="Image", sources=["upload", "clipboard"])
                         c_what = gr.Radio([ORIGINAL, LOW_RES], value=ORIGINAL, label="What is it?")
                         c_model = gr.Dropdown(sr_labels, value=sr_labels[0] if sr_labels else None, label="Model")
                         c_btn = gr.Button("Compare", variant="primary", interactive=bool(sr_labels))
