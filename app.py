@@ -134,7 +134,8 @@ def build() -> gr.Blocks:
                 f_btn.click(deflare, [f_in, f_model], [f_slider, f_file], api_name="deflare")
                 flare_examples = sorted(str(p) for p in (EXAMPLES / "flare").glob("*.png"))
                 if flare_examples:
-                    gr.Examples(flare_examples, inputs=f_in, label="Examples (made for lightsr with synthetic flare, CC0)")
+                    gr.Examples(flare_examples, inputs=f_in,
+                                label="Examples (made for lightsr with synthetic flare, CC0)")
 
             with gr.Tab("Video super-resolution", id="video", elem_id="tab-video"):
                 gr.Markdown(f"Limits: up to **{DEFAULT_MAX_SECONDS:g} s** and **{DEFAULT_MAX_PIXELS:,} pixels "

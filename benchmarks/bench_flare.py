@@ -98,7 +98,8 @@ def main() -> None:
     for e, n, q, s in rows:
         lines.append(f"| {e.label} | {n:,} | {q['tiled'][0]:.2f} / {q['tiled'][1]:.4f} | "
                      f"{q['lowres'][0]:.2f} / {q['lowres'][1]:.4f} | {s['tiled']['seconds']:.0f} s, "
-                     f"{s['tiled']['peak_mb']:.0f} MB | {s['lowres']['seconds']:.0f} s, {s['lowres']['peak_mb']:.0f} MB |")
+                     f"{s['tiled']['peak_mb']:.0f} MB | {s['lowres']['seconds']:.0f} s, "
+                     f"{s['lowres']['peak_mb']:.0f} MB |")
     if not rows:
         lines.append("| (no flare model shipped yet) | | | | | |")
     lines += ["", "Reproduce: `python benchmarks/bench_flare.py`."]

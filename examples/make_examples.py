@@ -86,4 +86,5 @@ if __name__ == "__main__":
     night_flare().save(HERE / "flare" / "night-street.png", optimize=True)
     (ROOT / "docs").mkdir(exist_ok=True)
     flare_grid().save(ROOT / "docs" / "flare-samples.png", optimize=True)
-    print("wrote", sorted(str(p.relative_to(ROOT)) for p in list(HERE.rglob("*.png")) + [ROOT / "docs" / "flare-samples.png"]))
+    written = list(HERE.rglob("*.png")) + [ROOT / "docs" / "flare-samples.png"]
+    print("wrote", sorted(str(p.relative_to(ROOT)) for p in written))

@@ -48,6 +48,8 @@ __all__ = [
     "atomic_replace_dir",
     "unwrap",
     "make_ema",
+    "start_run",
+    "parse_overrides",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,38 @@ def all_finite(value: torch.Tensor, dist: DistInfo) -> bool:
     if dist.world_size > 1:
         torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
     return bool(ok.item() > 0)
+
+
+# -- run setup ---------------------------------------------------------------------------------
+def start_run(args) -> tuple[DistInfo, Path, np.random.Generator]:
+    """What every training script does first: logging, threads, devices/DDP, the run folder, seeds.
+
+    Reads ``args.threads``, ``args.device``, ``args.out`` and ``args.seed``; each rank gets
+    its own data stream (seed, rank).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dist = setup_distributed(args.device)
+    out = Path(args.out)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed + dist.rank)
+    return dist, out, np.random.default_rng([args.seed, dist.rank])
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["features=48", "upsampler=transpose"]`` -> {"features": 48, "upsampler": "transpose"} (JSON values)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LightSRError(f"--set takes FIELD=VALUE pairs, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 # -- EMA ---------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema,
-    save_checkpoint, setup_distributed, unwrap,
+    save_checkpoint, start_run, unwrap, parse_overrides,
 )
 
 log = logging.getLogger("train_flare")
@@ -112,17 +112,7 @@ def validate(model, pairs, device) -> tuple[float, float]:
 
 
 def main(args: argparse.Namespace) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dist = setup_distributed(args.device)
-    out = Path(args.out)
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed + dist.rank)
-    rng = np.random.default_rng([args.seed, dist.rank])
-
-    from train_sr import parse_overrides  # the same FIELD=VALUE parsing
+    dist, out, rng = start_run(args)
 
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
     if model.task != "flare-removal":

@@ -35,8 +35,8 @@ import lightsr  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema, save_checkpoint,
-    setup_distributed, unwrap,
+    CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema,
+    parse_overrides, save_checkpoint, start_run, unwrap,
 )
 
 log = logging.getLogger("train_sr")
@@ -86,17 +86,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def load_hr_images(args) -> list[np.ndarray]:
     """Decode every training image once into memory (uint8 RGB arrays)."""
     images = []
@@ -143,15 +132,7 @@ def sample_batch(images, rng: np.random.Generator, args) -> tuple[torch.Tensor, 
 
 
 def main(args: argparse.Namespace) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dist = setup_distributed(args.device)
-    out = Path(args.out)
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed + dist.rank)
-    rng = np.random.default_rng([args.seed, dist.rank])
+    dist, out, rng = start_run(args)
 
     overrides = parse_overrides(args.set)
     model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
