@@ -49,6 +49,7 @@ __all__ = [
     "unwrap",
     "make_ema",
     "start_run",
+    "check_replicas_identical",
     "parse_overrides",
 ]
 
@@ -152,6 +153,18 @@ def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.Aver
         torch._foreach_lerp_(ema_params, params, 1 - d)
 
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+def check_replicas_identical(model: torch.nn.Module, dist: DistInfo) -> None:
+    """DDP keeps replicas in lock-step; prove it at the end of a run rather than assume it."""
+    if dist.world_size == 1:
+        return
+    digest = torch.stack([p.detach().double().sum() for p in unwrap(model).parameters()]).sum().reshape(1)
+    digests = [torch.zeros_like(digest) for _ in range(dist.world_size)]
+    torch.distributed.all_gather(digests, digest)
+    if any(not torch.equal(d, digests[0]) for d in digests):
+        raise RuntimeError(f"DDP replicas diverged: weight checksums {[d.item() for d in digests]}")
+    logger.info("weights identical across %d ranks (checksum %.10g)", dist.world_size, digest.item())
 
 
 # -- schedule ------------------------------------------------------------------------------

@@ -64,3 +64,17 @@ def test_nf_resunet_with_an_explosive_learning_rate_ends_finite(photos, tmp_path
 def test_nf_resunet_trains_without_a_single_nonfinite_step(photos, tmp_path):
     result = run(photos, tmp_path / "calm", "--model", "nf-resunet-test", "--steps", "10")
     assert result["skipped"] == 0
+
+
+def test_pix2pix_ddp_two_processes_on_cpu(photos, tmp_path):
+    import os
+    import subprocess
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(ROOT / "train" / "train_flare.py"), "--model", "pix2pix-test", "--data", str(photos), "--holdout", "1",
+           "--val-count", "2", "--val-size", "48", "--patch", "32", "--batch", "2", "--steps", "3", "--val-every", "3",
+           "--threads", "1", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "weights identical across 2 ranks" in result.stderr

@@ -39,8 +39,8 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema,
-    save_checkpoint, start_run, unwrap, parse_overrides,
+    CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
+    load_checkpoint, make_ema, parse_overrides, save_checkpoint, start_run, unwrap,
 )
 
 log = logging.getLogger("train_flare")
@@ -234,6 +234,7 @@ def main(args: argparse.Namespace) -> dict:
                 checkpoint()
                 last_save = time.monotonic()
     bar.close()
+    check_replicas_identical(model, dist)
     if dist.is_main and state["step"] < args.steps:
         log.info("stopped at step %d of %d; continue with the same command plus --resume", state["step"], args.steps)
     elif dist.is_main:

@@ -35,8 +35,8 @@ import lightsr  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, atomic_replace_dir, find_checkpoint, learning_rate, load_checkpoint, make_ema,
-    parse_overrides, save_checkpoint, start_run, unwrap,
+    CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
+    load_checkpoint, make_ema, parse_overrides, save_checkpoint, start_run, unwrap,
 )
 
 log = logging.getLogger("train_sr")
@@ -227,13 +227,7 @@ def main(args: argparse.Namespace) -> dict:
                 checkpoint()
                 last_save = time.monotonic()
     bar.close()
-    if dist.world_size > 1:  # DDP keeps replicas in lock-step; prove it rather than assume it
-        digest = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
-        digests = [torch.zeros_like(digest) for _ in range(dist.world_size)]
-        torch.distributed.all_gather(digests, digest)
-        if any(not torch.equal(d, digests[0]) for d in digests):
-            raise RuntimeError(f"DDP replicas diverged: weight checksums {[d.item() for d in digests]}")
-        log.info("weights identical across %d ranks (checksum %.10g)", dist.world_size, digest.item())
+    check_replicas_identical(model, dist)
     if dist.is_main and state["step"] < args.steps:
         log.info("stopped at step %d of %d; continue with the same command plus --resume", state["step"], args.steps)
     elif dist.is_main:
