@@ -75,6 +75,7 @@ def test_pix2pix_ddp_two_processes_on_cpu(photos, tmp_path):
            str(ROOT / "train" / "train_flare.py"), "--model", "pix2pix-test", "--data", str(photos), "--holdout", "1",
            "--val-count", "2", "--val-size", "48", "--patch", "32", "--batch", "2", "--steps", "3", "--val-every", "3",
            "--threads", "1", "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "weights identical across 2 ranks" in result.stderr
