@@ -280,23 +280,24 @@ def load(
     name_or_path: str | os.PathLike,
     *,
     revision: str | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device = "auto",
     **hub_kwargs,
 ) -> LightSRModel:
-    """Load any lightsr model from a local folder or a Hub repo id, in eval mode.
+    """Load any lightsr model from a local folder or a Hub repo id, in eval mode, float32.
 
     ``config.json`` names the architecture; the matching class is built from it and the
     weights are loaded strictly from ``model.safetensors``. ``revision`` pins a Hub branch,
-    tag or commit. Raises ``LightSRError`` with a one-line reason for anything wrong.
+    tag or commit. ``device="auto"`` puts the model on CUDA when available, else the CPU.
+    Raises ``LightSRError`` with a one-line reason for anything wrong.
     """
     from .registry import architecture_class
 
     config = read_config(name_or_path, revision=revision, **hub_kwargs)
     cls = architecture_class(config["architecture"])
     model = cls.from_pretrained(str(name_or_path), revision=revision, **hub_kwargs)
-    if device is not None:
-        model.to(device)
-    return model
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device)
 
 
 def render_model_card(model: LightSRModel, **context: Any) -> ModelCard:
