@@ -1,4 +1,4 @@
-"""The ``lightsr`` command line: upscale, deflare, eval, info (and video, frames).
+"""The ``lightsr`` command line: upscale, deflare, eval, info, push, video, frames.
 
 Every user error is one line on stderr and exit status 2; no partial output file is ever
 left behind (outputs are written to a temporary file and renamed at the end).
@@ -111,6 +111,20 @@ def cmd_info(args) -> None:
     print(f"config: {json.dumps(d['config'])}")
 
 
+def cmd_push(args) -> None:
+    from huggingface_hub import HfApi
+
+    import lightsr
+
+    lightsr.load(args.folder, device="cpu")  # only complete, consistent model folders are pushed
+    api = HfApi()
+    api.create_repo(args.repo_id, exist_ok=True, private=args.private or None)
+    info = api.upload_folder(repo_id=args.repo_id, folder_path=args.folder,
+                             allow_patterns=["config.json", "model.safetensors", "README.md", "*.png"],
+                             commit_message=args.message or f"Upload {Path(args.folder).name} with lightsr")
+    print(f"pushed {args.folder} to {args.repo_id} ({info.oid[:10]})")
+
+
 def cmd_video(args) -> None:
     from .video import upscale_video
 
@@ -170,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("model", help="registered name, model folder or Hub repo id")
     sp.add_argument("--revision")
     sp.set_defaults(fn=cmd_info)
+
+    sp = sub.add_parser("push", help="upload a model folder (config, safetensors, card) to the Hub")
+    sp.add_argument("folder")
+    sp.add_argument("repo_id")
+    sp.add_argument("--private", action="store_true")
+    sp.add_argument("--message", help="commit message")
+    sp.set_defaults(fn=cmd_push)
 
     sp = sub.add_parser("video", help="super-resolve a video (H.264 out, audio kept)")
     sp.add_argument("input")

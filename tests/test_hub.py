@@ -192,3 +192,14 @@ def test_strict_false_is_refused(saved_model):
     folder, _ = saved_model
     with pytest.raises(lightsr.LightSRError, match="strictly"):
         RDN.from_pretrained(folder, strict=False)
+
+
+def test_cli_push_then_load(hub, saved_model, capsys, tmp_path):
+    from lightsr import cli
+
+    folder, model = saved_model
+    assert cli.main(["push", str(folder), "me/from-cli"]) == 0
+    assert "pushed" in capsys.readouterr().out
+    assert _same_outputs(model, lightsr.load("me/from-cli"))
+    assert cli.main(["push", str(tmp_path), "me/empty"]) == 2  # not a model folder: refused before upload
+    assert "no config.json" in capsys.readouterr().err and "me/empty" not in hub.repos
