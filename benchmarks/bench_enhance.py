@@ -51,7 +51,8 @@ print(json.dumps(dict(source=source, seconds=sec, peak_mb=hwm(), base_mb=base, o
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--models", nargs="+", default=["rdn-tiny", "rdn-light"])
+    p.add_argument("--models", nargs="+", default=["ecbsr-m4c16", "rdn-light"],
+                   help="shipped checkpoint names or registered variants (random weights)")
     p.add_argument("--size", default="4000x3000")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
