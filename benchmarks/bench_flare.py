@@ -21,7 +21,7 @@ import torch
 from _report import ROOT, machine, write_section
 
 from lightsr import zoo
-from lightsr.cards import flare_card_context, write_card
+from lightsr.cards import example_image, flare_card_context, write_card
 from lightsr.data.flare import validation_pairs
 from lightsr.evaluate import image_files
 from lightsr.flare import remove_flare
@@ -76,8 +76,12 @@ def main() -> None:
         run = ROOT / RUNS[entry.name] if (ROOT / RUNS.get(entry.name, "-") / "args.json").exists() else None
         text = (f"{speed['tiled']['seconds']:.0f} s per 12 MP photo tiled, {speed['lowres']['seconds']:.0f} s with "
                 f"the low-resolution flare estimate ({args.threads} threads)")
-        write_card(zoo.CHECKPOINTS / entry.name, model, **flare_card_context(model, val, run_dir=run, speed=text),
-                   repo_id=f"lightsr/{entry.name}")
+        folder = zoo.CHECKPOINTS / entry.name
+        example_image(model, open_image(ROOT / "examples" / "flare" / "night-street.png")).save(folder / "example.png")
+        examples = [{"path": "example.png", "caption": "Left: a made night scene with synthetic flare "
+                     "(examples/flare/night-street.png, CC0); right: this model's output, light sources kept."}]
+        write_card(folder, model, **flare_card_context(model, val, run_dir=run, speed=text),
+                   repo_id=f"lightsr/{entry.name}", examples=examples)
         params = sum(x.numel() for x in model.parameters())
         rows.append((entry, params, quality, speed))
         print(entry.name, quality, speed)

@@ -20,7 +20,7 @@ from _report import ROOT, machine, write_section
 
 import lightsr
 from lightsr import zoo
-from lightsr.cards import sr_card_context, write_card
+from lightsr.cards import example_image, sr_card_context, write_card
 from lightsr.evaluate import evaluate_sr
 
 BENCH = ROOT.parent / "shared" / "data" / "sr-bench"
@@ -63,8 +63,11 @@ def main() -> None:
         speed = f"{sec * 1000:.0f} ms per 640x360 frame ({1 / sec:.1f} frames/s, model only, {args.threads} threads)"
         run = ROOT / RUNS[entry.name] if entry.name in RUNS and (ROOT / RUNS[entry.name] / "args.json").exists() \
             else None
+        example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
+        examples = [{"path": "example.png", "caption": f"Left to right: bicubic x{model.scale}, this model, the "
+                     "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
         write_card(folder, model, **sr_card_context(model, bench_dir=BENCH, run_dir=run, speed=speed),
-                   repo_id=f"lightsr/{entry.name}")
+                   repo_id=f"lightsr/{entry.name}", examples=examples)
         rows.append((entry, d, sec, scores))
         print(entry.name, f"{1 / sec:.1f} fps", {n: round(s.psnr, 2) for n, s in scores.items()})
     lines = [

@@ -19,7 +19,8 @@ from huggingface_hub import EvalResult
 from .evaluate import evaluate_sr
 from .hub import LightSRModel, render_model_card
 
-__all__ = ["PUBLISHED_SR", "hardware", "training_record", "sr_card_context", "flare_card_context", "write_card"]
+__all__ = ["PUBLISHED_SR", "hardware", "training_record", "sr_card_context", "flare_card_context", "write_card",
+           "example_image"]
 
 # Published Y-channel PSNR on the bicubic degradation (../shared/data/README.md).
 PUBLISHED_SR = {
@@ -166,6 +167,31 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None
             "non-finite steps": f"{rec['skipped']} skipped, {rec['rollbacks']} rollbacks",
         }
     return context
+
+
+def example_image(model: LightSRModel, image, *, zoom: int = 2, size: int = 128):
+    """A before/after picture for a card, from a made (CC0) example image.
+
+    Super-resolution: the image is taken as the original, downscaled, and the same detailed
+    region is shown as bicubic | model | original. Flare removal: input | output side by side.
+    """
+    from PIL import Image
+
+    from .compare import compare_with_bicubic
+    from .flare import remove_flare
+
+    if model.task == "super-resolution":
+        tiles = [t for t, _ in compare_with_bicubic(model, image, zoom_size=size).crops(zoom)]
+    else:
+        tiles = [image.convert("RGB"), remove_flare(model, image.convert("RGB"))]
+    gap = 6
+    width = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
+    canvas = Image.new("RGB", (width, max(t.height for t in tiles)), "white")
+    x = 0
+    for t in tiles:
+        canvas.paste(t, (x, 0))
+        x += t.width + gap
+    return canvas
 
 
 def write_card(folder: str | Path, model: LightSRModel, **context: Any) -> Path:

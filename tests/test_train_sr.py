@@ -118,3 +118,14 @@ def test_push_to_hub_at_the_end(data, tmp_path, hub):
     import lightsr
 
     assert lightsr.load("me/rdn-test-x2").config == lightsr.load(out / "best").config
+
+
+def test_training_from_a_video_at_one_frame_per_second(data, tmp_path):
+    from media import make_clip
+
+    clip = tmp_path / "trailer.mp4"
+    make_clip(clip, w=64, h=48, frames=30, fps=10, audio=None)  # 3 s: frames at 0, 1 and 2 s
+    args = args_for(data, tmp_path / "video-run", "--steps", "2")
+    args.data, args.video = [], [str(clip)]
+    assert len(train_sr.load_hr_images(args)) == 3
+    assert train_sr.main(args)["step"] == 2
