@@ -46,7 +46,8 @@ DATA = ROOT.parent / "shared" / "data"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", nargs="+", default=[str(DATA / "sr-train")], help="folders of HR images")
+    g.add_argument("--data", nargs="*", default=[str(DATA / "sr-train")],
+                   help="folders of HR images (give --data alone to train on --video frames only)")
     g.add_argument("--video", nargs="*", default=[], help="videos to sample at --fps frames/s as HR images")
     g.add_argument("--fps", type=float, default=1.0)
     g.add_argument("--scale", type=int, default=2)
