@@ -257,6 +257,7 @@ def atomic_replace_dir(target: Path, fill) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the published folder should read like any other
     try:
         fill(tmp)
         for f in tmp.iterdir():  # make the data durable before the rename publishes it
