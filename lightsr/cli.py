@@ -112,17 +112,10 @@ def cmd_info(args) -> None:
 
 
 def cmd_push(args) -> None:
-    from huggingface_hub import HfApi
+    from .hub import push_folder
 
-    import lightsr
-
-    lightsr.load(args.folder, device="cpu")  # only complete, consistent model folders are pushed
-    api = HfApi()
-    api.create_repo(args.repo_id, exist_ok=True, private=args.private or None)
-    info = api.upload_folder(repo_id=args.repo_id, folder_path=args.folder,
-                             allow_patterns=["config.json", "model.safetensors", "README.md", "*.png"],
-                             commit_message=args.message or f"Upload {Path(args.folder).name} with lightsr")
-    print(f"pushed {args.folder} to {args.repo_id} ({info.oid[:10]})")
+    oid = push_folder(args.folder, args.repo_id, message=args.message, private=args.private or None)
+    print(f"pushed {args.folder} to {args.repo_id} ({oid[:10]})")
 
 
 def cmd_video(args) -> None:

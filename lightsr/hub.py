@@ -37,7 +37,7 @@ from torch import nn
 
 from .errors import LightSRError
 
-__all__ = ["LightSRModel", "load", "read_config", "render_model_card", "REPO_URL"]
+__all__ = ["LightSRModel", "load", "read_config", "render_model_card", "push_folder", "REPO_URL"]
 
 logger = logging.getLogger(__name__)
 
@@ -328,3 +328,21 @@ def render_model_card(model: LightSRModel, **context: Any) -> ModelCard:
         repo_url=REPO_URL,
         **context,
     )
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, message: str | None = None,
+                private: bool | None = None) -> str:
+    """Upload a saved model folder (config, weights, card, card images) to the Hub as one commit.
+
+    The folder is loaded first, so only a complete, consistent model is ever pushed.
+    Returns the commit id.
+    """
+    from huggingface_hub import HfApi
+
+    load(folder, device="cpu")
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True, private=private)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                             allow_patterns=["config.json", "model.safetensors", "README.md", "*.png"],
+                             commit_message=message or f"Upload {Path(folder).name} with lightsr")
+    return info.oid

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from huggingface_hub import HfApi
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import lightsr  # noqa: E402
+from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
 from lightsr.data.flare import FlarePairs, validation_pairs  # noqa: E402
 from lightsr.evaluate import image_files  # noqa: E402
@@ -245,10 +245,8 @@ def main(args: argparse.Namespace) -> dict:
         best = lightsr.load(out / "best")
         write_card(out / "best", best, **flare_card_context(best, val, run_dir=out))
         if args.push_to_hub:
-            api = HfApi()
-            api.create_repo(args.push_to_hub, exist_ok=True)
-            api.upload_folder(repo_id=args.push_to_hub, folder_path=out / "best",
-                              commit_message=f"{args.model}: {state['step']} steps")
+            push_folder(out / "best", args.push_to_hub, message=f"{args.model}: {state['step']} steps")
+            log.info("pushed %s to %s", out / "best", args.push_to_hub)
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
     return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"],

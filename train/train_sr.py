@@ -25,13 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from huggingface_hub import HfApi
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import lightsr  # noqa: E402
+from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
@@ -241,11 +241,8 @@ def main(args: argparse.Namespace) -> dict:
         write_card(out / "best", best, **sr_card_context(best, bench_dir=args.bench, run_dir=out),
                    notes=args.card_extra or None)
         if args.push_to_hub:
-            api = HfApi()
-            api.create_repo(args.push_to_hub, exist_ok=True)
-            api.upload_folder(repo_id=args.push_to_hub, folder_path=out / "best",
-                              commit_message=f"{args.model} x{args.scale}: {state['step']} steps, "
-                                             f"Set5 {state['best_psnr']:.2f} dB")
+            message = f"{args.model} x{args.scale}: {state['step']} steps, Set5 {state['best_psnr']:.2f} dB"
+            push_folder(out / "best", args.push_to_hub, message=message)
             log.info("pushed %s to %s", out / "best", args.push_to_hub)
     if dist.world_size > 1:
         torch.distributed.destroy_process_group()
