@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,7 +51,6 @@ class VideoInfo:
     fps: float | None
     duration: float | None
     frames: int | None
-    rotation: int
     audio_codec: str | None
 
 
@@ -64,7 +63,6 @@ class Timings:
     encode: float = 0.0
     total: float = 0.0
     frames: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -101,7 +99,7 @@ def _info(container, src) -> VideoInfo:
     elif container.duration:
         duration = container.duration / av.time_base
     audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-    return VideoInfo(v.codec_context.width, v.codec_context.height, fps, duration, v.frames or None, 0, audio)
+    return VideoInfo(v.codec_context.width, v.codec_context.height, fps, duration, v.frames or None, audio)
 
 
 def _frame_array(frame: av.VideoFrame) -> np.ndarray:
