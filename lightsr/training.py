@@ -11,6 +11,8 @@ is the part that is the same for every model:
   killed at any moment leaves either the previous checkpoint or the new one, never half.
 - ``NaNGuard``: a non-finite loss or gradient skips the step; ``patience`` of them in a
   row restore the last good weights and optimizer state and halve the learning rate.
+- ``warm_start``: initialise a model from another scale's weights (every tensor whose name
+  and shape match), the way EDSR trains x4 from its x2 model.
 - ``learning_rate``: warm-up then cosine or step decay, a pure function of the step, so
   resuming needs no scheduler object.
 """
@@ -51,6 +53,7 @@ __all__ = [
     "start_run",
     "check_replicas_identical",
     "parse_overrides",
+    "warm_start",
 ]
 
 logger = logging.getLogger(__name__)
@@ -373,3 +376,32 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     if data_rng is not None and "data" in rng:
         data_rng.bit_generator.state = rng["data"]
     return meta
+
+
+def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Copy every tensor of ``source`` whose name and shape match ``model``'s; return (copied, skipped).
+
+    ``source`` is a model folder (or Hub repo id) of the same architecture, typically the
+    x2 model when training x4: the feature extractor transfers, the upsampler does not.
+    Safetensors only, like every other load. Raises ``LightSRError`` when nothing matches
+    or the architectures differ.
+    """
+    from .hub import _weights_file, read_config
+
+    config = read_config(source)
+    target = unwrap(model)
+    if config.get("architecture") != getattr(target, "architecture", None):
+        raise LightSRError(f"--init '{source}' is a {config.get('architecture')} model, "
+                           f"not {getattr(target, 'architecture', type(target).__name__)}")
+    path = _weights_file(str(source), revision=None)
+    try:
+        state = load_file(path)
+    except (OSError, ValueError) as err:
+        raise LightSRError(f"cannot read weights of '{source}': {err}") from None
+    own = target.state_dict()
+    copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    skipped = sorted(set(own) - set(copied))
+    if not copied:
+        raise LightSRError(f"--init '{source}': no tensor matches the model's names and shapes")
+    target.load_state_dict({k: state[k] for k in copied}, strict=False)
+    return copied, skipped

@@ -75,6 +75,29 @@ def test_resume_continues_exactly(data, tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+def test_init_from_another_scale_copies_matching_tensors(data, tmp_path):
+    x2 = tmp_path / "x2"
+    train_sr.main(args_for(data, x2, "--steps", "2"))
+    x4 = tmp_path / "x4"
+    train_sr.main(args_for(data, x4, "--scale", "4", "--steps", "1", "--lr", "0", "--ema", "0", "--init",
+                           str(x2 / "best")))
+    a, b = weights(x2 / "best"), weights(x4 / "last")
+    shared = [k for k in b if k in a and a[k].shape == b[k].shape]
+    fresh = sorted(set(b) - set(shared))
+    assert fresh == ["upsample.2.bias", "upsample.2.weight"]  # x4 has a second x2 sub-pixel stage
+    for k in shared:  # with lr 0 the warm-started tensors are exactly the x2 model's
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_init_from_a_different_architecture_is_a_clear_error(data, tmp_path):
+    import lightsr
+
+    other = tmp_path / "other"
+    lightsr.create_model("ecbsr-test", scale=2).save_pretrained(other)
+    with pytest.raises(lightsr.LightSRError, match="is a ecbsr model, not rdn"):
+        train_sr.main(args_for(data, tmp_path / "run", "--steps", "1", "--init", str(other)))
+
+
 def test_resume_without_checkpoint_is_a_clear_error(data, tmp_path):
     import lightsr
 

@@ -36,7 +36,7 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, save_checkpoint, start_run, unwrap,
+    load_checkpoint, make_ema, parse_overrides, save_checkpoint, start_run, unwrap, warm_start,
 )
 
 log = logging.getLogger("train_sr")
@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--model", default="rdn-light", help=f"one of {', '.join(lightsr.list_models())}")
     g.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="config overrides, e.g. upsampler=transpose features=48")
+    g.add_argument("--init", metavar="MODEL_DIR",
+                   help="start from this model's weights where names and shapes match (e.g. the x2 model for x4)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=20000)
     g.add_argument("--loss", choices=["l1", "mse"], default="l1")
@@ -139,6 +141,10 @@ def main(args: argparse.Namespace) -> dict:
     model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
     if dist.device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # about 2x faster convs on this CPU
+    if args.init and not args.resume:
+        copied, skipped = warm_start(model, args.init)
+        log.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
+                 ", ".join(skipped) or "none")
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     ema = None
     if args.ema > 0:
