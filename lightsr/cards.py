@@ -59,6 +59,12 @@ def training_record(run_dir: str | Path) -> dict[str, Any]:
             "rollbacks": state.get("guard", {}).get("rollbacks", 0)}
 
 
+def _psnr_ssim_results(psnr: float, ssim: float, **dataset: str) -> list[EvalResult]:
+    """The model-index entries of one measurement: PSNR (2 decimals) and SSIM (4)."""
+    return [EvalResult(task_type="image-to-image", metric_type="psnr", metric_value=round(psnr, 2), **dataset),
+            EvalResult(task_type="image-to-image", metric_type="ssim", metric_value=round(ssim, 4), **dataset)]
+
+
 def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str | Path | None = None,
                     speed: str | None = None) -> dict[str, Any]:
     """Evaluate on Set5/Set14 and assemble the card context (results table, model-index, training)."""
@@ -69,12 +75,10 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str 
     for name in ("Set5", "Set14"):
         r = evaluate_sr(model, bench_dir / name, scale=scale)
         measured[name] = r
-        evals += [
-            EvalResult(task_type="image-to-image", dataset_type=name.lower(), dataset_name=name,
-                       metric_type="psnr", metric_value=round(r.psnr, 2), task_name=f"x{scale} super-resolution"),
-            EvalResult(task_type="image-to-image", dataset_type=name.lower(), dataset_name=name,
-                       metric_type="ssim", metric_value=round(r.ssim, 4), task_name=f"x{scale} super-resolution"),
-        ]
+        # The Hub's copies of the benchmark: eugenesiow/Set5 (configs bicubic_x2/x3/x4, split validation).
+        evals += _psnr_ssim_results(r.psnr, r.ssim, task_name=f"x{scale} super-resolution", dataset_name=name,
+                                    dataset_type=f"eugenesiow/{name}", dataset_config=f"bicubic_x{scale}",
+                                    dataset_split="validation")
     rows.append({"method": "bicubic (measured here)", **{
         f"{n} x{scale} PSNR / SSIM": f"{measured[n].bicubic_psnr:.2f} / {measured[n].bicubic_ssim:.4f}"
         for n in measured}})
@@ -144,12 +148,9 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None
         "results_intro": (f"{len(pairs)} fixed synthetic validation pairs (seeded) made from held-out photos "
                           "that were never trained on; PSNR/SSIM on RGB, whole images, through "
                           "`lightsr.flare.remove_flare` (saturated light sources blended back from the input)."),
-        "eval_results": [
-            EvalResult(task_type="image-to-image", dataset_type="synthetic-flare", dataset_name="lightsr synthetic "
-                       "flare validation", metric_type="psnr", metric_value=round(float(op), 2)),
-            EvalResult(task_type="image-to-image", dataset_type="synthetic-flare", dataset_name="lightsr synthetic "
-                       "flare validation", metric_type="ssim", metric_value=round(float(os_), 4)),
-        ],
+        "eval_results": _psnr_ssim_results(float(op), float(os_), task_name="lens-flare removal",
+                                           dataset_type="synthetic-flare",
+                                           dataset_name="lightsr synthetic flare validation"),
         "model_name": f"lightsr {model.architecture} flare removal",
     }
     if speed:

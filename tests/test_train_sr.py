@@ -52,6 +52,11 @@ def test_two_steps_write_a_checkpoint_a_model_and_a_card(data, tmp_path):
     assert json.loads((out / "args.json").read_text())["steps"] == 2
     card = (out / "best" / "README.md").read_text()
     assert "Set14 x2 PSNR / SSIM" in card and "| **steps**: 2" not in card and "- **steps**: 2" in card
+    from huggingface_hub import ModelCard
+
+    results = ModelCard(card).data.eval_results
+    assert {(r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type) for r in results} == {
+        (f"eugenesiow/{n}", "bicubic_x2", "validation", m) for n in ("Set5", "Set14") for m in ("psnr", "ssim")}
     log = (out / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,loss") and any(line.split(",")[1] for line in log[1:])
     import lightsr
