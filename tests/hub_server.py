@@ -107,6 +107,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
         return repo
 
+    def _revision(self, repo_id: str, rev: str) -> tuple[Repo, str] | None:
+        """The repo and the commit ``rev`` names in it, or None after sending the Hub's 404."""
+        repo = self._repo(repo_id)
+        if repo is None:
+            return None
+        oid = repo.resolve(rev)
+        if oid is None:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return None
+        return repo, oid
+
     # -- verbs ---------------------------------------------------------------------------------
     def do_POST(self) -> None:
         self.hub.requests.append(("POST", self.path))
@@ -131,12 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                                                   for f in files]})
             if m := self._route(rf"/api/models/{REPO}/commit/(?P<rev>.+)"):
-                repo = self._repo(m["repo"])
-                if repo is None:
+                if (found := self._revision(m["repo"], m["rev"])) is None:
                     return
-                parent = repo.resolve(m["rev"])
-                if parent is None:
-                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {m['rev']}")
+                repo, parent = found
                 files = dict(repo.commits[parent])
                 message = ""
                 for line in body.splitlines():
@@ -162,23 +170,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub.requests.append((self.command, self.path))
         with self.hub.lock:
             if m := self._route(rf"/api/models/{REPO}(?:/revision/(?P<rev>.+))?"):
-                repo = self._repo(m["repo"])
-                if repo is None:
+                if (found := self._revision(m["repo"], m["rev"] or "main")) is None:
                     return
-                oid = repo.resolve(m["rev"] or "main")
-                if oid is None:
-                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {m['rev']}")
+                repo, oid = found
                 return self._json(200, {
                     "id": m["repo"], "modelId": m["repo"], "sha": oid, "private": False, "tags": [],
                     "siblings": [{"rfilename": p} for p in sorted(repo.commits[oid])],
                 })
             if m := self._route(rf"/{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"):
-                repo = self._repo(m["repo"])
-                if repo is None:
+                if (found := self._revision(m["repo"], m["rev"])) is None:
                     return
-                oid = repo.resolve(m["rev"])
-                if oid is None:
-                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {m['rev']}")
+                repo, oid = found
                 data = repo.commits[oid].get(m["path"])
                 if data is None:
                     return self._error(404, "EntryNotFound", f"{m['path']} does not exist at {m['rev']}")
