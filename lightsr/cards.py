@@ -46,7 +46,8 @@ def hardware() -> str:
         pass
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{cpu}, {torch.get_num_threads()} CPU threads, no GPU"
+    n = torch.get_num_threads()
+    return f"{cpu}, {n} CPU thread{'s' if n > 1 else ''}, no GPU"
 
 
 def training_record(run_dir: str | Path) -> dict[str, Any]:
