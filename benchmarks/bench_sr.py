@@ -3,10 +3,14 @@
     python benchmarks/bench_sr.py [--threads 2] [--frames 10]
 
 For each super-resolution folder in checkpoints/: Set5/Set14 PSNR/SSIM (Y channel, the
-standard protocol) against bicubic, parameters, GFLOPs per input megapixel, and model
-speed on a 640x360 frame (fp32, channels_last, batch 1, median of --frames runs). The
-card of each checkpoint is re-rendered with these numbers and its training record from
-the run folder named in RUNS. Run it on an otherwise idle machine.
+standard protocol) against bicubic, parameters, and model speed on one video frame whose
+output is 1280x720 (640x360 in at x2, 320x180 at x4; fp32, channels_last, batch 1, median
+of --frames runs), with Pillow bicubic timed on the same frames. Speed is set against
+what this CPU can do: a large 3x3 convolution (64 -> 64 channels on a 640x360 map,
+channels_last) is timed first, and each model's GFLOPs per frame divided by its time is
+given as a fraction of that roofline. The card of each checkpoint is re-rendered with
+these numbers and its training record from the run folder named in RUNS. Run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 from _report import ROOT, machine, write_section
 
@@ -22,6 +27,8 @@ import lightsr
 from lightsr import zoo
 from lightsr.cards import example_image, sr_card_context, write_card
 from lightsr.evaluate import evaluate_sr
+from lightsr.imaging import bicubic_upscale
+from PIL import Image
 
 BENCH = ROOT.parent / "shared" / "data" / "sr-bench"
 # checkpoint folder -> the training run that produced it (runs/<name>/args.json, last/training_state.json)
@@ -33,18 +40,44 @@ RUNS = {
 }
 
 
-@torch.inference_mode()
-def frame_speed(model, runs: int) -> float:
-    """Median seconds for one 640x360 frame through the model alone."""
-    model = model.to(memory_format=torch.channels_last)
-    x = torch.rand(1, 3, 360, 640).contiguous(memory_format=torch.channels_last)
-    model(x)  # warm-up: oneDNN picks its kernels on the first call
+OUTPUT = (1280, 720)  # every speed is for one 720p output frame
+
+
+def frame_size(scale: int) -> tuple[int, int]:
+    """(width, height) of the input frame that the model turns into 1280x720."""
+    return OUTPUT[0] // scale, OUTPUT[1] // scale
+
+
+def median_time(fn, runs: int) -> float:
+    fn()  # warm-up: oneDNN picks its kernels on the first call
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        model(x)
+        fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+@torch.inference_mode()
+def frame_speed(model, runs: int, size: tuple[int, int] = (640, 360)) -> float:
+    """Median seconds for one (width, height) frame through the model alone."""
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, size[1], size[0]).contiguous(memory_format=torch.channels_last)
+    return median_time(lambda: model(x), runs)
+
+
+@torch.inference_mode()
+def conv_roofline(runs: int) -> float:
+    """GFLOP/s of a large 3x3 conv (64 -> 64 channels, 640x360, channels_last): this CPU's practical peak."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 64, 360, 640).contiguous(memory_format=torch.channels_last)
+    return 2 * 9 * 64 * 64 * 360 * 640 / median_time(lambda: conv(x), runs) / 1e9
+
+
+def bicubic_speed(scale: int, runs: int) -> float:
+    """Median seconds of Pillow bicubic (the baseline's own resize) on one frame."""
+    frame = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*frame_size(scale)[::-1], 3), np.uint8))
+    return median_time(lambda: bicubic_upscale(frame, scale), runs)
 
 
 def main() -> None:
@@ -53,14 +86,19 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    roofline = conv_roofline(args.frames)
+    print(f"3x3 conv roofline: {roofline:.0f} GFLOP/s")
     rows = []
     for entry in zoo.available("super-resolution"):
         folder = zoo.CHECKPOINTS / entry.name
         model = lightsr.load(folder)
         d = lightsr.describe(model)
-        sec = frame_speed(model, args.frames)
+        w, h = frame_size(model.scale)
+        sec = frame_speed(model, args.frames, (w, h))
+        gflops = d["gflops_per_megapixel"] * w * h / 1e6
         scores = {n: evaluate_sr(model, BENCH / n) for n in ("Set5", "Set14")}
-        speed = f"{sec * 1000:.0f} ms per 640x360 frame ({1 / sec:.1f} frames/s, model only, {args.threads} threads)"
+        speed = (f"{sec * 1000:.0f} ms per {w}x{h} frame to 1280x720 ({1 / sec:.1f} frames/s, model only, "
+                 f"{args.threads} threads)")
         run = ROOT / RUNS[entry.name] if entry.name in RUNS and (ROOT / RUNS[entry.name] / "args.json").exists() \
             else None
         example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
@@ -68,28 +106,35 @@ def main() -> None:
                      "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
         write_card(folder, model, **sr_card_context(model, bench_dir=BENCH, run_dir=run, speed=speed),
                    repo_id=f"lightsr/{entry.name}", examples=examples)
-        rows.append((entry, d, sec, scores))
+        rows.append((entry.name, d["parameters"], gflops, scores, (w, h), sec))
         print(entry.name, f"{1 / sec:.1f} fps", {n: round(s.psnr, 2) for n, s in scores.items()})
+    rows.sort(key=lambda r: (r[4][0] < 600, r[5]))  # x2 then x4, slowest first within a scale
     lines = [
         "## Super-resolution: quality and speed (`benchmarks/bench_sr.py`)",
         "",
-        "Set5/Set14 in the standard protocol (Y channel, `scale` pixels shaved, LR by Pillow bicubic); "
-        "speed is the model alone on one 640x360 frame, fp32, channels_last. Machine: " + machine() + ".",
+        "Set5/Set14 in the standard protocol (Y channel, `scale` pixels shaved, LR by Pillow bicubic). Speed is "
+        "the model alone on one frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4), fp32, "
+        f"channels_last, batch 1. Roofline: a large 3x3 conv (64 -> 64 channels, 640x360, channels_last) runs at "
+        f"**{roofline:.0f} GFLOP/s** here; \"of roofline\" is a model's GFLOPs per frame over its time, as a "
+        "fraction of that. Machine: " + machine() + ".",
         "",
-        "| checkpoint | params | GFLOPs/MP | Set5 PSNR / SSIM | Set14 PSNR / SSIM | bicubic Set5 / Set14 | "
-        "640x360 frame |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| checkpoint | params | Set5 PSNR / SSIM | Set14 PSNR / SSIM | bicubic Set5 / Set14 | input frame | "
+        "GFLOPs / frame | ms / frame (fps) | of roofline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for e, d, sec, s in rows:
-        lines.append(f"| {e.name} | {d['parameters']:,} | {d['gflops_per_megapixel']:.0f} | "
-                     f"{s['Set5'].psnr:.2f} / {s['Set5'].ssim:.4f} | {s['Set14'].psnr:.2f} / {s['Set14'].ssim:.4f} | "
-                     f"{s['Set5'].bicubic_psnr:.2f} / {s['Set14'].bicubic_psnr:.2f} | "
-                     f"{sec * 1000:.0f} ms ({1 / sec:.1f} fps) |")
+    for name, params, gflops, s, (w, h), sec in rows:
+        lines.append(f"| {name} | {params:,} | {s['Set5'].psnr:.2f} / {s['Set5'].ssim:.4f} | "
+                     f"{s['Set14'].psnr:.2f} / {s['Set14'].ssim:.4f} | "
+                     f"{s['Set5'].bicubic_psnr:.2f} / {s['Set14'].bicubic_psnr:.2f} | {w}x{h} | {gflops:.1f} | "
+                     f"{sec * 1000:.0f} ms ({1 / sec:.1f}) | {gflops / sec / roofline:.0%} |")
     if not rows:
-        lines.append("| (no super-resolution checkpoint shipped yet) | | | | | | |")
+        lines.append("| (no super-resolution checkpoint shipped yet) | | | | | | | | |")
+    for scale in (2, 4):
+        w, h = frame_size(scale)
+        sec = bicubic_speed(scale, args.frames)
+        lines.append(f"| bicubic x{scale} (Pillow) | 0 | | | | {w}x{h} | | {sec * 1000:.1f} ms ({1 / sec:.0f}) | |")
     lines += ["", "Reproduce: `python benchmarks/bench_sr.py`; the model cards are re-rendered from the same run."]
     write_section("sr", "\n".join(lines))
-
 
 if __name__ == "__main__":
     main()
