@@ -1,10 +1,13 @@
-"""Tiled inference at photo size: time and peak memory of lightsr.enhance.
+"""Tiled against untiled inference at photo size: time and peak memory of lightsr.enhance.
 
-    python benchmarks/bench_enhance.py [--models rdn-tiny rdn-light] [--size 4000x3000]
+    python benchmarks/bench_enhance.py [--models rdn-tiny rdn-light] [--size 4000x3000] [--limit-gb 20]
 
 Each case runs in a fresh subprocess so its peak resident memory (VmHWM) is its own.
 Models are the shipped checkpoints when present (checkpoints/<name>), else random
 weights of the registered variant: speed and memory do not depend on the weights.
+Untiled runs (``tile=None``, the whole image in one forward pass) get an address-space
+limit of --limit-gb so that one that would exhaust the machine fails cleanly instead;
+such a run is reported as out of memory at that limit.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import time
 from _report import ROOT, machine, write_section
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 import numpy as np, torch
 sys.path.insert(0, {root!r})
 import lightsr
 from lightsr.cli import resolve_model
 torch.set_num_threads({threads})
-name, w, h, tile = {name!r}, {w}, {h}, {tile!r}
+name, w, h, tile, limit = {name!r}, {w}, {h}, {tile!r}, {limit!r}
+if limit:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 try:
     model = resolve_model(name)
     source = "shipped weights"
@@ -41,9 +46,12 @@ def hwm():
             return int(line.split()[1]) / 1024
 base = hwm()
 t = time.perf_counter()
-out = lightsr.enhance(model, photo, tile=tile)
+try:
+    out = lightsr.enhance(model, photo, tile=tile).size
+except (RuntimeError, MemoryError) as err:  # torch: "DefaultCPUAllocator: can't allocate memory"
+    out = None
 sec = time.perf_counter() - t
-print(json.dumps(dict(source=source, seconds=sec, peak_mb=hwm(), base_mb=base, out=list(out.size),
+print(json.dumps(dict(source=source, seconds=sec, peak_mb=hwm(), base_mb=base, out=out,
                       tile=tile if tile != "auto" else lightsr.inference.default_tile(model, model.tile_overlap()),
                       overlap=model.tile_overlap(), params=sum(p.numel() for p in model.parameters()))))
 """
@@ -55,30 +63,38 @@ def main() -> None:
                    help="shipped checkpoint names or registered variants (random weights)")
     p.add_argument("--size", default="4000x3000")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit-gb", type=float, default=20.0, help="address-space limit of the untiled runs")
     args = p.parse_args()
     w, h = map(int, args.size.split("x"))
     rows = []
+    limit = int(args.limit_gb * 2**30)
     for name in args.models:
-        code = CHILD.format(root=str(ROOT), threads=args.threads, name=name, w=w, h=h, tile="auto",
-                            data=str(ROOT.parent / "shared" / "data" / "sr-train"))
-        t = time.perf_counter()
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        print(name, r, f"(wall {time.perf_counter() - t:.0f} s)")
-        rows.append((name, r))
+        for tile in ("auto", None):
+            code = CHILD.format(root=str(ROOT), threads=args.threads, name=name, w=w, h=h, tile=tile,
+                                limit=None if tile else limit, data=str(ROOT.parent / "shared" / "data" / "sr-train"))
+            t = time.perf_counter()
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            print(name, r, f"(wall {time.perf_counter() - t:.0f} s)")
+            rows.append((name, r))
     lines = [
         "## Tiled inference on a large photo (`benchmarks/bench_enhance.py`)",
         "",
-        f"`lightsr.enhance` on a {w}x{h} RGB photo ({w * h / 1e6:.0f} MP), default tile, fp32, "
-        f"{args.threads} threads. Machine: {machine()}.",
+        f"`lightsr.enhance` on a {w}x{h} RGB photo ({w * h / 1e6:.0f} MP), fp32, {args.threads} threads: the "
+        f"default tile against the whole image in one pass (untiled runs limited to {args.limit_gb:.0f} GB of "
+        f"address space). Machine: {machine()}.",
         "Peak RSS is the whole process (Python, torch, the input and the uint8 output image included).",
         "",
         "| model | weights | params | tile / overlap | output | time | peak RSS |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in rows:
-        lines.append(f"| {name} | {r['source']} | {r['params']:,} | {r['tile']} / {r['overlap']} | "
-                     f"{r['out'][0]}x{r['out'][1]} | {r['seconds']:.1f} s | {r['peak_mb']:.0f} MB |")
+        tiling = f"{r['tile']} / {r['overlap']}" if r["tile"] else "untiled"
+        if r["out"] is None:
+            result = f"out of memory at {args.limit_gb:.0f} GB | {r['seconds']:.1f} s until it failed"
+        else:
+            result = f"{r['out'][0]}x{r['out'][1]} | {r['seconds']:.1f} s"
+        lines.append(f"| {name} | {r['source']} | {r['params']:,} | {tiling} | {result} | {r['peak_mb']:.0f} MB |")
     lines += ["", "Reproduce: `python benchmarks/bench_enhance.py --size " + args.size + "`."]
     write_section("enhance", "\n".join(lines))
 
