@@ -4,14 +4,15 @@
 
 Quality clip: a slow pan (2 px/frame right, 1 px/frame down, 24 frames/s) over a real
 photo of ../shared/data/sr-train, 896x504 HR crops, so every HR frame is ground truth;
-the input is each HR frame bicubic-downscaled x2 (448x252) and encoded with libx264 at
-CRF 12, as a video a user would have. For bicubic and each shipped x2 model: mean
-per-frame PSNR (Y, 2-pixel border shaved) against the HR frames, and a temporal
+the input is each HR frame bicubic-downscaled x2 (448x252) or x4 (224x126) and encoded
+with libx264 at CRF 12, as a video a user would have. For bicubic and each shipped model
+at its scale: mean per-frame PSNR (Y, `scale` pixels shaved) against the HR frames, and a temporal
 stability figure: the mean absolute difference between the output's and the ground
 truth's frame-to-frame changes (Y, 0..255; lower is better, flicker raises it).
 
-Speed clip: 120 frames of 640x360 (the same pan, resized; 12 for the slow quality models)
-through ``upscale_video`` end to end (decode, model, H.264 encode at CRF 18, mux);
+Speed clip: 120 frames that each model turns into 1280x720 (640x360 at x2, 320x180 at x4;
+the same pan, resized; 12 frames for the slow quality models) through ``upscale_video``
+end to end (decode, model, H.264 encode at CRF 18, mux);
 frames/s and each stage's busy time.
 Decode and encode run in their own threads, so their shares overlap the model's.
 """
@@ -75,56 +76,63 @@ def main() -> None:
     photo = Image.open(PHOTO)
     tmp = Path(tempfile.mkdtemp(prefix="lightsr-bench-video-"))
     hr = pan_frames(photo, 896, 504, args.frames)
-    lr = [np.asarray(lightsr.bicubic_downscale(Image.fromarray(f), 2)) for f in hr]
-    encode(lr, tmp / "lr.mp4", crf=12)
-    decoded = decode(tmp / "lr.mp4")
-    rows = [("bicubic", None, *quality([np.asarray(lightsr.bicubic_upscale(Image.fromarray(f), 2)) for f in decoded],
-                                       hr, 2))]
-    models = [e for e in zoo.available("super-resolution") if e.scale == 2]
-    for e in models:
-        model = zoo.get_model(e)
-        upscale_video(tmp / "lr.mp4", tmp / f"{e.name}.mp4", model, crf=12)
-        rows.append((e.label, e.name, *quality(decode(tmp / f"{e.name}.mp4"), hr, 2)))
-        print(rows[-1])
+    rows, models = [], []
+    for scale in (2, 4):
+        entries = [e for e in zoo.available("super-resolution") if e.scale == scale]
+        if not entries:
+            continue
+        models += entries
+        lr = [np.asarray(lightsr.bicubic_downscale(Image.fromarray(f), scale)) for f in hr]
+        encode(lr, tmp / f"lr-x{scale}.mp4", crf=12)
+        decoded = decode(tmp / f"lr-x{scale}.mp4")
+        rows.append((f"bicubic x{scale}", scale, *quality(
+            [np.asarray(lightsr.bicubic_upscale(Image.fromarray(f), scale)) for f in decoded], hr, scale)))
+        for e in entries:
+            model = zoo.get_model(e)
+            upscale_video(tmp / f"lr-x{scale}.mp4", tmp / f"{e.name}.mp4", model, crf=12)
+            rows.append((e.label, scale, *quality(decode(tmp / f"{e.name}.mp4"), hr, scale)))
+            print(rows[-1])
 
-    # speed: 640x360 in, end to end
-    speed_frames = [np.asarray(Image.fromarray(f).resize((640, 360), Image.BICUBIC))
-                    for f in (lambda fw: fw + fw[::-1])(pan_frames(photo, 896, 504, 60))]  # there and back
-    encode(speed_frames, tmp / "in360.mp4", crf=18)
-    encode(speed_frames[:12], tmp / "in360-short.mp4", crf=18)  # the quality models run at well under 1 frame/s
+    # speed: end to end, to 1280x720
+    pan = (lambda fw: fw + fw[::-1])(pan_frames(photo, 896, 504, 60))  # there and back
     speed_rows = []
     for e in models:
+        size = (1280 // e.scale, 720 // e.scale)
+        clip = tmp / f"in-{size[0]}-{e.kind}.mp4"
+        if not clip.exists():
+            frames = [np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in pan]
+            encode(frames if e.kind == "fast" else frames[:12], clip, crf=18)  # quality models: well under 1 fps
         model = zoo.get_model(e)
-        clip = tmp / ("in360.mp4" if e.kind == "fast" else "in360-short.mp4")
         t = time.perf_counter()
         timings = upscale_video(clip, tmp / f"{e.name}-720p.mp4", model, crf=18)
         wall = time.perf_counter() - t
-        speed_rows.append((e, timings, wall))
+        speed_rows.append((e, size, timings, wall))
         print(e.name, f"{timings.frames / wall:.1f} fps")
 
     lines = [
         "## Video super-resolution (`benchmarks/bench_video.py`)",
         "",
         f"Quality: {args.frames} frames of a slow pan over a real photo (sr-train `{PHOTO.name}`), 896x504 HR "
-        "frames as ground truth, input = bicubic x2 downscale encoded with libx264 CRF 12; output encoded at CRF 12 "
-        "and decoded again before measuring. Machine: " + machine() + ".",
+        "frames as ground truth, input = bicubic x2 or x4 downscale encoded with libx264 CRF 12; output encoded "
+        "at CRF 12 and decoded again before measuring. Machine: " + machine() + ".",
         "",
-        "| method | PSNR (Y) vs HR frames | temporal error (lower is better) |",
-        "| --- | --- | --- |",
+        "| method | scale | PSNR (Y) vs HR frames | temporal error (lower is better) |",
+        "| --- | --- | --- | --- |",
     ]
-    for label, _, q, fl in rows:
-        lines.append(f"| {label} | {q:.2f} dB | {fl:.3f} |")
+    for label, scale, q, fl in rows:
+        lines.append(f"| {label} | x{scale} | {q:.2f} dB | {fl:.3f} |")
     lines += [
         "",
-        "Speed: 640x360 -> 1280x720 (120 frames for fast models, 12 for quality ones), H.264 CRF 18 veryfast, "
+        "Speed: to 1280x720 from 640x360 (x2) or 320x180 (x4); 120 frames for fast models, 12 for quality ones; "
+        "H.264 CRF 18 veryfast, "
         "end to end (decode, model, encode, mux). "
         "Stage times are busy time in each stage; decode and encode run in their own threads and overlap the model.",
         "",
-        "| model | frames/s end to end | model | decode | encode + mux |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | input | frames/s end to end | model | decode | encode + mux |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for e, t, wall in speed_rows:
-        lines.append(f"| {e.label} | **{t.frames / wall:.1f}** | {1000 * t.model / t.frames:.0f} ms/frame | "
+    for e, (w, h), t, wall in speed_rows:
+        lines.append(f"| {e.label} | {w}x{h} | **{t.frames / wall:.1f}** | {1000 * t.model / t.frames:.0f} ms/frame | "
                      f"{1000 * t.decode / t.frames:.0f} ms/frame | {1000 * t.encode / t.frames:.0f} ms/frame |")
     lines += ["", "Reproduce: `python benchmarks/bench_video.py`."]
     write_section("video", "\n".join(lines))
