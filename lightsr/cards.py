@@ -35,7 +35,8 @@ PUBLISHED_SR = {
 }
 
 
-def hardware() -> str:
+def hardware(threads: int | str | None = None) -> str:
+    """This machine in words: the GPU, or the CPU model and ``threads`` (default: torch's; "1/2" for a mix)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -46,8 +47,8 @@ def hardware() -> str:
         pass
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    n = torch.get_num_threads()
-    return f"{cpu}, {n} CPU thread{'s' if n > 1 else ''}, no GPU"
+    n = threads or torch.get_num_threads()
+    return f"{cpu}, {n} CPU thread{'' if n == 1 else 's'}, no GPU"
 
 
 def training_record(run_dir: str | Path) -> dict[str, Any]:
@@ -57,7 +58,42 @@ def training_record(run_dir: str | Path) -> dict[str, Any]:
     state = json.loads((run_dir / "last" / "training_state.json").read_text())
     return {"args": args, "step": state["step"], "hours": state["elapsed_s"] / 3600,
             "skipped": state.get("guard", {}).get("skipped", 0), "best_psnr": state.get("best_psnr"),
-            "rollbacks": state.get("guard", {}).get("rollbacks", 0)}
+            "rollbacks": state.get("guard", {}).get("rollbacks", 0), "segments": state.get("segments", [])}
+
+
+def _sittings(rec: dict[str, Any]) -> dict[str, str]:
+    """Card lines on how a resumed run was trained: its sittings, schedule changes and threads."""
+    segs, a = rec["segments"], rec["args"]
+    threads = sorted({s["threads"] for s in segs}) or [a.get("threads") or 0]
+    lines = {"hardware": hardware(threads[0] if len(threads) == 1 else "/".join(map(str, threads)))}
+    if not segs:
+        return lines
+    starts = [s["step"] for s in segs if s["step"] > 0]
+    text = f"{len(segs)} sitting{'s' if len(segs) > 1 else ''}"
+    if starts:
+        text += " (resumed from the last checkpoint at step " + ", ".join(f"{x:,}" for x in starts) + ")"
+    if segs[0]["step"] > 0:
+        text += f"; sittings before step {segs[0]['step']:,} were not recorded"
+    changes = [(b["step"], a_["steps"], b["steps"]) for a_, b in zip(segs, segs[1:]) if a_["steps"] != b["steps"]]
+    for at, old, new in changes:
+        text += f"; the schedule was changed from {old:,} to {new:,} steps at step {at:,}"
+    lines["sittings"] = text
+    return lines
+
+
+def _command(script: str, a: dict[str, Any], keys: list[str]) -> str:
+    """The training command line that reproduces a run, from its args.json."""
+    parts = [f"python train/{script}"]
+    for k in keys:
+        v = a.get(k)
+        if v in (None, "", [], False):
+            continue
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, list):
+            parts.append(flag + " " + " ".join(f"'{x}'" if "[" in str(x) else str(x) for x in v))
+        else:
+            parts.append(f"{flag} {v}")
+    return " ".join(parts)
 
 
 def _psnr_ssim_results(psnr: float, ssim: float, **dataset: str) -> list[EvalResult]:
@@ -113,17 +149,23 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str 
             "steps": f"{rec['step']:,} of a {a['steps']:,}-step schedule" + (
                 "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
             "wall-clock": f"{rec['hours']:.2f} hours",
-            "hardware": hardware(),
+            **_sittings(rec),
             "non-finite steps skipped": rec["skipped"],
             "validation": "Set5 every few hundred steps; the best EMA weights are kept",
         }
+        if a.get("init"):
+            context["training"]["initialisation"] = (f"warm start from {a['init']} (every tensor whose name and shape "
+                                                     "match; the upsampler's last stage starts fresh)")
+        command = _command("train_sr.py", {**a, "out": f"runs/{Path(run_dir).name}"},
+                           ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule",
+                            "ema", "val_every", "out"])
         context["reproduce"] = (
-            "```bash\n"
-            f"python train/train_sr.py --model {a['model']} --scale {scale} --steps {a['steps']} "
-            f"--lr {a['lr']} --out runs/{Path(run_dir).name}\n"
+            f"```bash\n{command}\n"
             "python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md\n"
             "```"
         )
+        if a.get("card_extra"):
+            context["training"]["note"] = a["card_extra"]
     return context
 
 
@@ -167,9 +209,13 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None
             "steps": f"{rec['step']:,} of a {a['steps']:,}-step schedule, batch {a['batch']}" + (
                 "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
             "wall-clock": f"{rec['hours']:.2f} hours",
-            "hardware": hardware(),
+            **_sittings(rec),
             "non-finite steps": f"{rec['skipped']} skipped, {rec['rollbacks']} rollbacks",
         }
+        command = _command("train_flare.py", {**a, "out": f"runs/{Path(run_dir).name}"},
+                           ["model", "set", "patch", "batch", "steps", "lr", "val_every", "out"])
+        context["reproduce"] = (f"```bash\n{command}\n"
+                                "python benchmarks/bench_flare.py   # re-measures this card's numbers\n```")
     return context
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "check_replicas_identical",
     "parse_overrides",
     "warm_start",
+    "record_segment",
 ]
 
 logger = logging.getLogger(__name__)
@@ -405,3 +406,14 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
         raise LightSRError(f"--init '{source}': no tensor matches the model's names and shapes")
     target.load_state_dict({k: state[k] for k in copied}, strict=False)
     return copied, skipped
+
+
+def record_segment(state: dict[str, Any], *, steps: int, lr: float, threads: int = 0) -> None:
+    """Note in ``state`` (saved with every checkpoint) that a sitting of the run starts here.
+
+    Each entry is the step it starts at, the schedule length, the learning rate and the CPU
+    threads in force, so a card can say honestly how a resumed run was trained (e.g. a
+    schedule shortened at step 5,400 to finish within a session).
+    """
+    state.setdefault("segments", []).append(
+        {"step": state["step"], "steps": steps, "lr": lr, "threads": threads or torch.get_num_threads()})

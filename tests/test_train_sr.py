@@ -74,6 +74,9 @@ def test_resume_continues_exactly(data, tmp_path):
     first = json.loads((split / "last" / "training_state.json").read_text())
     assert first["step"] == 3
     train_sr.main(args_for(data, split, "--steps", "6", "--resume"))
+    state = json.loads((split / "last" / "training_state.json").read_text())
+    assert [s["step"] for s in state["segments"]] == [0, 3]
+    assert "2 sittings (resumed from the last checkpoint at step 3)" in (split / "best" / "README.md").read_text()
     a, b = weights(straight / "last"), weights(split / "last")
     assert a.keys() == b.keys()
     for k in a:

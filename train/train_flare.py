@@ -40,7 +40,7 @@ from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, save_checkpoint, start_run, unwrap,
+    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, unwrap,
 )
 
 log = logging.getLogger("train_flare")
@@ -140,6 +140,7 @@ def main(args: argparse.Namespace) -> dict:
         log.info("resumed from %s at step %d", ckpt, state["step"])
     elif dist.is_main:
         (out / "log.csv").unlink(missing_ok=True)
+    record_segment(state, steps=args.steps, lr=lr, threads=args.threads)
     if dist.is_main:
         (out / "args.json").write_text(json.dumps({**vars(args), "lr": lr}, indent=1))
     net, dnet = model, disc

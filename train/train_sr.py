@@ -36,7 +36,7 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, save_checkpoint, start_run, unwrap, warm_start,
+    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, unwrap, warm_start,
 )
 
 log = logging.getLogger("train_sr")
@@ -160,6 +160,7 @@ def main(args: argparse.Namespace) -> dict:
         log.info("resumed from %s at step %d", ckpt, state["step"])
     elif dist.is_main:
         (out / "log.csv").unlink(missing_ok=True)
+    record_segment(state, steps=args.steps, lr=args.lr, threads=args.threads)
     if dist.is_main:
         (out / "args.json").write_text(json.dumps(vars(args), indent=1))
     net = model
