@@ -105,6 +105,10 @@ def validate(model, pairs, device) -> tuple[float, float]:
     scores = []
     for inp, target in pairs:
         out = model(to_tensor(inp[None], device))[0].permute(1, 2, 0).cpu().numpy()
+        if not np.isfinite(out).all():  # scored as NaN, so such weights never become "best"
+            log.warning("validation: the model's output is not finite")
+            scores.append((math.nan, math.nan))
+            continue
         out = np.round(out * 255).astype(np.uint8)
         scores.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False)))
     model.train(was)
