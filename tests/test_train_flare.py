@@ -51,9 +51,15 @@ def test_pix2pix_resume_is_exact(photos, tmp_path):
 
 
 def test_nf_resunet_with_an_explosive_learning_rate_ends_finite(photos, tmp_path, caplog):
+    import lightsr
+
     out = tmp_path / "boom"
-    result = run(photos, out, "--model", "nf-resunet-test", "--steps", "12", "--lr", "1e4",
-                 "--inject-nan-at", "3", "4", "5")
+    try:
+        result = run(photos, out, "--model", "nf-resunet-test", "--steps", "12", "--lr", "1e4",
+                     "--inject-nan-at", "3", "4", "5")
+    except lightsr.LightSRError as err:  # every validation overflowed: said in one line, nothing to card
+        assert "no validation of this run gave a finite score" in str(err)
+        result = {"skipped": json.loads((out / "last" / "training_state.json").read_text())["guard"]["skipped"]}
     weights = load_file(str(out / "last" / "model.safetensors"))
     assert all(torch.isfinite(t).all() for t in weights.values())
     state = json.loads((out / "last" / "training_state.json").read_text())

@@ -247,6 +247,9 @@ def main(args: argparse.Namespace) -> dict:
             run_validation()
         log.info("done: %d steps, %d non-finite skipped, best validation PSNR %.2f dB (no-op %.2f), %.2f h",
                  state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
+        if not (out / "best").exists():
+            raise lightsr.LightSRError(f"no validation of this run gave a finite score, so there is no {out / 'best'} "
+                                       f"to card or push; the last finite weights are in {out / 'last'}")
         best = lightsr.load(out / "best")
         write_card(out / "best", best, **flare_card_context(best, val, run_dir=out))
         if args.push_to_hub:
