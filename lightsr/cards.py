@@ -146,12 +146,12 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str 
                     "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling",
             "objective": f"{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
                          f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
-            "steps": f"{rec['step']:,} of a {a['steps']:,}-step schedule" + (
+            "steps": f"{rec['step']:,} of the {a['steps']:,}-step schedule" + (
                 "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
             "wall-clock": f"{rec['hours']:.2f} hours",
             **_sittings(rec),
             "non-finite steps skipped": rec["skipped"],
-            "validation": "Set5 every few hundred steps; the best EMA weights are kept",
+            "validation": f"Set5 every {a['val_every']:,} steps; the best EMA weights are kept",
         }
         if a.get("init"):
             context["training"]["initialisation"] = (f"warm start from {a['init']} (every tensor whose name and shape "
@@ -206,7 +206,7 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None
                     f"the last {a['holdout']} held out for validation; {a['patch']}px patches with flips/rotations",
             "objective": ("GAN + %g x L1, 70x70 PatchGAN, Adam(2e-4, beta1 0.5)" % a["lambda_l1"])
             if model.architecture == "pix2pix" else f"L1, Adam (lr {a['lr']}), AGC lambda {a['agc']} every step",
-            "steps": f"{rec['step']:,} of a {a['steps']:,}-step schedule, batch {a['batch']}" + (
+            "steps": f"{rec['step']:,} of the {a['steps']:,}-step schedule, batch {a['batch']}" + (
                 "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
             "wall-clock": f"{rec['hours']:.2f} hours",
             **_sittings(rec),
