@@ -29,7 +29,7 @@ from lightsr.imaging import open_image
 from lightsr.metrics import psnr, ssim
 
 DATA = ROOT.parent / "shared" / "data" / "sr-train"
-RUNS = {"nf-resunet-flare": "runs/flare-nf-resunet", "pix2pix-flare": "runs/flare-pix2pix"}
+RUNS = {"nf-resunet-flare": "runs/flare-nf", "pix2pix-flare": "runs/flare-pix2pix"}
 
 CHILD = r"""
 import json, sys, time

@@ -1,8 +1,8 @@
 """Train a lens-flare removal model (Pix2Pix or NF-ResUNet) on synthetic flare, resumably.
 
-    python train/train_flare.py --model nf-resunet --out runs/flare-nf-resunet --steps 20000
+    python train/train_flare.py --model nf-resunet --out runs/flare-nf --steps 5000 --lr 5e-4
     python train/train_flare.py --model pix2pix-light --out runs/flare-pix2pix --steps 20000
-    python train/train_flare.py --out runs/flare-nf-resunet --resume
+    python train/train_flare.py --out runs/flare-nf --resume
 
 One procedure: parse_args() then main(args). Training patches get fresh synthetic flare
 every step (lightsr.data.flare); the last --holdout photos are never trained on and give
@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=20000)
-    g.add_argument("--lr", type=float, default=None, help="default: 2e-4 for Pix2Pix, 1e-3 for NF-ResUNet")
+    g.add_argument("--lr", type=float, default=None, help="default: 2e-4 for Pix2Pix, 5e-4 for NF-ResUNet")
     g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
     g.add_argument("--warmup", type=int, default=200)
     g.add_argument("--lambda-l1", type=float, default=100.0, help="Pix2Pix: weight of L1 against the GAN loss")
@@ -122,7 +122,7 @@ def main(args: argparse.Namespace) -> dict:
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
     gan = model.architecture == "pix2pix"
-    lr = args.lr or (2e-4 if gan else 1e-3)
+    lr = args.lr or (2e-4 if gan else 5e-4)
     betas = (0.5, 0.999) if gan else (0.9, 0.99)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
     extras: dict = {}
