@@ -104,7 +104,7 @@ def main() -> None:
         example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
         examples = [{"path": "example.png", "caption": f"Left to right: bicubic x{model.scale}, this model, the "
                      "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
-        write_card(folder, model, **sr_card_context(model, bench_dir=BENCH, run_dir=run, speed=speed),
+        write_card(folder, model, **sr_card_context(model, bench_dir=BENCH, run_dir=run, speed=speed, scores=scores),
                    repo_id=f"lightsr/{entry.name}", examples=examples)
         rows.append((entry.name, d["parameters"], gflops, scores, (w, h), sec))
         print(entry.name, f"{1 / sec:.1f} fps", {n: round(s.psnr, 2) for n, s in scores.items()})

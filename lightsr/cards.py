@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from huggingface_hub import EvalResult
 
-from .evaluate import evaluate_sr
+from .evaluate import SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
 
 __all__ = ["PUBLISHED_SR", "hardware", "training_record", "sr_card_context", "flare_card_context", "write_card",
@@ -103,14 +103,20 @@ def _psnr_ssim_results(psnr: float, ssim: float, **dataset: str) -> list[EvalRes
 
 
 def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str | Path | None = None,
-                    speed: str | None = None) -> dict[str, Any]:
-    """Evaluate on Set5/Set14 and assemble the card context (results table, model-index, training)."""
+                    speed: str | None = None, scores: dict[str, SRScores] | None = None) -> dict[str, Any]:
+    """Evaluate on Set5/Set14 and assemble the card context (results table, model-index, training).
+
+    ``scores`` ("Set5"/"Set14" -> SRScores of this model) reuses a measurement just made
+    with ``evaluate_sr`` instead of running the model over both sets again.
+    """
     bench_dir = Path(bench_dir)
     scale = model.scale
     rows, evals = [], []
     measured = {}
     for name in ("Set5", "Set14"):
-        r = evaluate_sr(model, bench_dir / name, scale=scale)
+        r = (scores or {}).get(name) or evaluate_sr(model, bench_dir / name, scale=scale)
+        if r.scale != scale:
+            raise ValueError(f"scores for {name} were measured at x{r.scale}, the model is x{scale}")
         measured[name] = r
         # The Hub's copies of the benchmark: eugenesiow/Set5 (configs bicubic_x2/x3/x4, split validation).
         evals += _psnr_ssim_results(r.psnr, r.ssim, task_name=f"x{scale} super-resolution", dataset_name=name,
