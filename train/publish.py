@@ -2,9 +2,10 @@
 
     python train/publish.py runs/sr-quality-x2 rdn-light-x2
 
-Copies config.json and model.safetensors of RUN/best atomically into checkpoints/NAME;
-then run benchmarks/bench_sr.py (or the flare benchmark) to measure the model and
-render its card with those numbers.
+Copies config.json, model.safetensors and the trainer's card (README.md, when the run
+finished and rendered one) of RUN/best atomically into checkpoints/NAME; then run
+benchmarks/bench_sr.py (or the flare benchmark) to add speed and an example image to
+the card and to refresh BENCHMARKS.md.
 """
 
 import argparse
@@ -31,7 +32,10 @@ def main() -> None:
     def fill(tmp: Path) -> None:
         for f in ("config.json", "model.safetensors"):
             shutil.copy2(best / f, tmp / f)
-        lightsr.cards.write_card(tmp, model)  # placeholder card until the benchmark renders the measured one
+        if (best / "README.md").is_file():  # the card the trainer measured and rendered at the end of the run
+            shutil.copy2(best / "README.md", tmp / "README.md")
+        else:  # interim weights: a card without numbers until the benchmark renders the measured one
+            lightsr.cards.write_card(tmp, model)
 
     atomic_replace_dir(ROOT / "checkpoints" / args.name, fill)
     print(f"{best} -> checkpoints/{args.name}")
