@@ -46,6 +46,7 @@ __all__ = [
     "CSVLog",
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_ema",
     "find_checkpoint",
     "atomic_replace_dir",
     "unwrap",
@@ -267,6 +268,7 @@ def atomic_replace_dir(target: Path, fill) -> None:
         for f in tmp.iterdir():  # make the data durable before the rename publishes it
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
+            f.chmod(0o644)  # some writers (safetensors via huggingface_hub) leave files private
         old = target.with_name(target.name + ".old")
         if old.exists():
             shutil.rmtree(old)
@@ -377,6 +379,33 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     if data_rng is not None and "data" in rng:
         data_rng.bit_generator.state = rng["data"]
     return meta
+
+
+def checkpoint_ema(folder: str | os.PathLike) -> LightSRModel:
+    """The EMA weights of a resumable checkpoint folder, as a model (eval mode).
+
+    What the trainers validate and keep as ``best`` is the EMA, not the raw weights in the
+    checkpoint's model.safetensors; this recovers it from ``training_state.safetensors``,
+    e.g. to publish interim weights of a run that has not finished. Raises
+    ``LightSRError`` when the checkpoint holds no EMA (a run with ``--ema 0``).
+    """
+    from .hub import load
+
+    folder = Path(folder)
+    model = load(folder, device="cpu")
+    try:
+        tensors = load_file(str(folder / "training_state.safetensors"))
+    except (OSError, ValueError) as err:
+        raise LightSRError(f"cannot read the training state of '{folder}': {err}") from None
+    prefix = "ema/module."
+    ema = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not ema:
+        raise LightSRError(f"'{folder}' holds no EMA weights (trained with --ema 0?)")
+    try:
+        model.load_state_dict(ema)
+    except RuntimeError as err:
+        raise LightSRError(f"the EMA weights in '{folder}' do not fit its config: {str(err).splitlines()[0]}") from None
+    return model.eval()
 
 
 def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str]]:

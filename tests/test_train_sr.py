@@ -65,6 +65,33 @@ def test_two_steps_write_a_checkpoint_a_model_and_a_card(data, tmp_path):
     assert not list(out.glob(".*tmp*")) and not (out / "last.old").exists()
 
 
+def test_publish_last_ema_ships_the_weights_that_were_validated(data, tmp_path):
+    # One validation, at the last step: best/ is the EMA at that step, as is the EMA kept in last/.
+    out = tmp_path / "run"
+    train_sr.main(args_for(data, out, "--steps", "2"))
+    env = {**os.environ, "LIGHTSR_CHECKPOINTS": str(tmp_path / "ckpts")}
+    done = subprocess.run([sys.executable, str(ROOT / "train" / "publish.py"), str(out), "mine", "--last-ema"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shipped, best, raw = weights(tmp_path / "ckpts" / "mine"), weights(out / "best"), weights(out / "last")
+    assert shipped.keys() == best.keys()
+    assert all(torch.equal(shipped[k], best[k]) for k in best)
+    assert any(not torch.equal(shipped[k], raw[k]) for k in raw)  # the EMA, not the raw weights
+    assert (tmp_path / "ckpts" / "mine" / "README.md").is_file()
+    assert {f.stat().st_mode & 0o777 for f in (tmp_path / "ckpts" / "mine").iterdir()} == {0o644}
+
+
+def test_publish_refuses_a_run_without_ema(data, tmp_path):
+    out = tmp_path / "run"
+    train_sr.main(args_for(data, out, "--steps", "1", "--ema", "0"))
+    env = {**os.environ, "LIGHTSR_CHECKPOINTS": str(tmp_path / "ckpts")}
+    done = subprocess.run([sys.executable, str(ROOT / "train" / "publish.py"), str(out), "mine", "--last-ema"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "EMA" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "ckpts" / "mine").exists()
+
+
 def test_resume_continues_exactly(data, tmp_path):
     straight = tmp_path / "straight"
     train_sr.main(args_for(data, straight, "--steps", "6"))
