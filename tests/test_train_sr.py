@@ -92,6 +92,20 @@ def test_publish_refuses_a_run_without_ema(data, tmp_path):
     assert not (tmp_path / "ckpts" / "mine").exists()
 
 
+def test_resume_without_best_folder_still_ends_with_a_card(data, tmp_path):
+    # A clone keeps last/ (resumable) but not best/: the finished run must still publish its weights.
+    import shutil
+
+    out = tmp_path / "run"
+    train_sr.main(args_for(data, out, "--steps", "4", "--stop-at", "2"))
+    shutil.rmtree(out / "best")
+    state_file = out / "last" / "training_state.json"  # its best was better than anything to come
+    state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "best_psnr": 99.0}))
+    result = train_sr.main(args_for(data, out, "--steps", "4", "--resume"))
+    assert result["step"] == 4
+    assert (out / "best" / "model.safetensors").is_file() and (out / "best" / "README.md").is_file()
+
+
 def test_resume_continues_exactly(data, tmp_path):
     straight = tmp_path / "straight"
     train_sr.main(args_for(data, straight, "--steps", "6"))

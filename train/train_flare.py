@@ -173,7 +173,8 @@ def main(args: argparse.Namespace) -> dict:
         v_psnr, v_ssim = validate(scored, val, dist.device)
         curve.write(step=state["step"], val_psnr=f"{v_psnr:.3f}", val_ssim=f"{v_ssim:.4f}",
                     elapsed_s=f"{state['elapsed_s']:.0f}")
-        if v_psnr > state["best_psnr"]:
+        # A resumed run whose best/ is missing (e.g. a clone that kept only last/) keeps these weights as best.
+        if v_psnr > state["best_psnr"] or (math.isfinite(v_psnr) and not (out / "best").exists()):
             state["best_psnr"] = v_psnr
             atomic_replace_dir(out / "best", lambda tmp: unwrap(scored).save_pretrained(tmp))
         return v_psnr

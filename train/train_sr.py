@@ -184,7 +184,8 @@ def main(args: argparse.Namespace) -> dict:
         scores = evaluate_sr(ema.module if ema is not None else model, args.val, scale=args.scale)
         curve.write(step=state["step"], val_psnr=f"{scores.psnr:.3f}", val_ssim=f"{scores.ssim:.4f}",
                     elapsed_s=f"{state['elapsed_s']:.0f}")
-        if scores.psnr > state["best_psnr"]:
+        # A resumed run whose best/ is missing (e.g. a clone that kept only last/) keeps these weights as best.
+        if scores.psnr > state["best_psnr"] or (math.isfinite(scores.psnr) and not (out / "best").exists()):
             state["best_psnr"] = scores.psnr
             best = ema.module if ema is not None else model
             atomic_replace_dir(out / "best", lambda tmp: unwrap(best).save_pretrained(tmp))
