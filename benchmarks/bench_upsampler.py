@@ -1,6 +1,6 @@
 """The seed's question: sub-pixel convolution or a transposed-conv upsampler ("RDTN")?
 
-    python benchmarks/bench_upsampler.py [--steps 2500] [--train-only] [--retrain]
+    python benchmarks/bench_upsampler.py [--steps 1500] [--train-only] [--retrain]
 
 Trains the same RDN body (G0=32, G=16, D=4 blocks of C=4 convs, 169K parameters: the
 size the SR issue measured) twice at x2 with train/train_sr.py, identical in everything
@@ -33,9 +33,15 @@ KINDS = ("subpixel", "transpose")
 def train(kind: str, steps: int, threads: int, retrain: bool) -> None:
     out = ROOT / "runs" / f"upsampler-{kind}"
     state = out / "last" / "training_state.json"
-    if not retrain and state.exists() and json.loads(state.read_text())["step"] >= steps:
-        print(f"{out.name}: complete, reused")
-        return
+    if not retrain and state.exists():
+        planned = json.loads((out / "args.json").read_text())["steps"]
+        done = json.loads(state.read_text())["step"]
+        if planned != steps:  # never stretch a finished cosine schedule into a different budget
+            raise SystemExit(f"error: {out.name} was run with a {planned}-step schedule; pass --steps {planned} "
+                             "to measure it, or --retrain to train both again")
+        if done >= steps:
+            print(f"{out.name}: complete, reused")
+            return
     resume = not retrain and state.exists()
     train_sr.main(train_sr.parse_args([
         "--model", "rdn", "--set", *BODY, f"upsampler={kind}", "--scale", "2", "--steps", str(steps),
@@ -45,7 +51,7 @@ def train(kind: str, steps: int, threads: int, retrain: bool) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--train-only", action="store_true")
