@@ -49,6 +49,7 @@ __all__ = [
     "checkpoint_ema",
     "find_checkpoint",
     "atomic_replace_dir",
+    "keep_if_best",
     "unwrap",
     "make_ema",
     "start_run",
@@ -280,6 +281,21 @@ def atomic_replace_dir(target: Path, fill) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def keep_if_best(out: Path, state: dict[str, Any], score: float, model: torch.nn.Module) -> bool:
+    """Save ``model`` as ``out``/best (atomically) when ``score`` beats ``state["best_psnr"]``.
+
+    A finite score also counts as best when best/ is missing, as in a resumed clone that
+    kept only last/, so the end of a run always has weights to card and publish. A
+    non-finite score never becomes best. Returns whether best/ was written.
+    """
+    best = Path(out) / "best"
+    if not (score > state["best_psnr"] or (math.isfinite(score) and not best.exists())):
+        return False
+    state["best_psnr"] = score
+    atomic_replace_dir(best, lambda tmp: unwrap(model).save_pretrained(tmp))
+    return True
 
 
 def find_checkpoint(folder: Path) -> Path | None:

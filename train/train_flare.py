@@ -39,8 +39,8 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, unwrap,
+    CSVLog, NaNGuard, all_finite, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
+    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
 )
 
 log = logging.getLogger("train_flare")
@@ -173,10 +173,7 @@ def main(args: argparse.Namespace) -> dict:
         v_psnr, v_ssim = validate(scored, val, dist.device)
         curve.write(step=state["step"], val_psnr=f"{v_psnr:.3f}", val_ssim=f"{v_ssim:.4f}",
                     elapsed_s=f"{state['elapsed_s']:.0f}")
-        # A resumed run whose best/ is missing (e.g. a clone that kept only last/) keeps these weights as best.
-        if v_psnr > state["best_psnr"] or (math.isfinite(v_psnr) and not (out / "best").exists()):
-            state["best_psnr"] = v_psnr
-            atomic_replace_dir(out / "best", lambda tmp: unwrap(scored).save_pretrained(tmp))
+        keep_if_best(out, state, v_psnr, scored)
         return v_psnr
 
     guard.remember(net, optimizer)

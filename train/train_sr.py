@@ -35,8 +35,8 @@ from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, atomic_replace_dir, check_replicas_identical, find_checkpoint, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, unwrap, warm_start,
+    CSVLog, NaNGuard, all_finite, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
+    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, warm_start,
 )
 
 log = logging.getLogger("train_sr")
@@ -181,14 +181,11 @@ def main(args: argparse.Namespace) -> dict:
         state.pop("guard")
 
     def validate() -> float:
-        scores = evaluate_sr(ema.module if ema is not None else model, args.val, scale=args.scale)
+        scored = ema.module if ema is not None else model
+        scores = evaluate_sr(scored, args.val, scale=args.scale)
         curve.write(step=state["step"], val_psnr=f"{scores.psnr:.3f}", val_ssim=f"{scores.ssim:.4f}",
                     elapsed_s=f"{state['elapsed_s']:.0f}")
-        # A resumed run whose best/ is missing (e.g. a clone that kept only last/) keeps these weights as best.
-        if scores.psnr > state["best_psnr"] or (math.isfinite(scores.psnr) and not (out / "best").exists()):
-            state["best_psnr"] = scores.psnr
-            best = ema.module if ema is not None else model
-            atomic_replace_dir(out / "best", lambda tmp: unwrap(best).save_pretrained(tmp))
+        keep_if_best(out, state, scores.psnr, scored)
         return scores.psnr
 
     guard.remember(net, optimizer)
