@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT
 from media import make_clip, stream_facts
 from PIL import Image
@@ -29,7 +30,9 @@ def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("checkpoints")
     lightsr.create_model("rdn-test").save_pretrained(folder / "rdn-light-x2")
     lightsr.create_model("ecbsr-test").save_pretrained(folder / "ecbsr-x2")
-    lightsr.create_model("nf-resunet-test").save_pretrained(folder / "nf-resunet-flare")
+    flare = lightsr.create_model("nf-resunet-test")
+    torch.nn.init.normal_(flare.head.weight, std=0.05)  # the untrained model is the identity; make it act
+    flare.save_pretrained(folder / "nf-resunet-flare")
     return folder
 
 
@@ -88,6 +91,25 @@ def test_deflare_returns_slider_and_png(client, photo_file):
     out = Image.open(png)
     assert out.format == "PNG" and out.size == (96, 72)
     assert Image.open(slider[0]).size == (96, 72)
+
+
+def test_deflare_fast_method_is_the_library_lowres_path(client, photo_file, checkpoints, monkeypatch):
+    import app
+    from lightsr.flare import remove_flare
+
+    monkeypatch.setattr(app, "FLARE_WORK_SIZE", 48)  # the 96x72 photo is then "large"
+    label = app._labels("flare-removal")[0]
+    _, fast = client.predict(handle_file(str(photo_file)), label, app.FAST,
+                             api_name="/deflare")
+    _, full = client.predict(handle_file(str(photo_file)), label, app.FULL_RES,
+                             api_name="/deflare")
+    model = lightsr.load(checkpoints / "nf-resunet-flare")
+    img = Image.open(photo_file)
+    want_fast = np.asarray(remove_flare(model, img, method="lowres", work_size=48))
+    want_full = np.asarray(remove_flare(model, img, method="tiled"))
+    assert not np.array_equal(want_fast, want_full)
+    assert np.array_equal(np.asarray(Image.open(fast).convert("RGB")), want_fast)
+    assert np.array_equal(np.asarray(Image.open(full).convert("RGB")), want_full)
 
 
 def test_upscale_video_keeps_sound(client, tmp_path):
