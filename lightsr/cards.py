@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,15 @@ def _psnr_ssim_results(psnr: float, ssim: float, **dataset: str) -> list[EvalRes
             EvalResult(task_type="image-to-image", metric_type="ssim", metric_value=round(ssim, 4), **dataset)]
 
 
-def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str | Path | None = None,
+def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
+                    run_dir: str | Path | Sequence[str | Path] | None = None,
                     speed: str | None = None, scores: dict[str, SRScores] | None = None) -> dict[str, Any]:
     """Evaluate on Set5/Set14 and assemble the card context (results table, model-index, training).
 
+    ``run_dir`` is the training run that made the weights, or the runs of a staged recipe
+    in order (e.g. a run, then a fine-tune warm-started from its best weights): the card
+    then describes the last run in full, each earlier stage in one line, the total time,
+    and a reproduce block with every stage's command.
     ``scores`` ("Set5"/"Set14" -> SRScores of this model) reuses a measurement just made
     with ``evaluate_sr`` instead of running the model over both sets again.
     """
@@ -144,35 +150,59 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path, run_dir: str 
     if speed:
         context["speed"] = speed
     if run_dir is not None:
-        rec = training_record(run_dir)
-        a = rec["args"]
-        data = ", ".join(Path(d).name for d in a["data"]) + (f" + {len(a['video'])} video(s)" if a.get("video") else "")
-        context["training"] = {
-            "data": f"{data} (Sun-Hays 80 photos; never Set5/Set14), random {a['lr_patch'] * scale}px HR crops "
-                    "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling",
-            "objective": f"{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
-                         f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
-            "steps": f"{rec['step']:,} of the {a['steps']:,}-step schedule" + (
-                "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
-            "wall-clock": f"{rec['hours']:.2f} hours",
-            **_sittings(rec),
-            "non-finite steps skipped": rec["skipped"],
-            "validation": f"Set5 every {a['val_every']:,} steps; the best EMA weights are kept",
-        }
-        if a.get("init"):
-            context["training"]["initialisation"] = (f"warm start from {a['init']} (every tensor whose name and shape "
-                                                     "match; the upsampler's last stage starts fresh)")
-        command = _command("train_sr.py", {**a, "out": f"runs/{Path(run_dir).name}"},
-                           ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule",
-                            "ema", "val_every", "out"])
-        context["reproduce"] = (
-            f"```bash\n{command}\n"
-            "python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md\n"
-            "```"
-        )
-        if a.get("card_extra"):
-            context["training"]["note"] = a["card_extra"]
+        stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
+        context["training"], context["reproduce"] = _sr_training(stages, scale)
     return context
+
+
+_SR_COMMAND_KEYS = ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule", "warmup",
+                    "ema", "val_every", "out"]
+
+
+def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, str], str]:
+    """The card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
+    recs = [training_record(r) for r in stages]
+    rec, a = recs[-1], recs[-1]["args"]
+    data = ", ".join(Path(d).name for d in a["data"]) + (f" + {len(a['video'])} video(s)" if a.get("video") else "")
+    training = {
+        "data": f"{data} (Sun-Hays 80 photos; never Set5/Set14), random {a['lr_patch'] * scale}px HR crops "
+                "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling",
+    }
+    for i, (r, earlier) in enumerate(zip(stages, recs[:-1]), start=1):
+        e = earlier["args"]
+        training[f"stage {i} (`runs/{r.name}`)"] = (
+            f"{earlier['step']:,} of {e['steps']:,} steps, {e['lr_patch'] * scale}px HR crops, batch {e['batch']}, "
+            f"{e['loss'].upper()}, lr {e['lr']} {e['schedule']}, {earlier['hours']:.2f} hours on "
+            f"{_sittings(earlier)['hardware']}" + (f". {e['card_extra']}" if e.get("card_extra") else ""))
+    final = f"stage {len(stages)} (`runs/{stages[-1].name}`): " if len(stages) > 1 else ""
+    training |= {
+        "objective": f"{final}{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
+                     f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
+        "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule" + (
+            "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
+        "wall-clock": f"{final}{rec['hours']:.2f} hours",
+        **_sittings(rec),
+        "non-finite steps skipped": rec["skipped"],
+        "validation": f"Set5 every {a['val_every']:,} steps; the best EMA weights are kept",
+    }
+    if len(stages) > 1:
+        training["total"] = (f"{sum(r['step'] for r in recs):,} steps, {sum(r['hours'] for r in recs):.2f} hours "
+                             f"in {len(stages)} stages")
+    if a.get("init"):
+        source = f"stage {len(stages) - 1}'s best weights" if len(stages) > 1 else a["init"]
+        training["initialisation"] = (f"warm start from {source} (every tensor whose name and shape match; "
+                                      "the upsampler's last stage starts fresh)")
+    if a.get("card_extra"):
+        training["note"] = a["card_extra"]
+    commands = []
+    for i, (r, earlier) in enumerate(zip(stages, recs)):
+        args = {**earlier["args"], "out": f"runs/{r.name}"}
+        if i > 0:  # a later stage starts from the previous stage's best weights, not a shipped folder
+            args["init"] = f"runs/{stages[i - 1].name}/best"
+        commands.append(_command("train_sr.py", args, _SR_COMMAND_KEYS))
+    reproduce = ("```bash\n" + "\n".join(commands) + "\n"
+                 "python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md\n```")
+    return training, reproduce
 
 
 def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None = None,

@@ -106,6 +106,32 @@ def test_resume_without_best_folder_still_ends_with_a_card(data, tmp_path):
     assert (out / "best" / "model.safetensors").is_file() and (out / "best" / "README.md").is_file()
 
 
+def test_card_of_a_fine_tune_describes_every_stage(data, tmp_path):
+    # A fine-tune warm-started from an earlier run's best weights: the card must account for both runs.
+    import lightsr
+    from lightsr.cards import sr_card_context
+
+    first, second = tmp_path / "base", tmp_path / "finetune"
+    train_sr.main(args_for(data, first, "--steps", "2"))
+    train_sr.main(args_for(data, second, "--steps", "3", "--init", str(first / "best"), "--lr-patch", "16",
+                           "--lr", "1e-4", "--card-extra", "bigger patches"))
+    model = lightsr.load(second / "best")
+    ctx = sr_card_context(model, bench_dir=data[1], run_dir=[first, second])
+    t = ctx["training"]
+    assert t["stage 1 (`runs/base`)"].startswith("2 of 2 steps, 24px HR crops, batch 2, L1, lr 0.0005 cosine")
+    assert t["steps"] == "stage 2 (`runs/finetune`): 3 of the 3-step schedule"
+    assert t["total"].startswith("5 steps, ") and t["total"].endswith(" in 2 stages")
+    assert t["initialisation"].startswith("warm start from stage 1's best weights")
+    assert t["note"] == "bigger patches"
+    commands = [line for line in ctx["reproduce"].splitlines() if line.startswith("python train/")]
+    assert len(commands) == 2 and "--init" not in commands[0]
+    assert "--init runs/base/best --lr-patch 16" in commands[1] and commands[1].endswith("--out runs/finetune")
+    # one run alone keeps the single-stage card
+    single = sr_card_context(model, bench_dir=data[1], run_dir=second)["training"]
+    assert "total" not in single and single["steps"] == "3 of the 3-step schedule"
+    assert single["initialisation"].startswith(f"warm start from {first / 'best'}")
+
+
 def test_resume_continues_exactly(data, tmp_path):
     straight = tmp_path / "straight"
     train_sr.main(args_for(data, straight, "--steps", "6"))
