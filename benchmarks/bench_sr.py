@@ -31,12 +31,13 @@ from lightsr.imaging import bicubic_upscale
 from PIL import Image
 
 BENCH = ROOT.parent / "shared" / "data" / "sr-bench"
-# checkpoint folder -> the training run that produced it (runs/<name>/args.json, last/training_state.json)
+# checkpoint folder -> the training runs that produced it, in order (runs/<name>/args.json and
+# last/training_state.json); a later run is a fine-tune warm-started from the one before
 RUNS = {
-    "rdn-light-x2": "runs/sr-quality-x2",
-    "rdn-light-x4": "runs/sr-quality-x4",
-    "ecbsr-x2": "runs/sr-fast-x2",
-    "ecbsr-x4": "runs/sr-fast-x4",
+    "rdn-light-x2": ("runs/sr-quality-x2",),
+    "rdn-light-x4": ("runs/sr-quality-x4",),
+    "ecbsr-x2": ("runs/sr-fast-x2",),
+    "ecbsr-x4": ("runs/sr-fast-x4",),
 }
 
 
@@ -99,8 +100,8 @@ def main() -> None:
         scores = {n: evaluate_sr(model, BENCH / n) for n in ("Set5", "Set14")}
         speed = (f"{sec * 1000:.0f} ms per {w}x{h} frame to 1280x720 ({1 / sec:.1f} frames/s, model only, "
                  f"{args.threads} threads)")
-        run = ROOT / RUNS[entry.name] if entry.name in RUNS and (ROOT / RUNS[entry.name] / "args.json").exists() \
-            else None
+        runs = [ROOT / r for r in RUNS.get(entry.name, ())]
+        run = runs if runs and all((r / "args.json").exists() for r in runs) else None
         example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
         examples = [{"path": "example.png", "caption": f"Left to right: bicubic x{model.scale}, this model, the "
                      "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
