@@ -159,6 +159,14 @@ _SR_COMMAND_KEYS = ["model", "set", "scale", "init", "lr_patch", "batch", "steps
                     "ema", "val_every", "out"]
 
 
+def _folder_scale(folder: str) -> int | None:
+    """The scale in a model folder's config.json, or None where the folder is not there to read."""
+    try:
+        return json.loads((Path(folder) / "config.json").read_text()).get("scale")
+    except (OSError, ValueError):
+        return None
+
+
 def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, str], str]:
     """The card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
     recs = [training_record(r) for r in stages]
@@ -190,8 +198,10 @@ def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, str], str]:
                              f"in {len(stages)} stages")
     if a.get("init"):
         source = f"stage {len(stages) - 1}'s best weights" if len(stages) > 1 else a["init"]
-        training["initialisation"] = (f"warm start from {source} (every tensor whose name and shape match; "
-                                      "the upsampler's last stage starts fresh)")
+        init_scale = recs[-2]["args"]["scale"] if len(stages) > 1 else _folder_scale(a["init"])
+        how = {scale: "all weights", None: "every tensor whose name and shape match"}.get(
+            init_scale, "every tensor whose name and shape match; the upsampler's last stage starts fresh")
+        training["initialisation"] = f"warm start from {source} ({how})"
     if a.get("card_extra"):
         training["note"] = a["card_extra"]
     commands = []

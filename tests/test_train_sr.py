@@ -121,7 +121,7 @@ def test_card_of_a_fine_tune_describes_every_stage(data, tmp_path):
     assert t["stage 1 (`runs/base`)"].startswith("2 of 2 steps, 24px HR crops, batch 2, L1, lr 0.0005 cosine")
     assert t["steps"] == "stage 2 (`runs/finetune`): 3 of the 3-step schedule"
     assert t["total"].startswith("5 steps, ") and t["total"].endswith(" in 2 stages")
-    assert t["initialisation"].startswith("warm start from stage 1's best weights")
+    assert t["initialisation"] == "warm start from stage 1's best weights (all weights)"  # same scale
     assert t["note"] == "bigger patches"
     commands = [line for line in ctx["reproduce"].splitlines() if line.startswith("python train/")]
     assert len(commands) == 2 and "--init" not in commands[0]
