@@ -34,7 +34,7 @@ BENCH = ROOT.parent / "shared" / "data" / "sr-bench"
 # checkpoint folder -> the training runs that produced it, in order (runs/<name>/args.json and
 # last/training_state.json); a later run is a fine-tune warm-started from the one before
 RUNS = {
-    "rdn-light-x2": ("runs/sr-quality-x2",),
+    "rdn-light-x2": ("runs/sr-quality-x2", "runs/sr-quality-x2-ft"),
     "rdn-light-x4": ("runs/sr-quality-x4",),
     "ecbsr-x2": ("runs/sr-fast-x2",),
     "ecbsr-x4": ("runs/sr-fast-x4",),
