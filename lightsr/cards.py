@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,57 +167,85 @@ def _folder_scale(folder: str) -> int | None:
         return None
 
 
-def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, str], str]:
-    """The card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
+def _staged(stages: list[Path], *, data: Callable[[dict], str], summary: Callable[[dict], str],
+            lines: Callable[[dict, str], dict[str, Any]], init_how: Callable[[list[dict]], str], script: str,
+            keys: list[str], bench: str) -> tuple[dict[str, Any], str]:
+    """Training lines and reproduce block of a recipe of one or more runs, in order.
+
+    Each later run is a fine-tune warm-started from the previous run's best weights. The
+    last run gets the full ``lines(record, prefix)``; each earlier one a single line made
+    of ``summary(record)``, its hours, hardware and note; then the totals and every
+    stage's command (a later stage's ``--init`` pointing at the previous run's best/), then
+    the ``bench`` line that re-measures the card.
+    """
     recs = [training_record(r) for r in stages]
-    rec, a = recs[-1], recs[-1]["args"]
-    data = ", ".join(Path(d).name for d in a["data"]) + (f" + {len(a['video'])} video(s)" if a.get("video") else "")
-    training = {
-        "data": f"{data} (Sun-Hays 80 photos; never Set5/Set14), random {a['lr_patch'] * scale}px HR crops "
-                "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling",
-    }
-    for i, (r, earlier) in enumerate(zip(stages, recs[:-1]), start=1):
-        e = earlier["args"]
+    a, multi = recs[-1]["args"], len(stages) > 1
+    training: dict[str, Any] = {"data": data(a)}
+    for i, (r, rec) in enumerate(zip(stages, recs[:-1]), start=1):
+        e = rec["args"]
         training[f"stage {i} (`runs/{r.name}`)"] = (
-            f"{earlier['step']:,} of {e['steps']:,} steps, {e['lr_patch'] * scale}px HR crops, batch {e['batch']}, "
-            f"{e['loss'].upper()}, lr {e['lr']} {e['schedule']}, {earlier['hours']:.2f} hours on "
-            f"{_sittings(earlier)['hardware']}" + (f". {e['card_extra']}" if e.get("card_extra") else ""))
-    final = f"stage {len(stages)} (`runs/{stages[-1].name}`): " if len(stages) > 1 else ""
-    training |= {
-        "objective": f"{final}{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
-                     f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
-        "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule" + (
-            "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
-        "wall-clock": f"{final}{rec['hours']:.2f} hours",
-        **_sittings(rec),
-        "non-finite steps skipped": rec["skipped"],
-        "validation": f"Set5 every {a['val_every']:,} steps; the best EMA weights are kept",
-    }
-    if len(stages) > 1:
+            f"{summary(rec)}, {rec['hours']:.2f} hours on {_sittings(rec)['hardware']}"
+            + (f". {e['card_extra']}" if e.get("card_extra") else ""))
+    training |= lines(recs[-1], f"stage {len(stages)} (`runs/{stages[-1].name}`): " if multi else "")
+    if multi:
         training["total"] = (f"{sum(r['step'] for r in recs):,} steps, {sum(r['hours'] for r in recs):.2f} hours "
                              f"in {len(stages)} stages")
     if a.get("init"):
-        source = f"stage {len(stages) - 1}'s best weights" if len(stages) > 1 else a["init"]
-        init_scale = recs[-2]["args"]["scale"] if len(stages) > 1 else _folder_scale(a["init"])
-        how = {scale: "all weights", None: "every tensor whose name and shape match"}.get(
-            init_scale, "every tensor whose name and shape match; the upsampler's last stage starts fresh")
-        training["initialisation"] = f"warm start from {source} ({how})"
+        source = f"stage {len(stages) - 1}'s best weights" if multi else a["init"]
+        training["initialisation"] = f"warm start from {source} ({init_how(recs)})"
     if a.get("card_extra"):
         training["note"] = a["card_extra"]
     commands = []
-    for i, (r, earlier) in enumerate(zip(stages, recs)):
-        args = {**earlier["args"], "out": f"runs/{r.name}"}
+    for i, (r, rec) in enumerate(zip(stages, recs)):
+        args = {**rec["args"], "out": f"runs/{r.name}"}
         if i > 0:  # a later stage starts from the previous stage's best weights, not a shipped folder
             args["init"] = f"runs/{stages[i - 1].name}/best"
-        commands.append(_command("train_sr.py", args, _SR_COMMAND_KEYS))
-    reproduce = ("```bash\n" + "\n".join(commands) + "\n"
-                 "python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md\n```")
-    return training, reproduce
+        commands.append(_command(script, args, keys))
+    return training, "```bash\n" + "\n".join([*commands, bench]) + "\n```"
 
 
-def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None = None,
+def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, Any], str]:
+    """The SR card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
+
+    def data(a):
+        sets = ", ".join(Path(d).name for d in a["data"]) + (f" + {len(a['video'])} video(s)" if a.get("video") else "")
+        return (f"{sets} (Sun-Hays 80 photos; never Set5/Set14), random {a['lr_patch'] * scale}px HR crops "
+                "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling")
+
+    def summary(rec):
+        e = rec["args"]
+        return (f"{rec['step']:,} of {e['steps']:,} steps, {e['lr_patch'] * scale}px HR crops, batch {e['batch']}, "
+                f"{e['loss'].upper()}, lr {e['lr']} {e['schedule']}")
+
+    def lines(rec, final):
+        a = rec["args"]
+        return {
+            "objective": f"{final}{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
+                         f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
+            "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule" + (
+                "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
+            "wall-clock": f"{final}{rec['hours']:.2f} hours",
+            **_sittings(rec),
+            "non-finite steps skipped": rec["skipped"],
+            "validation": f"Set5 every {a['val_every']:,} steps; the best EMA weights are kept",
+        }
+
+    def init_how(recs):
+        init_scale = recs[-2]["args"]["scale"] if len(recs) > 1 else _folder_scale(recs[-1]["args"]["init"])
+        return {scale: "all weights", None: "every tensor whose name and shape match"}.get(
+            init_scale, "every tensor whose name and shape match; the upsampler's last stage starts fresh")
+
+    return _staged(stages, data=data, summary=summary, lines=lines, init_how=init_how, script="train_sr.py",
+                   keys=_SR_COMMAND_KEYS,
+                   bench="python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md")
+
+
+def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | Sequence[str | Path] | None = None,
                        speed: str | None = None) -> dict[str, Any]:
-    """Measure on validation ``pairs`` (input, target uint8 arrays) against the no-op baseline."""
+    """Measure on validation ``pairs`` (input, target uint8 arrays) against the no-op baseline.
+
+    ``run_dir``: the training run, or the runs of a staged recipe in order (as for SR cards).
+    """
     import numpy as np
 
     from .flare import remove_flare
@@ -245,24 +273,46 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | None
     if speed:
         context["speed"] = speed
     if run_dir is not None:
-        rec = training_record(run_dir)
+        stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
+        context["training"], context["reproduce"] = _flare_training(stages, gan=model.architecture == "pix2pix")
+    return context
+
+
+_FLARE_COMMAND_KEYS = ["model", "set", "init", "patch", "batch", "steps", "lr", "warmup", "val_every", "out"]
+
+
+def _flare_training(stages: list[Path], *, gan: bool) -> tuple[dict[str, Any], str]:
+    """The flare card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
+
+    def data(a):
+        return (f"synthetic flare (lightsr.data.flare) on {', '.join(Path(d).name for d in a['data'])} photos, "
+                f"the last {a['holdout']} held out for validation; {a['patch']}px patches with flips/rotations")
+
+    def objective(a):
+        if gan:
+            return "GAN + %g x L1, 70x70 PatchGAN, Adam(%g, beta1 0.5)" % (a["lambda_l1"], a["lr"])
+        return f"L1, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step"
+
+    def summary(rec):
         a = rec["args"]
-        context["training"] = {
-            "data": f"synthetic flare (lightsr.data.flare) on {', '.join(Path(d).name for d in a['data'])} photos, "
-                    f"the last {a['holdout']} held out for validation; {a['patch']}px patches with flips/rotations",
-            "objective": ("GAN + %g x L1, 70x70 PatchGAN, Adam(2e-4, beta1 0.5)" % a["lambda_l1"])
-            if model.architecture == "pix2pix" else f"L1, Adam (lr {a['lr']}), AGC lambda {a['agc']} every step",
-            "steps": f"{rec['step']:,} of the {a['steps']:,}-step schedule, batch {a['batch']}" + (
+        config = f", config {' '.join(a['set'])}" if a.get("set") else ""
+        return f"{rec['step']:,} of {a['steps']:,} steps, batch {a['batch']}, {objective(a)}{config}"
+
+    def lines(rec, final):
+        a = rec["args"]
+        return {
+            "objective": final + objective(a) + (f"; config {' '.join(a['set'])}" if a.get("set") else ""),
+            "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule, batch {a['batch']}" + (
                 "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
-            "wall-clock": f"{rec['hours']:.2f} hours",
+            "wall-clock": f"{final}{rec['hours']:.2f} hours",
             **_sittings(rec),
             "non-finite steps": f"{rec['skipped']} skipped, {rec['rollbacks']} rollbacks",
         }
-        command = _command("train_flare.py", {**a, "out": f"runs/{Path(run_dir).name}"},
-                           ["model", "set", "patch", "batch", "steps", "lr", "val_every", "out"])
-        context["reproduce"] = (f"```bash\n{command}\n"
-                                "python benchmarks/bench_flare.py   # re-measures this card's numbers\n```")
-    return context
+
+    return _staged(stages, data=data, summary=summary, lines=lines,
+                   init_how=lambda recs: "every tensor whose name and shape match", script="train_flare.py",
+                   keys=_FLARE_COMMAND_KEYS,
+                   bench="python benchmarks/bench_flare.py   # re-measures this card's numbers")
 
 
 def example_image(model: LightSRModel, image, *, zoom: int = 2, size: int = 128):

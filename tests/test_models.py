@@ -127,6 +127,23 @@ def test_nf_resunet_is_the_identity_at_init():
         assert torch.allclose(model(x), x)
 
 
+def test_nf_resunet_bilinear_decoder_is_a_saved_config_choice(tmp_path):
+    nearest = lightsr.create_model("nf-resunet-test")
+    torch.nn.init.normal_(nearest.head.weight, std=0.1)  # leave the identity, so the decoder shows
+    bilinear = lightsr.create_model("nf-resunet-test", upsample="bilinear")
+    bilinear.load_state_dict(nearest.state_dict())  # same parameters: a fine-tune can start from either
+    x = torch.rand(1, 3, 20, 28)
+    with torch.inference_mode():
+        assert not torch.allclose(nearest.eval()(x), bilinear.eval()(x))
+    bilinear.save_pretrained(tmp_path / "m")
+    loaded = lightsr.load(tmp_path / "m")
+    assert loaded.config.upsample == "bilinear"
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), bilinear(x))
+    with pytest.raises(ValueError, match="upsample must be"):
+        lightsr.create_model("nf-resunet-test", upsample="bicubic")
+
+
 def test_agc_clips_unitwise_and_skips_the_final_layer():
     model = lightsr.create_model("nf-resunet-test")
     for p in model.parameters():

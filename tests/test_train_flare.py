@@ -3,6 +3,7 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import DATA, ROOT
@@ -38,6 +39,36 @@ def test_two_steps_and_card(photos, tmp_path, model):
     tensors = load_file(str(out / "last" / "training_state.safetensors"))
     if model.startswith("pix2pix"):  # the discriminator and its optimizer are saved too
         assert any(k.startswith("disc/") for k in tensors) and any(k.startswith("disc_optimizer/") for k in tensors)
+
+
+def test_fine_tune_from_a_model_folder_with_a_config_change(photos, tmp_path):
+    from lightsr.cards import flare_card_context
+
+    import lightsr
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    run(photos, base, "--model", "nf-resunet-test", "--steps", "2")
+    run(photos, tuned, "--model", "nf-resunet-test", "--steps", "2", "--set", "upsample=bilinear",
+        "--init", str(base / "best"), "--lr", "1e-5")
+    model = lightsr.load(tuned / "best")
+    assert model.config.upsample == "bilinear"
+    start = load_file(str(base / "best" / "model.safetensors"))
+    end = load_file(str(tuned / "best" / "model.safetensors"))
+    assert start.keys() == end.keys()
+    # warm-started: two small steps stay close to the base weights, far closer than a fresh init would be
+    fresh = lightsr.create_model("nf-resunet-test").state_dict()
+    near = sum((end[k] - start[k]).abs().sum() for k in start)
+    far = sum((fresh[k] - start[k]).abs().sum() for k in start)
+    assert near < 0.1 * far
+    pair = tuple(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8))
+    ctx = flare_card_context(model, [pair], run_dir=[base, tuned])
+    t = ctx["training"]
+    assert t["stage 1 (`runs/base`)"].startswith("2 of 2 steps, batch 2, L1, Adam (lr 0.0005")
+    assert t["objective"].startswith("stage 2 (`runs/tuned`): L1, Adam (lr 1e-05")
+    assert t["objective"].endswith("; config upsample=bilinear")
+    assert t["total"].startswith("4 steps") and t["initialisation"].startswith("warm start from stage 1's best weights")
+    commands = [line for line in ctx["reproduce"].splitlines() if line.startswith("python train/")]
+    assert "--set upsample=bilinear --init runs/base/best" in commands[1]
 
 
 def test_pix2pix_resume_is_exact(photos, tmp_path):

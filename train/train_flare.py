@@ -40,7 +40,7 @@ from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, all_finite, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
+    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, warm_start,
 )
 
 log = logging.getLogger("train_flare")
@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="nf-resunet", help="nf-resunet, pix2pix, pix2pix-light or a -test variant")
     g.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
+    g.add_argument("--init", metavar="MODEL_DIR",
+                   help="start from this model's weights where names and shapes match (a fine-tune)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=20000)
     g.add_argument("--lr", type=float, default=None, help="default: 2e-4 for Pix2Pix, 5e-4 for NF-ResUNet")
@@ -121,6 +123,10 @@ def main(args: argparse.Namespace) -> dict:
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
+    if args.init and not args.resume:
+        copied, skipped = warm_start(model, args.init)
+        log.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
+                 ", ".join(skipped) or "none")
     gan = model.architecture == "pix2pix"
     lr = args.lr or (2e-4 if gan else 5e-4)
     betas = (0.5, 0.999) if gan else (0.9, 0.99)

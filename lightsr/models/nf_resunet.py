@@ -20,10 +20,11 @@ signal propagation to close the performance gap in unnormalized ResNets" (2021):
   to all parameters except the final layer, as the paper does for the classifier.
 
 The U-Net: a stem, ``len(widths)`` levels of residual blocks with strided transitions
-down, nearest-neighbour upsampling with concatenated skips and a 1x1 fusion transition
-up, and a final plain conv predicting a correction added to the input. The final conv
-starts at zero so the untrained model is exactly the identity (the no-op baseline of
-flare removal) and training only ever moves away from it.
+down, nearest-neighbour (or, with ``upsample="bilinear"``, bilinear) upsampling with
+concatenated skips and a 1x1 fusion transition up, and a final plain conv predicting a
+correction added to the input. The final conv starts at zero so the untrained model is
+exactly the identity (the no-op baseline of flare removal) and training only ever moves
+away from it.
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ class NFResUNetConfig:
     alpha: float = 0.2  # residual branch scale (NFNets)
     eps: float = 1e-4  # Scaled WS epsilon (NFNets use 1e-4 in the variance)
     skip_init: float = 1.0  # initial skip_gain of every residual branch (0 = SkipInit)
+    upsample: str = "nearest"  # decoder upsampling: "nearest" or "bilinear" (smooth, no 2**k-pixel blocks)
 
     def __post_init__(self):
+        if self.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {self.upsample!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if not self.widths or min(self.widths) < 1:
@@ -187,7 +191,8 @@ class NFResUNet(LightSRModel, tags=["flare-removal", "nfnet"], paper_url="https:
         var = self.bottom_var
         for fuse, blocks, skip, skip_var in zip(self.fuses, self.decoders, reversed(skips),
                                                 reversed(self.skip_vars[:-1])):
-            up = F.interpolate(feat, scale_factor=2, mode="nearest")
+            up = F.interpolate(feat, scale_factor=2, mode=self.config.upsample,
+                               align_corners=False if self.config.upsample == "bilinear" else None)
             # Each half normalised by its own expected std before the fusing conv.
             feat = fuse(torch.cat([self._transition(up, var), self._transition(skip, skip_var)], dim=1))
             for block in blocks:
