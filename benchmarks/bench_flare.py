@@ -29,7 +29,8 @@ from lightsr.imaging import open_image
 from lightsr.metrics import psnr, ssim
 
 DATA = ROOT.parent / "shared" / "data" / "sr-train"
-RUNS = {"nf-resunet-flare": "runs/flare-nf", "pix2pix-flare": "runs/flare-pix2pix"}
+# checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
+RUNS = {"nf-resunet-flare": ("runs/flare-nf",), "pix2pix-flare": ("runs/flare-pix2pix",)}
 
 CHILD = r"""
 import json, sys, time
@@ -73,7 +74,8 @@ def main() -> None:
                                 photo=str(image_files(DATA)[0]))
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
-        run = ROOT / RUNS[entry.name] if (ROOT / RUNS.get(entry.name, "-") / "args.json").exists() else None
+        runs = [ROOT / r for r in RUNS.get(entry.name, ())]
+        run = runs if runs and all((r / "args.json").exists() for r in runs) else None
         text = (f"{speed['tiled']['seconds']:.0f} s per 12 MP photo tiled, {speed['lowres']['seconds']:.0f} s with "
                 f"the low-resolution flare estimate ({args.threads} threads)")
         folder = zoo.CHECKPOINTS / entry.name
