@@ -183,8 +183,10 @@ def _staged(stages: list[Path], *, data: Callable[[dict], str], summary: Callabl
     training: dict[str, Any] = {"data": data(a)}
     for i, (r, rec) in enumerate(zip(stages, recs[:-1]), start=1):
         e = rec["args"]
+        how = _sittings(rec)
         training[f"stage {i} (`runs/{r.name}`)"] = (
-            f"{summary(rec)}, {rec['hours']:.2f} hours on {_sittings(rec)['hardware']}"
+            f"{summary(rec)}, {rec['hours']:.2f} hours on {how['hardware']}"
+            + (f"; {how['sittings']}" if "sittings" in how else "")
             + (f". {e['card_extra']}" if e.get("card_extra") else ""))
     training |= lines(recs[-1], f"stage {len(stages)} (`runs/{stages[-1].name}`): " if multi else "")
     if multi:
