@@ -30,7 +30,7 @@ from lightsr.metrics import psnr, ssim
 
 DATA = ROOT.parent / "shared" / "data" / "sr-train"
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
-RUNS = {"nf-resunet-flare": ("runs/flare-nf",), "pix2pix-flare": ("runs/flare-pix2pix",)}
+RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear"), "pix2pix-flare": ("runs/flare-pix2pix",)}
 
 CHILD = r"""
 import json, sys, time
