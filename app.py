@@ -133,7 +133,7 @@ def build() -> gr.Blocks:
                         f_method = gr.Radio([FULL_RES, FAST], value=FULL_RES, label="Processing", info=(
                             "Full resolution runs the model over the whole photo in tiles. Fast estimates the "
                             "flare on a copy 1024 px on its long side and subtracts it at full resolution: "
-                            "about 10x quicker on a 12 MP photo, same PSNR, a little less fine detail "
+                            "about 10x quicker on a 12 MP photo, similar PSNR, a little less fine detail "
                             "(BENCHMARKS.md)."))
                         f_btn = gr.Button("Remove flare", variant="primary", interactive=bool(flare_labels))
                     with gr.Column():
