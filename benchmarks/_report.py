@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: machine description and BENCHMARKS.md assembly.
+"""Shared by the benchmark scripts: machine description, training runs and BENCHMARKS.md assembly.
 
 Each script writes its own section to benchmarks/results/<name>.md; BENCHMARKS.md is
 those sections in a fixed order under a common header, so re-running one benchmark
@@ -25,6 +25,12 @@ def machine() -> str:
 
     return (f"{hardware()}; Python {platform.python_version()}, torch {torch.__version__}, "
             f"{datetime.date.today().isoformat()}")
+
+
+def training_runs(runs: dict[str, tuple[str, ...]], name: str) -> list[Path] | None:
+    """The run folders (in order) that made checkpoint ``name``, or None when any is not in this checkout."""
+    folders = [ROOT / r for r in runs.get(name, ())]
+    return folders if folders and all((f / "args.json").exists() for f in folders) else None
 
 
 def write_section(name: str, text: str) -> None:

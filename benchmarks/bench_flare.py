@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import torch
-from _report import ROOT, machine, write_section
+from _report import ROOT, machine, training_runs, write_section
 
 from lightsr import zoo
 from lightsr.cards import example_image, flare_card_context, write_card
@@ -90,8 +90,7 @@ def main() -> None:
                                 photo=str(image_files(DATA)[0]))
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
-        runs = [ROOT / r for r in RUNS.get(entry.name, ())]
-        run = runs if runs and all((r / "args.json").exists() for r in runs) else None
+        run = training_runs(RUNS, entry.name)
         text = (f"{speed['tiled']['seconds']:.0f} s per 12 MP photo tiled, {speed['lowres']['seconds']:.0f} s with "
                 f"the low-resolution flare estimate ({args.threads} threads)")
         folder = zoo.CHECKPOINTS / entry.name

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from _report import ROOT, machine, write_section
+from _report import ROOT, machine, training_runs, write_section
 
 import lightsr
 from lightsr import zoo
@@ -100,8 +100,7 @@ def main() -> None:
         scores = {n: evaluate_sr(model, BENCH / n) for n in ("Set5", "Set14")}
         speed = (f"{sec * 1000:.0f} ms per {w}x{h} frame to 1280x720 ({1 / sec:.1f} frames/s, model only, "
                  f"{args.threads} threads)")
-        runs = [ROOT / r for r in RUNS.get(entry.name, ())]
-        run = runs if runs and all((r / "args.json").exists() for r in runs) else None
+        run = training_runs(RUNS, entry.name)
         example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
         examples = [{"path": "example.png", "caption": f"Left to right: bicubic x{model.scale}, this model, the "
                      "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]

@@ -150,8 +150,7 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
     if speed:
         context["speed"] = speed
     if run_dir is not None:
-        stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
-        context["training"], context["reproduce"] = _sr_training(stages, scale)
+        context["training"], context["reproduce"] = _sr_training(run_dir, scale)
     return context
 
 
@@ -167,17 +166,19 @@ def _folder_scale(folder: str) -> int | None:
         return None
 
 
-def _staged(stages: list[Path], *, data: Callable[[dict], str], summary: Callable[[dict], str],
+def _staged(run_dir: str | Path | Sequence[str | Path], *, data: Callable[[dict], str], summary: Callable[[dict], str],
             lines: Callable[[dict, str], dict[str, Any]], init_how: Callable[[list[dict]], str], script: str,
             keys: list[str], bench: str) -> tuple[dict[str, Any], str]:
     """Training lines and reproduce block of a recipe of one or more runs, in order.
 
-    Each later run is a fine-tune warm-started from the previous run's best weights. The
+    ``run_dir`` is one run folder or several. Each later run is a fine-tune warm-started
+    from the previous run's best weights. The
     last run gets the full ``lines(record, prefix)``; each earlier one a single line made
     of ``summary(record)``, its hours, hardware and note; then the totals and every
     stage's command (a later stage's ``--init`` pointing at the previous run's best/), then
     the ``bench`` line that re-measures the card.
     """
+    stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
     recs = [training_record(r) for r in stages]
     a, multi = recs[-1]["args"], len(stages) > 1
     training: dict[str, Any] = {"data": data(a)}
@@ -206,7 +207,7 @@ def _staged(stages: list[Path], *, data: Callable[[dict], str], summary: Callabl
     return training, "```bash\n" + "\n".join([*commands, bench]) + "\n```"
 
 
-def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, Any], str]:
+def _sr_training(run_dir: str | Path | Sequence[str | Path], scale: int) -> tuple[dict[str, Any], str]:
     """The SR card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
 
     def data(a):
@@ -237,7 +238,7 @@ def _sr_training(stages: list[Path], scale: int) -> tuple[dict[str, Any], str]:
         return {scale: "all weights", None: "every tensor whose name and shape match"}.get(
             init_scale, "every tensor whose name and shape match; the upsampler's last stage starts fresh")
 
-    return _staged(stages, data=data, summary=summary, lines=lines, init_how=init_how, script="train_sr.py",
+    return _staged(run_dir, data=data, summary=summary, lines=lines, init_how=init_how, script="train_sr.py",
                    keys=_SR_COMMAND_KEYS,
                    bench="python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md")
 
@@ -275,15 +276,14 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | Sequ
     if speed:
         context["speed"] = speed
     if run_dir is not None:
-        stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
-        context["training"], context["reproduce"] = _flare_training(stages, gan=model.architecture == "pix2pix")
+        context["training"], context["reproduce"] = _flare_training(run_dir, gan=model.architecture == "pix2pix")
     return context
 
 
 _FLARE_COMMAND_KEYS = ["model", "set", "init", "patch", "batch", "steps", "lr", "warmup", "val_every", "out"]
 
 
-def _flare_training(stages: list[Path], *, gan: bool) -> tuple[dict[str, Any], str]:
+def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) -> tuple[dict[str, Any], str]:
     """The flare card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
 
     def data(a):
@@ -291,19 +291,19 @@ def _flare_training(stages: list[Path], *, gan: bool) -> tuple[dict[str, Any], s
                 f"the last {a['holdout']} held out for validation; {a['patch']}px patches with flips/rotations")
 
     def objective(a):
+        config = f"; config {' '.join(a['set'])}" if a.get("set") else ""
         if gan:
-            return "GAN + %g x L1, 70x70 PatchGAN, Adam(%g, beta1 0.5)" % (a["lambda_l1"], a["lr"])
-        return f"L1, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step"
+            return "GAN + %g x L1, 70x70 PatchGAN, Adam(%g, beta1 0.5)%s" % (a["lambda_l1"], a["lr"], config)
+        return f"L1, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step{config}"
 
     def summary(rec):
         a = rec["args"]
-        config = f", config {' '.join(a['set'])}" if a.get("set") else ""
-        return f"{rec['step']:,} of {a['steps']:,} steps, batch {a['batch']}, {objective(a)}{config}"
+        return f"{rec['step']:,} of {a['steps']:,} steps, batch {a['batch']}, {objective(a)}"
 
     def lines(rec, final):
         a = rec["args"]
         return {
-            "objective": final + objective(a) + (f"; config {' '.join(a['set'])}" if a.get("set") else ""),
+            "objective": final + objective(a),
             "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule, batch {a['batch']}" + (
                 "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
             "wall-clock": f"{final}{rec['hours']:.2f} hours",
@@ -311,7 +311,7 @@ def _flare_training(stages: list[Path], *, gan: bool) -> tuple[dict[str, Any], s
             "non-finite steps": f"{rec['skipped']} skipped, {rec['rollbacks']} rollbacks",
         }
 
-    return _staged(stages, data=data, summary=summary, lines=lines,
+    return _staged(run_dir, data=data, summary=summary, lines=lines,
                    init_how=lambda recs: "every tensor whose name and shape match", script="train_flare.py",
                    keys=_FLARE_COMMAND_KEYS,
                    bench="python benchmarks/bench_flare.py   # re-measures this card's numbers")
