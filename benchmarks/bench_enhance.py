@@ -71,7 +71,7 @@ def main() -> None:
     for name in args.models:
         for tile in ("auto", None):
             code = CHILD.format(root=str(ROOT), threads=args.threads, name=name, w=w, h=h, tile=tile,
-                                limit=None if tile else limit, data=str(ROOT.parent / "shared" / "data" / "sr-train"))
+                                limit=None if tile else limit, data=str(ROOT / "data" / "sr-train"))
             t = time.perf_counter()
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             r = json.loads(res.stdout.strip().splitlines()[-1])

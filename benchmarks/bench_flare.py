@@ -28,7 +28,7 @@ from lightsr.flare import remove_flare
 from lightsr.imaging import open_image
 from lightsr.metrics import psnr, ssim
 
-DATA = ROOT.parent / "shared" / "data" / "sr-train"
+DATA = ROOT / "data" / "sr-train"
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear"), "pix2pix-flare": ("runs/flare-pix2pix",)}
 

@@ -30,7 +30,7 @@ from lightsr.evaluate import evaluate_sr
 from lightsr.imaging import bicubic_upscale
 from PIL import Image
 
-BENCH = ROOT.parent / "shared" / "data" / "sr-bench"
+BENCH = ROOT / "data" / "sr-bench"
 # checkpoint folder -> the training runs that produced it, in order (runs/<name>/args.json and
 # last/training_state.json); a later run is a fine-tune warm-started from the one before
 RUNS = {

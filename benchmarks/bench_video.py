@@ -3,7 +3,7 @@
     python benchmarks/bench_video.py [--threads 2]
 
 Quality clip: a slow pan (2 px/frame right, 1 px/frame down, 24 frames/s) over a real
-photo of ../shared/data/sr-train, 896x504 HR crops, so every HR frame is ground truth;
+photo of data/sr-train, 896x504 HR crops, so every HR frame is ground truth;
 the input is each HR frame bicubic-downscaled x2 (448x252) or x4 (224x126) and encoded
 with libx264 at CRF 12, as a video a user would have. For bicubic and each shipped model
 at its scale: mean per-frame PSNR (Y, `scale` pixels shaved) against the HR frames, and a temporal
@@ -35,7 +35,7 @@ from lightsr import zoo
 from lightsr.metrics import psnr, rgb_to_y
 from lightsr.video import upscale_video
 
-PHOTO = ROOT.parent / "shared" / "data" / "sr-train" / "street_sun_bkgpqbvgorkjqzgp.jpg"
+PHOTO = ROOT / "data" / "sr-train" / "street_sun_bkgpqbvgorkjqzgp.jpg"
 
 
 def pan_frames(photo: Image.Image, w: int, h: int, n: int) -> list[np.ndarray]:

@@ -23,7 +23,7 @@ from .hub import LightSRModel, render_model_card
 __all__ = ["PUBLISHED_SR", "hardware", "training_record", "sr_card_context", "flare_card_context", "write_card",
            "example_image"]
 
-# Published Y-channel PSNR on the bicubic degradation (../shared/data/README.md).
+# Published Y-channel PSNR on the bicubic degradation (data/README.md).
 PUBLISHED_SR = {
     "FSRCNN (Dong et al. 2016), 12K params": {("Set5", 2): 37.00, ("Set14", 2): 32.63, ("Set5", 4): 30.71,
                                               ("Set14", 4): 27.59},
@@ -255,7 +255,7 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | Sequ
     from .metrics import psnr, ssim
 
     noop, ours = [], []
-    for inp, target in pairs:
+    for inp, target, *_ in pairs:
         out = remove_flare(model, inp)  # as users run it: tiled, light sources blended back
         noop.append((psnr(inp, target, y_channel=False), ssim(inp, target, y_channel=False)))
         ours.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False)))

@@ -7,7 +7,7 @@ applies EXIF orientation.
 
 ``bicubic_downscale`` / ``bicubic_upscale`` use Pillow's BICUBIC filter on 8-bit images,
 which reproduces MATLAB ``imresize`` closely enough that Set5 x2 bicubic measures
-33.67 dB against the published 33.66 (see ../shared/data/README.md).
+33.67 dB against the published 33.66 (see data/README.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PSNR and SSIM with the conventions of the super-resolution literature.
 
-The standard protocol (../shared/data/README.md, BasicSR ``metrics/psnr_ssim.py``):
+The standard protocol (data/README.md, BasicSR ``metrics/psnr_ssim.py``):
 images in 0..255, optionally reduced to the Y channel of ITU-R BT.601 YCbCr
 (Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255), ``crop_border`` pixels shaved
 from every side, PSNR = 10 log10(255^2 / MSE), and SSIM with an 11x11 Gaussian window

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hub_server import HubServer  # noqa: E402

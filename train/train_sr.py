@@ -40,7 +40,7 @@ from lightsr.training import (  # noqa: E402
 )
 
 log = logging.getLogger("train_sr")
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
