@@ -26,8 +26,8 @@ EXAMPLES = HERE / "examples"
 MAX_IMAGE_PIXELS = 16_000_000  # a 12 MP phone photo fits; bigger uploads are refused up front
 MAX_COMPARE_PIXELS = 4_000_000  # the comparison keeps four full-size images in memory
 ORIGINAL, LOW_RES = "It is the high-resolution original", "It is a low-resolution image"
-FULL_RES, FAST = "Full resolution", "Fast (flare estimated at 1024 px)"
-FLARE_WORK_SIZE = 1024  # long side the fast method estimates the flare at (lightsr.flare "lowres")
+WHOLE_FRAME, TILES = "Whole frame (recommended)", "Full-resolution tiles"
+FLARE_WORK_SIZE = 512  # long side the whole-frame method sees the photo at (lightsr.flare "lowres", as trained)
 
 
 def uploaded_image(**kwargs) -> gr.Image:
@@ -74,11 +74,11 @@ def _tiles(progress: gr.Progress, what: str):
     return lambda done, total: progress((done, total), desc=what, unit="tiles")
 
 
-def deflare(image: str, model_label: str | None = None, method: str = FULL_RES, progress=gr.Progress()):
+def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAME, progress=gr.Progress()):
     img = _open(image, MAX_IMAGE_PIXELS)
     model = _model("flare-removal", label=model_label)
     try:
-        out = remove_flare(model, img, method="lowres" if method == FAST else "tiled",
+        out = remove_flare(model, img, method="tiled" if method == TILES else "lowres",
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
@@ -130,11 +130,12 @@ def build() -> gr.Blocks:
                         f_in = uploaded_image(label="Photo with flare", sources=["upload", "clipboard"])
                         f_model = gr.Dropdown(flare_labels, value=flare_labels[0] if flare_labels else None,
                                               label="Model")
-                        f_method = gr.Radio([FULL_RES, FAST], value=FULL_RES, label="Processing", info=(
-                            "Full resolution runs the model over the whole photo in tiles. Fast estimates the "
-                            "flare on a copy 1024 px on its long side and subtracts it at full resolution: "
-                            "about 10x quicker on a 12 MP photo, similar PSNR, a little less fine detail "
-                            "(BENCHMARKS.md)."))
+                        f_method = gr.Radio([WHOLE_FRAME, TILES], value=WHOLE_FRAME, label="Processing", info=(
+                            "Whole frame: the model sees the whole photo at 512 px, where a streak or a ghost "
+                            "is seen whole (as it was trained), and the flare it finds is subtracted at full "
+                            "resolution; seconds on a 12 MP photo. Tiles run the model over the full-resolution "
+                            "photo piece by piece: slower, and it sees flare at a scale it was not trained at "
+                            "(BENCHMARKS.md compares both)."))
                         f_btn = gr.Button("Remove flare", variant="primary", interactive=bool(flare_labels))
                     with gr.Column():
                         f_slider = gr.ImageSlider(type="pil", format="png", label="Before / after")

@@ -1,12 +1,20 @@
-"""Flare removal: quality on the fixed synthetic validation set and time per 12 MP photo.
+"""Flare removal: quality on two synthetic validation sets, harm outside the flare, time per 12 MP photo.
 
     python benchmarks/bench_flare.py [--threads 2]
 
-For each shipped flare model: RGB PSNR/SSIM on the validation pairs that train_flare.py
-uses (the last 8 sr-train photos, never trained on; seeded), against the no-op baseline,
-for both inference methods of ``lightsr.flare.remove_flare`` ("tiled" at full resolution,
-"lowres" with the flare estimated at 1024 px); and seconds and peak memory for one
-4000x3000 photo with each method. Each model's card is re-rendered with these numbers.
+Two validation sets of whole frames (512 px on the long side) from the last 8 sr-train
+photos, which the flare trainer never sees: one with flare from the optics generator
+(lightsr.data.optics: wave-optics PSFs of dirty, scratched apertures, ghosts, lamps 30 to
+5,000 times the sensor's white), one from the hand-drawn generator (lightsr.data.flare).
+Their seed differs from the trainer's validation seed, so the weights were not selected on
+these pairs. A model trained mostly on one generator is measured on the other too, so
+generalisation across syntheses shows.
+
+Per model and inference method of ``lightsr.flare.remove_flare`` ("lowres", the default:
+the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, streak- and
+background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's gain, a
+checkerboard/block measure, and seconds and peak memory for one 4000x3000 photo. Each
+model's card is re-rendered with these numbers.
 """
 
 from __future__ import annotations
@@ -22,15 +30,17 @@ from _report import ROOT, machine, training_runs, write_section
 
 from lightsr import zoo
 from lightsr.cards import example_image, flare_card_context, write_card
-from lightsr.data.flare import validation_pairs
-from lightsr.evaluate import image_files
-from lightsr.flare import remove_flare
+from lightsr.data.flare import GENERATORS, validation_frames
+from lightsr.data.optics import psf_bank
+from lightsr.evaluate import evaluate_flare, image_files
+from lightsr.flare import METHODS, remove_flare
 from lightsr.imaging import open_image
-from lightsr.metrics import psnr, ssim
 
 DATA = ROOT / "data" / "sr-train"
+SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
-RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear"), "pix2pix-flare": ("runs/flare-pix2pix",)}
+RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics"),
+        "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics")}
 
 CHILD = r"""
 import json, sys, time
@@ -50,12 +60,13 @@ print(json.dumps(dict(seconds=sec, peak_mb=peak)))
 """
 
 
-def grid_ratio(pairs, outs, period: int = 16) -> float:
+def grid_ratio(pairs, outs, period: int) -> float:
     """Blockiness of the correction (output minus input): its mean gradient across the lines of a
-    ``period``-pixel grid over its mean gradient elsewhere. 1.0 means no grid; a U-Net whose coarsest
-    level is 1/16 and whose decoder upsamples by nearest neighbour leaves 16-px blocks (> 1)."""
+    ``period``-pixel grid over its mean gradient elsewhere; 1.00 means no grid. Period 16: the
+    blocks a nearest-upsampling decoder from a 1/16 level leaves; period 2: the checkerboard of
+    stride-2 transposed convolutions."""
     on, off = [], []
-    for (a, _), o in zip(pairs, outs):
+    for (a, *_), o in zip(pairs, outs):
         r = o.astype(np.float32).mean(2) - a.astype(np.float32).mean(2)
         for d in (np.abs(np.diff(r, axis=1)), np.abs(np.diff(r, axis=0)).T):
             edge = np.arange(d.shape[1]) % period == period - 1
@@ -68,64 +79,85 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--holdout", type=int, default=8)
+    p.add_argument("--count", type=int, default=24, help="pairs per validation set")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
-    val = validation_pairs(held)  # the same seeded set as train/train_flare.py's defaults
-    noop = (np.mean([psnr(a, b, y_channel=False) for a, b in val]),
-            np.mean([ssim(a, b, y_channel=False) for a, b in val]))
+    bank = psf_bank()
+    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank) for g in GENERATORS}
+    noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
     rows = []
     for entry in zoo.available("flare-removal"):
         model = zoo.get_model(entry)
-        quality = {}
-        for method in ("tiled", "lowres"):
-            outs = [remove_flare(model, a, method=method, work_size=128) for a, _ in val]
-            quality[method] = (np.mean([psnr(o, b, y_channel=False) for o, (_, b) in zip(outs, val)]),
-                               np.mean([ssim(o, b, y_channel=False) for o, (_, b) in zip(outs, val)]))
-            if method == "tiled":
-                grid = grid_ratio(val, outs)
+        scores, grids = {}, {}
+        for method in METHODS:
+            for g, v in sets.items():
+                outs = [remove_flare(model, a, method=method) for a, *_ in v]
+                scores[method, g] = evaluate_flare(v, outs)
+                grids[method, g] = (grid_ratio(v, outs, 16), grid_ratio(v, outs, 2))
         speed = {}
-        for method in ("tiled", "lowres"):
+        for method in METHODS:
             code = CHILD.format(root=str(ROOT), threads=args.threads, label=entry.label, method=method,
                                 photo=str(image_files(DATA)[0]))
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
         run = training_runs(RUNS, entry.name)
-        text = (f"{speed['tiled']['seconds']:.0f} s per 12 MP photo tiled, {speed['lowres']['seconds']:.0f} s with "
-                f"the low-resolution flare estimate ({args.threads} threads)")
+        text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
+                f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads)")
         folder = zoo.CHECKPOINTS / entry.name
-        example_image(model, open_image(ROOT / "examples" / "flare" / "night-street.png")).save(folder / "example.png")
-        examples = [{"path": "example.png", "caption": "Left: a made night scene with synthetic flare "
-                     "(examples/flare/night-street.png, CC0); right: this model's output, light sources kept."}]
-        write_card(folder, model, **flare_card_context(model, val, run_dir=run, speed=text),
+        examples = []
+        for name, caption in (("night-lamps.png", "flare from the optics generator"),
+                              ("night-street.png", "flare from the hand-drawn generator")):
+            example_image(model, open_image(ROOT / "examples" / "flare" / name)).save(folder / f"example-{name}")
+            examples.append({"path": f"example-{name}", "caption": f"Left: a made night scene with {caption} "
+                             f"(examples/flare/{name}, CC0); right: this model's output, lamps kept."})
+        write_card(folder, model, **flare_card_context(model, {g: scores["lowres", g] for g in GENERATORS},
+                                                       {g: noop[g] for g in GENERATORS}, run_dir=run, speed=text),
                    repo_id=f"lightsr/{entry.name}", examples=examples)
-        params = sum(x.numel() for x in model.parameters())
-        rows.append((entry, params, quality, grid, speed))
-        print(entry.name, quality, speed)
+        (folder / "example.png").unlink(missing_ok=True)
+        rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed))
+        print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
+                           for k, v in scores.items()}, speed)
+
+    def cells(s, base):
+        return (f"{s.psnr:.2f} / {s.ssim:.4f} | **{s.psnr - base.psnr:+.2f}** | {s.glare_psnr:.2f} | "
+                f"{s.streak_psnr:.2f} | {s.background_psnr:.2f} | {s.worst_gain:+.2f}")
+
     lines = [
         "## Flare removal (`benchmarks/bench_flare.py`)",
         "",
-        f"{len(val)} fixed synthetic validation pairs (seeded) from the last {args.holdout} sr-train photos, which "
-        "the flare trainer never sees; RGB PSNR/SSIM on whole 256x256 images. Light sources are blended back from "
-        "the input in both methods. The low-resolution method estimates flare at 128 px here (the validation images "
-        "are 256 px) and at 1024 px on photos. Grid: the tiled correction's (output minus input) mean gradient "
-        "across the lines of a 16-px grid over its mean gradient elsewhere; 1.00 means no block artefacts. "
-        "Speed: one 4000x3000 photo, fresh process, peak RSS of the process. "
+        f"Two sets of {args.count} whole frames (512 px on the long side) from the last {args.holdout} sr-train "
+        "photos, which the flare trainer never sees, seeded apart from its validation set: flare from the **optics** "
+        "generator (`lightsr.data.optics`) and from the **hand-drawn** one (`lightsr.data.flare`). RGB PSNR / SSIM "
+        "of the whole image (mean over images) and its gain over returning the input; G: glare region (noise-free "
+        "flare layer >= 64/255), S: streaks, ghosts and haze (4/255 to 64/255), BG: background (flare layer "
+        "under 1/255: any change there is harm), each PSNR pooled over the region's pixels in the set; worst: the "
+        "lowest per-image gain. Methods of `remove_flare`: **lowres** (the default; the whole frame at up to 512 "
+        "px, flare subtracted at full resolution) and **tiled** (full-resolution tiles). Lamps are blended back "
+        "in both. Grid 16 / 2: the correction's mean gradient across a 16-px / 2-px grid over elsewhere (1.00: no "
+        "blocks, no checkerboard), on the optics set. Speed: one 4000x3000 photo, fresh process, peak RSS. "
         "Machine: " + machine() + ".",
         "",
-        f"No-op baseline (input returned as is): **{noop[0]:.2f} dB / {noop[1]:.4f}**.",
-        "",
-        "| model | params | tiled PSNR / SSIM | low-res PSNR / SSIM | grid | 12 MP tiled | 12 MP low-res |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | method | set | PSNR / SSIM | gain | G-PSNR | S-PSNR | BG-PSNR | worst | grid 16 / 2 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for e, n, q, g, s in rows:
-        lines.append(f"| {e.label} | {n:,} | {q['tiled'][0]:.2f} / {q['tiled'][1]:.4f} | "
-                     f"{q['lowres'][0]:.2f} / {q['lowres'][1]:.4f} | {g:.2f} | {s['tiled']['seconds']:.0f} s, "
-                     f"{s['tiled']['peak_mb']:.0f} MB | {s['lowres']['seconds']:.0f} s, "
-                     f"{s['lowres']['peak_mb']:.0f} MB |")
+    for g in GENERATORS:
+        n = noop[g]
+        lines.append(f"| no-op (input as is) | | {g} | {n.psnr:.2f} / {n.ssim:.4f} | | {n.glare_psnr:.2f} | "
+                     f"{n.streak_psnr:.2f} | {n.background_psnr:.2f} | | |")
+    for e, _n, s, gr, _sp in rows:
+        for method in METHODS:
+            for g in GENERATORS:
+                grid = f"{gr[method, 'optics'][0]:.2f} / {gr[method, 'optics'][1]:.2f}" if g == "optics" else ""
+                lines.append(f"| {e.label} | {method} | {g} | {cells(s[method, g], noop[g])} | {grid} |")
+    lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled |", "| --- | --- | --- | --- |"]
+    for e, n, _s, _gr, sp in rows:
+        lines.append(f"| {e.label} | {n:,} | {sp['lowres']['seconds']:.1f} s, {sp['lowres']['peak_mb']:.0f} MB | "
+                     f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB |")
     if not rows:
-        lines.append("| (no flare model shipped yet) | | | | | | |")
-    lines += ["", "Reproduce: `python benchmarks/bench_flare.py`."]
+        lines.append("| (no flare model shipped yet) | | | |")
+    lines += ["", "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
+              "`python benchmarks/bench_flare.py`."]
     write_section("flare", "\n".join(lines))
 
 

@@ -243,34 +243,39 @@ def _sr_training(run_dir: str | Path | Sequence[str | Path], scale: int) -> tupl
                    bench="python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md")
 
 
-def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | Sequence[str | Path] | None = None,
+FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator"}
+
+
+def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[str, Any], *, long_side: int = 512,
+                       run_dir: str | Path | Sequence[str | Path] | None = None,
                        speed: str | None = None) -> dict[str, Any]:
-    """Measure on validation ``pairs`` (input, target uint8 arrays) against the no-op baseline.
+    """The flare card's context from measured ``scores`` and the ``noop`` baseline, each a
+    generator name ("optics", "drawn") -> ``lightsr.evaluate.FlareScores`` of remove_flare's
+    default method on that generator's validation frames.
 
     ``run_dir``: the training run, or the runs of a staged recipe in order (as for SR cards).
     """
-    import numpy as np
-
-    from .flare import remove_flare
-    from .metrics import psnr, ssim
-
-    noop, ours = [], []
-    for inp, target, *_ in pairs:
-        out = remove_flare(model, inp)  # as users run it: tiled, light sources blended back
-        noop.append((psnr(inp, target, y_channel=False), ssim(inp, target, y_channel=False)))
-        ours.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False)))
-    (np_, ns), (op, os_) = np.mean(noop, axis=0), np.mean(ours, axis=0)
+    rows, evals = [], []
+    for g, s in scores.items():
+        n = noop[g]
+        rows.append({"set": FLARE_SETS.get(g, g), "no-op PSNR / SSIM": f"{n.psnr:.2f} / {n.ssim:.4f}",
+                     "this model PSNR / SSIM": f"**{s.psnr:.2f} / {s.ssim:.4f}**",
+                     "gain": f"**{s.psnr - n.psnr:+.2f}**",
+                     "glare PSNR": f"{n.glare_psnr:.2f} -> {s.glare_psnr:.2f}",
+                     "streak PSNR": f"{n.streak_psnr:.2f} -> {s.streak_psnr:.2f}",
+                     "background PSNR": f"{s.background_psnr:.2f}", "worst image": f"{s.worst_gain:+.2f}"})
+        evals += _psnr_ssim_results(s.psnr, s.ssim, task_name="lens-flare removal", dataset_type="synthetic-flare",
+                                    dataset_name=f"lightsr synthetic flare validation ({FLARE_SETS.get(g, g)})")
+    count = next(iter(scores.values())).images if scores else 0
     context: dict[str, Any] = {
-        "results": [
-            {"method": "no-op (input returned as is)", "PSNR (RGB)": f"{np_:.2f}", "SSIM (RGB)": f"{ns:.4f}"},
-            {"method": "**this model**", "PSNR (RGB)": f"**{op:.2f}**", "SSIM (RGB)": f"**{os_:.4f}**"},
-        ],
-        "results_intro": (f"{len(pairs)} fixed synthetic validation pairs (seeded) made from held-out photos "
-                          "that were never trained on; PSNR/SSIM on RGB, whole images, through "
-                          "`lightsr.flare.remove_flare` (saturated light sources blended back from the input)."),
-        "eval_results": _psnr_ssim_results(float(op), float(os_), task_name="lens-flare removal",
-                                           dataset_type="synthetic-flare",
-                                           dataset_name="lightsr synthetic flare validation"),
+        "results": rows,
+        "results_intro": (f"Two sets of {count} fixed, seeded whole frames ({long_side} px long side) made from "
+                          "held-out photos that were never trained on, one per flare generator. RGB PSNR/SSIM of "
+                          "the whole image through `lightsr.flare.remove_flare` (default method, lamps kept); glare: pixels "
+                          "whose flare layer is >= 64/255; streak: 4/255 to 64/255 (streaks, ghosts, haze); "
+                          "background: under 1/255, where any change is harm; worst image: the lowest per-image "
+                          "gain."),
+        "eval_results": evals,
         "model_name": f"lightsr {model.architecture} flare removal",
     }
     if speed:
@@ -280,21 +285,29 @@ def flare_card_context(model: LightSRModel, pairs, *, run_dir: str | Path | Sequ
     return context
 
 
-_FLARE_COMMAND_KEYS = ["model", "set", "init", "patch", "batch", "steps", "lr", "warmup", "val_every", "out"]
+_FLARE_COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "patch", "batch", "steps", "lr", "warmup",
+                       "flare_weight", "val_every", "out"]
 
 
 def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) -> tuple[dict[str, Any], str]:
     """The flare card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
 
     def data(a):
-        return (f"synthetic flare (lightsr.data.flare) on {', '.join(Path(d).name for d in a['data'])} photos, "
-                f"the last {a['holdout']} held out for validation; {a['patch']}px patches with flips/rotations")
+        photos = f"{', '.join(Path(d).name for d in a['data'])} photos, the last {a['holdout']} held out for validation"
+        if a.get("frame"):
+            share = a.get("optics_prob", 0.0)
+            return (f"synthetic flare on {photos}; whole {a['frame']}px frames (each most of a photo) with "
+                    f"flips/rotations; flare from the optics generator (lightsr.data.optics, wave-optics PSF bank) "
+                    f"for {share:.0%} of pairs, the hand-drawn one (lightsr.data.flare) for the rest")
+        return (f"synthetic flare (lightsr.data.flare, hand-drawn) on {photos}; {a['patch']}px patches with "
+                "flips/rotations")
 
     def objective(a):
         config = f"; config {' '.join(a['set'])}" if a.get("set") else ""
+        flare = f" + {a['flare_weight']:g} x linear flare-layer L1" if a.get("flare_weight") else ""
         if gan:
-            return "GAN + %g x L1, 70x70 PatchGAN, Adam(%g, beta1 0.5)%s" % (a["lambda_l1"], a["lr"], config)
-        return f"L1, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step{config}"
+            return "GAN (PatchGAN) + %g x (L1%s), Adam(%g, beta1 0.5)%s" % (a["lambda_l1"], flare, a["lr"], config)
+        return f"L1{flare}, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step{config}"
 
     def summary(rec):
         a = rec["args"]

@@ -1,4 +1,4 @@
-"""Super-resolution evaluation in the standard protocol, against bicubic.
+"""Evaluation: super-resolution in the standard protocol against bicubic, and flare removal by region.
 
 For each HR image of a folder: crop to a multiple of the scale, make the LR input with
 ``bicubic_downscale``, run the model (and ``bicubic_upscale`` as the baseline), and
@@ -17,7 +17,7 @@ from .errors import LightSRError
 from .imaging import bicubic_downscale, bicubic_upscale, modcrop, open_image
 from .metrics import psnr, ssim
 
-__all__ = ["SRScores", "evaluate_sr", "image_files", "IMAGE_SUFFIXES"]
+__all__ = ["SRScores", "evaluate_sr", "FlareScores", "evaluate_flare", "image_files", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -78,3 +78,61 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path, *, scale: int | None
     model.train(was_training)
     m = np.mean(np.array(rows), axis=0)
     return SRScores(Path(folder).name, scale, len(rows), *map(float, m))
+
+
+# -- flare removal -------------------------------------------------------------------------
+GLARE_LEVEL = 64  # flare layer (display, 0..255) at or above this: the glare around a source (G-PSNR)
+STREAK_LEVEL = 4  # from this up to GLARE_LEVEL: streaks, ghosts and haze (S-PSNR)
+
+
+@dataclass
+class FlareScores:
+    """Flare removal on synthetic pairs whose flare layer is known (``method`` "no-op" = input as is).
+
+    ``psnr``/``ssim``: RGB, whole image, mean over images. ``glare_psnr``/``streak_psnr``/
+    ``background_psnr``: RGB PSNR pooled over every pixel of the set where the noise-free flare
+    layer (max over channels of |input - target|, 0..255) is >= GLARE_LEVEL, in
+    [STREAK_LEVEL, GLARE_LEVEL), and 0 (under 1/255: no flare, so any change there is harm).
+    ``gains``: per-image PSNR gain over returning the input."""
+    method: str
+    images: int
+    psnr: float
+    ssim: float
+    glare_psnr: float
+    streak_psnr: float
+    background_psnr: float
+    gains: list[float]
+
+    @property
+    def worst_gain(self) -> float:
+        return float(min(self.gains))
+
+
+def _pooled_psnr(sq_err: float, count: int) -> float:
+    if count == 0:
+        return float("nan")
+    mse = sq_err / count
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def evaluate_flare(pairs, outputs) -> FlareScores:
+    """Score ``outputs`` (uint8 (H, W, 3), one per pair) against ``pairs`` of (input, target, layers);
+    ``layers["flare"]`` is the (H, W) uint8 noise-free flare layer. Returns FlareScores with
+    method "" (the caller names it); pass the inputs as outputs for the no-op row."""
+    whole, gains = [], []
+    regions = {"glare": [0.0, 0], "streak": [0.0, 0], "background": [0.0, 0]}
+    for (inp, target, layers), out in zip(pairs, outputs, strict=True):
+        if out.shape != target.shape:
+            raise LightSRError(f"output {out.shape} and target {target.shape} differ in size")
+        p = psnr(out, target, y_channel=False)
+        whole.append((p, ssim(out, target, y_channel=False)))
+        gains.append(p - psnr(inp, target, y_channel=False))
+        err = (out.astype(np.float64) - target.astype(np.float64)) ** 2
+        flare = layers["flare"]
+        streak = (flare >= STREAK_LEVEL) & (flare < GLARE_LEVEL)
+        for name, where in (("glare", flare >= GLARE_LEVEL), ("streak", streak), ("background", flare == 0)):
+            regions[name][0] += float(err[where].sum())
+            regions[name][1] += int(where.sum()) * 3
+    m = np.mean(whole, axis=0)
+    return FlareScores("", len(whole), float(m[0]), float(m[1]), *(_pooled_psnr(*regions[k]) for k in regions),
+                       gains=[float(g) for g in gains])

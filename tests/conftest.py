@@ -8,6 +8,7 @@ from pathlib import Path
 # Before huggingface_hub is imported anywhere: no telemetry, no touching the user's cache.
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="lightsr-hf-home-")
+os.environ["LIGHTSR_CACHE"] = tempfile.mkdtemp(prefix="lightsr-cache-")  # PSF banks made by the tests
 os.environ.pop("HF_HUB_OFFLINE", None)
 
 import numpy as np  # noqa: E402

@@ -93,15 +93,15 @@ def test_deflare_returns_slider_and_png(client, photo_file):
     assert Image.open(slider[0]).size == (96, 72)
 
 
-def test_deflare_fast_method_is_the_library_lowres_path(client, photo_file, checkpoints, monkeypatch):
+def test_deflare_methods_are_the_library_paths(client, photo_file, checkpoints, monkeypatch):
     import app
     from lightsr.flare import remove_flare
 
     monkeypatch.setattr(app, "FLARE_WORK_SIZE", 48)  # the 96x72 photo is then "large"
     label = app._labels("flare-removal")[0]
-    _, fast = client.predict(handle_file(str(photo_file)), label, app.FAST,
+    _, fast = client.predict(handle_file(str(photo_file)), label, app.WHOLE_FRAME,
                              api_name="/deflare")
-    _, full = client.predict(handle_file(str(photo_file)), label, app.FULL_RES,
+    _, full = client.predict(handle_file(str(photo_file)), label, app.TILES,
                              api_name="/deflare")
     model = lightsr.load(checkpoints / "nf-resunet-flare")
     img = Image.open(photo_file)

@@ -1,4 +1,4 @@
-"""remove_flare: both methods, light sources kept, CLI deflare."""
+"""remove_flare: both methods, lamps kept and told from their glare, nothing changed without flare, CLI."""
 
 import numpy as np
 import pytest
@@ -10,12 +10,11 @@ from lightsr import cli
 from lightsr.flare import light_source_mask, remove_flare
 
 
-
 @pytest.fixture
 def model():
-    m = lightsr.create_model("nf-resunet-test").eval()
-    with torch.no_grad():  # make the head output a constant -0.3 correction: 'removes' light everywhere
-        m.head.bias.fill_(-0.3)
+    m = lightsr.create_model("nf-resunet-flare-test").eval()
+    with torch.no_grad():  # the head predicts a constant flare layer of 0.05 (linear light) everywhere
+        m.head.bias.fill_(0.05)
     return m
 
 
@@ -26,14 +25,49 @@ def lamp_photo(photo):
     return img
 
 
-def test_sources_are_kept_and_the_rest_is_processed(model, lamp_photo):
-    out = remove_flare(model, lamp_photo)
+def _with_output(model, output: np.ndarray):
+    """Make the model return a fixed image: what a perfect flare remover would return."""
+    fixed = torch.from_numpy(output).permute(2, 0, 1)[None].float() / 255
+    object.__setattr__(model, "forward", lambda x: fixed.expand(x.shape[0], -1, -1, -1))
+    return model
+
+
+@pytest.mark.parametrize("method", ["lowres", "tiled"])
+def test_sources_are_kept_and_the_rest_is_processed(model, lamp_photo, method):
+    out = remove_flare(model, lamp_photo, method=method)
     assert out.shape == lamp_photo.shape and out.dtype == np.uint8
     assert (out[30:36, 40:46] == 255).all()  # the lamp itself is untouched
     far = (slice(0, 10), slice(0, 10))
-    assert out[far].mean() < lamp_photo[far].mean() - 20  # elsewhere the model's output is used
-    plain = remove_flare(model, lamp_photo, keep_sources=False)
+    assert out[far].mean() < lamp_photo[far].mean() - 10  # elsewhere the predicted flare is taken away
+    plain = remove_flare(model, lamp_photo, method=method, keep_sources=False)
     assert plain[30:36, 40:46].mean() < 255
+
+
+def test_glare_disc_is_not_kept_as_a_lamp(model, photo):
+    """A saturated disc many times a lamp's size around it is glare: where the model removes it,
+    remove_flare must not blend it back from the input; the lamp in its middle stays."""
+    clean = photo.copy()
+    clean[32:36, 44:48] = 255  # the lamp
+    flared = clean.copy()
+    yy, xx = np.mgrid[0:72, 0:96]
+    flared[np.hypot(yy - 34, xx - 46) < 15] = 255  # its saturated glare disc
+    _with_output(model, clean)
+    for method in ("lowres", "tiled"):
+        out = remove_flare(model, flared, method=method).astype(int)
+        assert (out[32:36, 44:48] == 255).all(), method
+        ring = (np.hypot(yy - 34, xx - 46) < 13) & (np.hypot(yy - 34, xx - 46) > 6)
+        assert np.abs(out[ring] - clean[ring]).mean() < 3, method  # the glare is gone, not blended back
+    # the old rule (every saturated pixel is a lamp) would have kept the whole disc
+    assert light_source_mask(flared)[ring].min() == 1.0
+
+
+def test_no_flare_means_no_change(model, photo):
+    """Where the model finds no flare, the photo comes back exactly: no tone or colour shift."""
+    big = np.asarray(Image.fromarray(photo).resize((480, 360)))
+    _with_output(model, np.asarray(Image.fromarray(big).resize((128, 96), Image.BOX)))
+    assert np.array_equal(remove_flare(model, big, method="lowres", work_size=128), big)
+    _with_output(model, photo)
+    assert np.array_equal(remove_flare(model, photo, method="lowres"), photo)
 
 
 def test_lowres_method_matches_size_and_kind(model, lamp_photo):
@@ -48,9 +82,11 @@ def test_lowres_method_matches_size_and_kind(model, lamp_photo):
 def test_mask_and_errors(model, lamp_photo):
     m = light_source_mask(lamp_photo)
     assert m[32, 42] == pytest.approx(1.0, abs=0.05) and m[0, 0] == 0
+    not_lamp = np.zeros(lamp_photo.shape[:2], bool)
+    assert light_source_mask(lamp_photo, not_lamp).max() == 0
     with pytest.raises(lightsr.LightSRError, match="not super-resolution|flare-removal model"):
         remove_flare(lightsr.create_model("rdn-test"), lamp_photo)
-    with pytest.raises(lightsr.LightSRError, match="'tiled' or 'lowres'"):
+    with pytest.raises(lightsr.LightSRError, match="'lowres' or 'tiled'"):
         remove_flare(model, lamp_photo, method="magic")
 
 

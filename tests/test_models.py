@@ -1,5 +1,6 @@
 """Every registered variant: tensor contract, any size, tiling; plus architecture-specific facts."""
 
+import json
 import math
 
 import numpy as np
@@ -211,3 +212,35 @@ def test_ecbsr_fused_inference_equals_the_training_branches(scale):
     model.eval()
     with torch.no_grad():
         assert not torch.allclose(model(x), fused, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["nf-resunet-flare-test", "pix2pix-flare-test"])
+def test_flare_output_models_predict_a_linear_flare_layer(name):
+    """output="flare": the head predicts the flare layer F in linear light, the image is the input
+    minus F; untrained, F is 0 and the model is the identity (the no-op baseline)."""
+    from lightsr.models._common import from_linear, to_linear
+
+    model = lightsr.create_model(name).eval()
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        clean, flare = model.forward_with_flare(x)
+        assert torch.equal(flare, torch.zeros_like(flare)) and torch.allclose(clean, x, atol=1e-5)
+        for p in model.parameters():  # any weights: the image is always the input minus the flare
+            p.add_(0.05 * torch.randn_like(p))
+        clean, flare = model.forward_with_flare(x)
+        assert flare.abs().max() > 0 and torch.allclose(model(x), clean)
+        assert torch.allclose(clean, from_linear(to_linear(x) - flare), atol=1e-6)
+        assert clean.min() >= 0 and clean.max() <= 1
+
+
+def test_flare_folders_saved_before_the_output_field_load_as_image_models(tmp_path):
+    model = lightsr.create_model("nf-resunet-test").eval()
+    model.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    config.pop("output")
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    loaded = lightsr.load(tmp_path / "old")
+    assert loaded.config.output == "image"
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x))

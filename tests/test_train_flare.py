@@ -1,4 +1,5 @@
-"""train/train_flare.py: both models train, resume, and the NF-ResUNet survives an explosive LR."""
+"""train/train_flare.py: both models train on whole frames of both generators, resume, and the
+NF-ResUNet survives an explosive LR."""
 
 import json
 import sys
@@ -25,17 +26,21 @@ def photos(tmp_path):
 
 def run(photos, out, *extra):
     return train_flare.main(train_flare.parse_args([
-        "--data", str(photos), "--holdout", "1", "--val-count", "2", "--val-size", "48", "--patch", "32",
-        "--batch", "2", "--val-every", "2", "--warmup", "0", "--threads", "1", "--out", str(out), *extra]))
+        "--data", str(photos), "--holdout", "1", "--val-count", "2", "--val-size", "48", "--frame", "48",
+        "--psf-bank", "2", "--batch", "2", "--val-every", "2", "--warmup", "0", "--threads", "1", "--out", str(out),
+        *extra]))
 
 
-@pytest.mark.parametrize("model", ["pix2pix-test", "nf-resunet-test"])
+@pytest.mark.parametrize("model", ["pix2pix-test", "nf-resunet-test", "pix2pix-flare-test", "nf-resunet-flare-test"])
 def test_two_steps_and_card(photos, tmp_path, model):
     out = tmp_path / model
     result = run(photos, out, "--model", model, "--steps", "2")
     assert result["step"] == 2 and result["skipped"] == 0
     card = (out / "best" / "README.md").read_text()
-    assert "no-op (input returned as is)" in card and "non-finite steps" in card
+    assert "optics generator" in card and "hand-drawn generator" in card and "non-finite steps" in card
+    assert "background PSNR" in card and "whole 48px frames" in card
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].split(",")[3] == "flare_l1" and float(log[1].split(",")[3]) > 0  # the flare-layer loss is trained
     tensors = load_file(str(out / "last" / "training_state.safetensors"))
     if model.startswith("pix2pix"):  # the discriminator and its optimizer are saved too
         assert any(k.startswith("disc/") for k in tensors) and any(k.startswith("disc_optimizer/") for k in tensors)
@@ -43,6 +48,7 @@ def test_two_steps_and_card(photos, tmp_path, model):
 
 def test_fine_tune_from_a_model_folder_with_a_config_change(photos, tmp_path):
     from lightsr.cards import flare_card_context
+    from lightsr.evaluate import evaluate_flare
 
     import lightsr
 
@@ -60,11 +66,14 @@ def test_fine_tune_from_a_model_folder_with_a_config_change(photos, tmp_path):
     near = sum((end[k] - start[k]).abs().sum() for k in start)
     far = sum((fresh[k] - start[k]).abs().sum() for k in start)
     assert near < 0.1 * far
-    pair = tuple(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8))
-    ctx = flare_card_context(model, [pair], run_dir=[base, tuned])
+    inp, target = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    pairs = [(inp, target, {"flare": np.abs(inp.astype(int) - target).max(2).astype(np.uint8)})]
+    scores = evaluate_flare(pairs, [target])
+    ctx = flare_card_context(model, {"optics": scores}, {"optics": scores}, run_dir=[base, tuned])
     t = ctx["training"]
-    assert t["stage 1 (`runs/base`)"].startswith("2 of 2 steps, batch 2, L1, Adam (lr 0.0005")
-    assert t["objective"].startswith("stage 2 (`runs/tuned`): L1, Adam (lr 1e-05")
+    assert t["stage 1 (`runs/base`)"].startswith(
+        "2 of 2 steps, batch 2, L1 + 1 x linear flare-layer L1, Adam (lr 0.0005")
+    assert t["objective"].startswith("stage 2 (`runs/tuned`): L1 + 1 x linear flare-layer L1, Adam (lr 1e-05")
     assert t["objective"].endswith("; config upsample=bilinear")
     assert t["total"].startswith("4 steps") and t["initialisation"].startswith("warm start from stage 1's best weights")
     commands = [line for line in ctx["reproduce"].splitlines() if line.startswith("python train/")]
@@ -110,7 +119,8 @@ def test_pix2pix_ddp_two_processes_on_cpu(photos, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(ROOT / "train" / "train_flare.py"), "--model", "pix2pix-test", "--data", str(photos), "--holdout", "1",
-           "--val-count", "2", "--val-size", "48", "--patch", "32", "--batch", "2", "--steps", "3", "--val-every", "3",
+           "--val-count", "2", "--val-size", "48", "--frame", "48", "--psf-bank", "2", "--batch", "2", "--steps", "3",
+           "--val-every", "3",
            "--threads", "1", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)

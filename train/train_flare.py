@@ -1,15 +1,23 @@
 """Train a lens-flare removal model (Pix2Pix or NF-ResUNet) on synthetic flare, resumably.
 
+    python -m lightsr.data.optics          # once: the PSF bank (cached outside git)
     python train/train_flare.py --model nf-resunet --out runs/flare-nf --steps 5000 --lr 5e-4
     python train/train_flare.py --model pix2pix-light --out runs/flare-pix2pix --steps 20000
     python train/train_flare.py --out runs/flare-nf --resume
 
-One procedure: parse_args() then main(args). Training patches get fresh synthetic flare
-every step (lightsr.data.flare); the last --holdout photos are never trained on and give
-the fixed, seeded validation set. Pix2Pix: generator loss GAN + lambda * L1 with a 70x70
-PatchGAN, Adam 2e-4, beta1 0.5 (Isola et al.). NF-ResUNet: L1 with Adaptive Gradient
-Clipping on every step. Both: the NaN guard, atomic pickle-free checkpoints, --resume,
---stop-at, CUDA/DDP like train_sr.py (see lightsr/training.py).
+One procedure: parse_args() then main(args). Every step gets fresh synthetic flare on
+whole frames (--frame px square, most of a photo, so a streak is seen whole): from the
+optics generator (lightsr.data.optics, wave-optics PSFs and ghosts) with probability
+--optics-prob, else from the hand-drawn one (lightsr.data.flare). --frame 0 trains on
+--patch crops instead. The last --holdout photos are never trained on and give two fixed,
+seeded validation sets, one per generator; the score that selects the best weights is
+their mean PSNR.
+
+Loss: L1 on the image plus --flare-weight x L1 on the flare layer in linear light (what
+the model predicts with output="flare", as Flare7K++ does). Pix2Pix adds the GAN loss of
+a 70x70 PatchGAN to lambda times that (Isola et al., Adam 2e-4, beta1 0.5). NF-ResUNet
+uses Adaptive Gradient Clipping on every step. Both: the NaN guard, atomic pickle-free
+checkpoints, --resume, --stop-at, CUDA/DDP like train_sr.py (see lightsr/training.py).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import logging
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +42,11 @@ sys.path.insert(0, str(ROOT))
 import lightsr  # noqa: E402
 from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
-from lightsr.data.flare import FlarePairs, validation_pairs  # noqa: E402
+from lightsr.data.flare import GENERATORS, FlarePairs, FrameFlarePairs, validation_frames  # noqa: E402
+from lightsr.evaluate import evaluate_flare  # noqa: E402
+from lightsr.flare import remove_flare  # noqa: E402
+from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
+from lightsr.models._common import to_linear  # noqa: E402
 from lightsr.evaluate import image_files  # noqa: E402
 from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
@@ -44,7 +57,7 @@ from lightsr.training import (  # noqa: E402
 )
 
 log = logging.getLogger("train_flare")
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,10 +65,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("data")
     g.add_argument("--data", nargs="+", default=[str(DATA / "sr-train")], help="folders of clean photos")
     g.add_argument("--holdout", type=int, default=8, help="last N photos (sorted) kept for validation only")
-    g.add_argument("--val-count", type=int, default=24, help="validation pairs (seeded, fixed)")
-    g.add_argument("--val-size", type=int, default=256)
-    g.add_argument("--patch", type=int, default=128)
-    g.add_argument("--batch", type=int, default=8)
+    g.add_argument("--val-count", type=int, default=12, help="validation frames per generator (seeded, fixed)")
+    g.add_argument("--val-size", type=int, default=512, help="validation frames: long side in px")
+    g.add_argument("--frame", type=int, default=384, help="whole-frame training size; 0: --patch crops")
+    g.add_argument("--optics-prob", type=float, default=0.7,
+                   help="share of training pairs from the optics generator (the rest hand-drawn)")
+    g.add_argument("--psf-bank", type=int, default=OpticsConfig.bank_size,
+                   help="PSFs in the optics generator's bank (seeded, cached; python -m lightsr.data.optics)")
+    g.add_argument("--patch", type=int, default=128, help="with --frame 0: patch size")
+    g.add_argument("--batch", type=int, default=4)
     g = p.add_argument_group("model")
     g.add_argument("--model", default="nf-resunet", help="nf-resunet, pix2pix, pix2pix-light or a -test variant")
     g.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides")
@@ -67,6 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
     g.add_argument("--warmup", type=int, default=200)
     g.add_argument("--lambda-l1", type=float, default=100.0, help="Pix2Pix: weight of L1 against the GAN loss")
+    g.add_argument("--flare-weight", type=float, default=1.0, help="weight of the linear flare-layer L1")
     g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
     g.add_argument("--ema", type=float, default=0.999)
     g.add_argument("--nan-patience", type=int, default=3)
@@ -99,13 +118,24 @@ def to_tensor(batch: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+class FlareForward(torch.nn.Module):
+    """``model.forward_with_flare`` as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_with_flare(x)
+
+
 @torch.inference_mode()
 def validate(model, pairs, device) -> tuple[float, float]:
     """Mean RGB PSNR/SSIM of the model's output against the targets."""
     was = model.training
     model.eval()
     scores = []
-    for inp, target in pairs:
+    for inp, target, *_ in pairs:
         out = model(to_tensor(inp[None], device))[0].permute(1, 2, 0).cpu().numpy()
         if not np.isfinite(out).all():  # scored as NaN, so such weights never become "best"
             log.warning("validation: the model's output is not finite")
@@ -133,6 +163,10 @@ def main(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
     extras: dict = {}
     disc = disc_opt = None
+    if args.init and not args.resume and getattr(model.config, "output", "image") == "flare":
+        # a warm start from an image-output model: its head meant something else, so start it at "no flare"
+        torch.nn.init.zeros_(model.final_layer().weight)
+        torch.nn.init.zeros_(model.final_layer().bias)
     if gan:
         disc = PatchDiscriminator(model.config).to(dist.device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
@@ -153,21 +187,27 @@ def main(args: argparse.Namespace) -> dict:
     record_segment(state, steps=args.steps, lr=lr, threads=args.threads)
     if dist.is_main:
         (out / "args.json").write_text(json.dumps({**vars(args), "lr": lr}, indent=1))
-    net, dnet = model, disc
+    net, dnet = FlareForward(model), disc
     if dist.world_size > 1:
         ids = [dist.local_rank] if dist.device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
         if gan:
             dnet = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
     train_photos, val_photos = load_photos(args)
-    pairs = FlarePairs(train_photos, args.patch)
-    val = validation_pairs(val_photos, count=args.val_count, size=args.val_size)
-    noop_psnr = float(np.mean([psnr(a, b, y_channel=False) for a, b in val]))
+    bank = psf_bank(replace(OpticsConfig(), bank_size=args.psf_bank))
+    if args.frame:
+        pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob)
+    else:
+        pairs = FlarePairs(train_photos, args.patch)
+    val_sets = {g: validation_frames(val_photos, g, count=args.val_count, long_side=args.val_size, bank=bank)
+                for g in GENERATORS}
+    val = [p for v in val_sets.values() for p in v]
+    noop_psnr = float(np.mean([psnr(a, b, y_channel=False) for a, b, *_ in val]))
     log.info("%d training photos, %d validation pairs (no-op PSNR %.2f dB), %s with %d parameters",
              len(train_photos), len(val), noop_psnr, args.model, sum(p.numel() for p in model.parameters()))
-    curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "d_loss", "lr", "val_psnr", "val_ssim", "skipped",
-                                     "elapsed_s"])
+    curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "flare_l1", "d_loss", "lr", "val_psnr", "val_ssim",
+                                     "skipped", "elapsed_s"])
 
     def checkpoint():
         state.update(guard=guard.state_dict())
@@ -197,7 +237,9 @@ def main(args: argparse.Namespace) -> dict:
                     group["lr"] = cur_lr
         inp, target = (to_tensor(b, dist.device) for b in pairs.sample(rng, args.batch))
         net.train()
-        fake = net(inp)
+        fake, flare = net(inp)
+        # the true flare layer, in the linear light the model predicts it in
+        flare_l1 = F.l1_loss(flare, to_linear(inp) - to_linear(target))
         if gan:
             # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
             real_logits, fake_logits = dnet(inp, target), dnet(inp, fake.detach())
@@ -209,9 +251,11 @@ def main(args: argparse.Namespace) -> dict:
                 disc_opt.step()
             logits = dnet(inp, fake)
             l1 = F.l1_loss(fake, target)
-            loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) + args.lambda_l1 * l1
+            loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) \
+                + args.lambda_l1 * (l1 + args.flare_weight * flare_l1)
         else:
-            l1 = loss = F.l1_loss(fake, target)
+            l1 = F.l1_loss(fake, target)
+            loss = l1 + args.flare_weight * flare_l1
         if step in args.inject_nan_at:
             loss = loss * float("nan")
         optimizer.zero_grad(set_to_none=True)
@@ -233,6 +277,7 @@ def main(args: argparse.Namespace) -> dict:
         if dist.is_main:
             if state["step"] % args.log_every == 0 or state["step"] == stop:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", l1=f"{l1.item():.5f}",
+                            flare_l1=f"{flare_l1.item():.5f}",
                             d_loss=f"{d_loss.item():.4f}" if gan else "", lr=f"{cur_lr:.3g}", skipped=guard.skipped,
                             elapsed_s=f"{state['elapsed_s']:.0f}")
             if state["step"] % args.val_every == 0 or state["step"] == args.steps:
@@ -255,7 +300,10 @@ def main(args: argparse.Namespace) -> dict:
             raise lightsr.LightSRError(f"no validation of this run gave a finite score, so there is no {out / 'best'} "
                                        f"to card or push; the last finite weights are in {out / 'last'}")
         best = lightsr.load(out / "best")
-        write_card(out / "best", best, **flare_card_context(best, val, run_dir=out))
+        scores = {g: evaluate_flare(v, [remove_flare(best, a) for a, *_ in v]) for g, v in val_sets.items()}
+        noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in val_sets.items()}
+        write_card(out / "best", best, **flare_card_context(best, scores, noop, long_side=args.val_size,
+                                                                run_dir=out))
         if args.push_to_hub:
             push_folder(out / "best", args.push_to_hub, message=f"{args.model}: {state['step']} steps")
             log.info("pushed %s to %s", out / "best", args.push_to_hub)

@@ -27,12 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..errors import LightSRError
 from ..evaluate import image_files
 from ..imaging import open_image
 
-__all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "validation_pairs", "PairFolder"]
+__all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
+           "GENERATORS", "PairFolder"]
+
+GENERATORS = ("optics", "drawn")  # lightsr.data.optics, and the hand-drawn one in this file
 
 # Colours of common light sources in linear RGB (normalised to a max of 1).
 LIGHT_TINTS = np.array([
@@ -134,9 +138,15 @@ def _box_blur(img: np.ndarray, radius: int) -> np.ndarray:
     return c / (k * k)
 
 
-def synthesize_pair(scene: np.ndarray, rng: np.random.Generator,
-                    cfg: FlareConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 clean photo -> (input with flare, target without), both uint8 (H, W, 3)."""
+def synthesize_pair(scene: np.ndarray, rng: np.random.Generator, cfg: FlareConfig | None = None, *,
+                    return_layers: bool = False):
+    """(H, W, 3) uint8 clean photo -> (input with flare, target without), both uint8 (H, W, 3).
+
+    Sensor noise is part of the scene: the same noise is in the input and the target, so a
+    pixel no flare reaches is identical in both (a model is never taught to denoise, which
+    would change the photo away from the flare). With ``return_layers`` also
+    ``{"flare": (H, W) uint8}``, the noise-free max-over-channels |input - target|.
+    """
     cfg = cfg or FlareConfig()
     if scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 photo, got {scene.shape} {scene.dtype}")
@@ -155,13 +165,17 @@ def synthesize_pair(scene: np.ndarray, rng: np.random.Generator,
         flare += _flare_layer(h, w, sx, sy, rng, cfg, diag)
     flare *= _u(rng, cfg.strength)
     flare = _box_blur(flare, int(rng.integers(0, 3)))
+    noise = rng.normal(0, _u(rng, cfg.noise), linear.shape).astype(np.float32)
     target = linear + sources
-    noisy = target + flare + rng.normal(0, _u(rng, cfg.noise), linear.shape).astype(np.float32)
 
     def encode(x: np.ndarray) -> np.ndarray:
         return np.round(np.clip(x, 0, 1) ** (1 / gamma) * 255).astype(np.uint8)
 
-    return encode(noisy), encode(target)
+    inp, clean = encode(target + flare + noise), encode(target + noise)
+    if not return_layers:
+        return inp, clean
+    diff = np.abs(encode(target + flare).astype(np.int16) - encode(target)).max(2).astype(np.uint8)
+    return inp, clean, {"flare": diff}
 
 
 class FlarePairs:
@@ -202,6 +216,78 @@ def validation_pairs(photos: list[np.ndarray], *, count: int = 24, size: int = 2
         y, x = (img.shape[0] - s) // 2, (img.shape[1] - s) // 2
         pairs.append(synthesize_pair(np.ascontiguousarray(img[y:y + s, x:x + s]), rng, cfg))
     return pairs
+
+
+def _frame(img: np.ndarray, long_side: int) -> np.ndarray:
+    """The whole photo, resized (box filter) so its long side is ``long_side``."""
+    h, w = img.shape[:2]
+    f = long_side / max(h, w)
+    return np.asarray(Image.fromarray(img).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX))
+
+
+class FrameFlarePairs:
+    """Whole-frame training pairs: most of a photo, at the resolution flare is removed at.
+
+    Each sample resizes a random photo so its short side is 1 to 1.4 times ``frame``, crops a
+    ``frame`` x ``frame`` square (so a crop keeps at least 70% of the short side: a streak is
+    seen whole), flips/rotates it and adds fresh flare from the ``optics`` generator with
+    probability ``optics_prob``, else from the hand-drawn one.
+    """
+
+    def __init__(self, photos: list[np.ndarray], frame: int, *, bank=None, optics_prob: float = 0.7,
+                 cfg: FlareConfig | None = None, optics_cfg=None):
+        if not photos:
+            raise LightSRError("no training photos")
+        if optics_prob > 0 and bank is None:
+            raise LightSRError("the optics generator needs a PSF bank")
+        self.photos, self.frame, self.bank = photos, frame, bank
+        self.optics_prob, self.cfg, self.optics_cfg = optics_prob, cfg or FlareConfig(), optics_cfg
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(batch, frame, frame, 3) uint8 inputs and targets."""
+        from .optics import synthesize_optics_pair
+
+        xs, ys = [], []
+        p = self.frame
+        for _ in range(batch):
+            img = self.photos[rng.integers(len(self.photos))]
+            h, w = img.shape[:2]
+            f = rng.uniform(1.0, 1.4) * p / min(h, w)
+            img = np.asarray(Image.fromarray(img).resize((max(p, round(w * f)), max(p, round(h * f))), Image.BOX))
+            y, x = rng.integers(img.shape[0] - p + 1), rng.integers(img.shape[1] - p + 1)
+            crop = img[y:y + p, x:x + p]
+            k = int(rng.integers(8))
+            crop = np.ascontiguousarray(np.rot90(crop[:, ::-1] if k >= 4 else crop, k % 4))
+            if rng.random() < self.optics_prob:
+                a, b = synthesize_optics_pair(crop, rng, self.bank, self.optics_cfg)
+            else:
+                a, b = synthesize_pair(crop, rng, self.cfg)
+            xs.append(a)
+            ys.append(b)
+        return np.stack(xs), np.stack(ys)
+
+
+def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 24, long_side: int = 512,
+                      seed: int = 1234, bank=None) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """A fixed validation set of whole frames: held-out photos at ``long_side`` px, flare from
+    ``generator`` ("optics" or "drawn"), ``count`` seeded pairs with their flare layers."""
+    from .optics import synthesize_optics_pair
+
+    if not photos:
+        raise LightSRError("validation needs at least one held-out photo")
+    if generator not in GENERATORS:
+        raise LightSRError(f"generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
+    if generator == "optics" and bank is None:
+        raise LightSRError("the optics generator needs a PSF bank")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        scene = _frame(photos[i % len(photos)], long_side)
+        if generator == "optics":
+            out.append(synthesize_optics_pair(scene, rng, bank, return_layers=True))
+        else:
+            out.append(synthesize_pair(scene, rng, return_layers=True))
+    return out
 
 
 class PairFolder:

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-__all__ = ["check_image_batch", "pad_to_multiple"]
+__all__ = ["check_image_batch", "pad_to_multiple", "to_linear", "from_linear", "GAMMA"]
 
 
 def check_image_batch(x: torch.Tensor) -> None:
@@ -29,3 +29,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
         return x, h, w
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+# Flare is light: it adds in linear light, so flare models may predict it there and subtract it.
+GAMMA = 2.2  # sRGB is close to a 2.2 power law; what lightsr.flare uses too
+
+
+def to_linear(x: torch.Tensor) -> torch.Tensor:
+    """Display [0, 1] -> linear light [0, 1] (a 2.2 power law)."""
+    return x.clamp(0, 1) ** GAMMA
+
+
+def from_linear(x: torch.Tensor) -> torch.Tensor:
+    """Linear light -> display [0, 1]; clipped like a sensor. While gradients are recorded the
+    floor is 1e-5 (the 1/2.2 power has an infinite slope at 0); at inference it is exactly 0."""
+    floor = 1e-5 if torch.is_grad_enabled() else 0.0
+    return x.clamp(floor, 1) ** (1 / GAMMA)

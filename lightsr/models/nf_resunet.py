@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hub import LightSRModel
-from ._common import check_image_batch, pad_to_multiple
+from ._common import check_image_batch, from_linear, pad_to_multiple, to_linear
 
 __all__ = ["NFResUNetConfig", "NFResUNet", "ScaledStdConv2d", "activation_gamma", "adaptive_gradient_clip",
            "VARIANTS"]
@@ -72,8 +72,11 @@ class NFResUNetConfig:
     eps: float = 1e-4  # Scaled WS epsilon (NFNets use 1e-4 in the variance)
     skip_init: float = 1.0  # initial skip_gain of every residual branch (0 = SkipInit)
     upsample: str = "nearest"  # decoder upsampling: "nearest" or "bilinear" (smooth, no 2**k-pixel blocks)
+    output: str = "image"  # "image": a display-space correction; "flare": the flare layer in linear light
 
     def __post_init__(self):
+        if self.output not in ("image", "flare"):
+            raise ValueError(f"output must be 'image' or 'flare', got {self.output!r}")
         if self.upsample not in ("nearest", "bilinear"):
             raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {self.upsample!r}")
         if self.activation not in ACTIVATIONS:
@@ -176,7 +179,16 @@ class NFResUNet(LightSRModel, tags=["flare-removal", "nfnet"], paper_url="https:
         return self.act(x / math.sqrt(var)) * self.gamma
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] -> (N, 3, H, W) in [0, 1]."""
+        """(N, 3, H, W) float in [0, 1] -> (N, 3, H, W) in [0, 1]: the photo without its flare."""
+        return self.forward_with_flare(x)[0]
+
+    def forward_with_flare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) in [0, 1] -> (clean image in [0, 1], flare layer in linear light).
+
+        With ``output="flare"`` the head predicts the flare layer F and the clean image is
+        ``from_linear(to_linear(x) - F)``; with ``output="image"`` it predicts a display-space
+        correction and F is derived from it.
+        """
         check_image_batch(x)
         padded, h, w = pad_to_multiple(x, 2 ** (len(self.config.widths) - 1))
         # Centre the input so the stem sees roughly zero-mean, unit-scale data.
@@ -199,8 +211,12 @@ class NFResUNet(LightSRModel, tags=["flare-removal", "nfnet"], paper_url="https:
                 feat = block(feat)
             var = 1 + self.config.blocks_per_level * self.config.alpha**2
         residual = self.head(self._transition(feat, var))[..., :h, :w]
+        if self.config.output == "flare":
+            y = from_linear(to_linear(x) - residual)
+            return y, residual
         y = x + residual
-        return y if self.training else y.clamp(0, 1)
+        y = y if self.training else y.clamp(0, 1)
+        return y, to_linear(x) - to_linear(y)
 
 
 def _unitwise_norm(t: torch.Tensor) -> torch.Tensor:
@@ -230,6 +246,9 @@ def adaptive_gradient_clip(parameters: Iterable[nn.Parameter], clip: float = 0.0
 VARIANTS: dict[str, NFResUNetConfig] = {
     # Five levels, 16 channels at full resolution: 2.6x cheaper per step than [32, 64, 128]
     # (measured, 1 thread, 128 px patches) with a receptive field that spans a 128 px patch.
-    "nf-resunet": NFResUNetConfig(widths=[16, 32, 64, 128, 256], blocks_per_level=2),
+    # It predicts the flare layer in linear light and upsamples bilinearly (nearest left 16 px blocks).
+    "nf-resunet": NFResUNetConfig(widths=[16, 32, 64, 128, 256], blocks_per_level=2, upsample="bilinear",
+                                  output="flare"),
     "nf-resunet-test": NFResUNetConfig(widths=[4, 8], blocks_per_level=1),
+    "nf-resunet-flare-test": NFResUNetConfig(widths=[4, 8], blocks_per_level=1, upsample="bilinear", output="flare"),
 }

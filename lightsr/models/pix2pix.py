@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..hub import LightSRModel
-from ._common import check_image_batch, pad_to_multiple
+from ._common import check_image_batch, from_linear, pad_to_multiple, to_linear
 
 __all__ = ["Pix2PixConfig", "Pix2Pix", "PatchDiscriminator", "VARIANTS"]
 
@@ -40,19 +40,26 @@ class Pix2PixConfig:
     image_residual: bool = False
     disc_channels: int = 64  # ndf of the PatchGAN trained with it (not saved in the generator)
     disc_layers: int = 3  # 3 gives the 70x70 receptive field
+    upsample: str = "transpose"  # decoder: "transpose" (the paper's 4x4 transposed conv) or "bilinear" (resize
+    # then 3x3 conv: no checkerboard; Odena, Dumoulin, Olah, "Deconvolution and Checkerboard Artifacts", 2016)
+    output: str = "image"  # "image" (or a correction, image_residual) or "flare": the flare layer in linear light
 
     def __post_init__(self):
         if self.num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {self.num_downs}")
         if self.base_channels < 1:
             raise ValueError(f"base_channels must be >= 1, got {self.base_channels}")
+        if self.upsample not in ("transpose", "bilinear"):
+            raise ValueError(f"upsample must be 'transpose' or 'bilinear', got {self.upsample!r}")
+        if self.output not in ("image", "flare"):
+            raise ValueError(f"output must be 'image' or 'flare', got {self.output!r}")
 
 
 class UNetLevel(nn.Module):
     """One encoder/decoder level around an inner module: down -> inner -> up, with a skip."""
 
     def __init__(self, outer: int, inner: int, submodule: nn.Module | None, *, outermost=False, innermost=False,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, upsample: str = "transpose"):
         super().__init__()
         self.outermost = outermost
         down = [nn.Conv2d(3 if outermost else outer, inner, 4, stride=2, padding=1, bias=False)]
@@ -61,8 +68,12 @@ class UNetLevel(nn.Module):
         if not outermost and not innermost:
             down += [nn.BatchNorm2d(inner)]
         up_in = inner if innermost else inner * 2
-        up: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(up_in, 3 if outermost else outer, 4, stride=2,
-                                                             padding=1, bias=outermost)]
+        out_ch = 3 if outermost else outer
+        if upsample == "bilinear":
+            up: list[nn.Module] = [nn.ReLU(), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                   nn.Conv2d(up_in, out_ch, 3, padding=1, bias=outermost)]
+        else:
+            up = [nn.ReLU(), nn.ConvTranspose2d(up_in, out_ch, 4, stride=2, padding=1, bias=outermost)]
         if outermost:
             up += [nn.Tanh()]
         else:
@@ -96,11 +107,15 @@ class Pix2Pix(LightSRModel, tags=["flare-removal", "pix2pix"], paper_url="https:
             innermost = i == c.num_downs - 1
             # dropout on the decoder levels just outside the bottleneck (3 in unet_256)
             drop = c.dropout if c.num_downs - 4 <= i < c.num_downs - 1 else 0.0
-            level = UNetLevel(outer, inner, level, outermost=i == 0, innermost=innermost, dropout=drop)
+            level = UNetLevel(outer, inner, level, outermost=i == 0, innermost=innermost, dropout=drop,
+                              upsample=c.upsample)
         self.unet = level
+        if c.output == "flare":  # start as the identity: no flare predicted
+            nn.init.zeros_(self.final_layer().weight)
+            nn.init.zeros_(self.final_layer().bias)
 
     def final_layer(self) -> nn.Module:
-        return self.unet.up[1]
+        return self.unet.up[-2]
 
     def tile_overlap(self) -> int:
         # The bottleneck sees the whole padded tile, so there is no finite receptive field to
@@ -113,14 +128,25 @@ class Pix2Pix(LightSRModel, tags=["flare-removal", "pix2pix"], paper_url="https:
         return 4 * (3 + 4 * self.config.base_channels + 6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] -> (N, 3, H, W) in [0, 1]."""
+        """(N, 3, H, W) float in [0, 1] -> (N, 3, H, W) in [0, 1]: the photo without its flare."""
+        return self.forward_with_flare(x)[0]
+
+    def forward_with_flare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) in [0, 1] -> (clean image in [0, 1], flare layer in linear light).
+
+        With ``output="flare"`` the tanh output is the flare layer F in [-1, 1] and the clean
+        image is ``from_linear(to_linear(x) - F)``.
+        """
         check_image_batch(x)
         padded, h, w = pad_to_multiple(x, 2**self.config.num_downs)
-        y = self.unet(padded * 2 - 1)[..., :h, :w]
-        y = (y + 1) / 2
+        t = self.unet(padded * 2 - 1)[..., :h, :w]
+        if self.config.output == "flare":
+            return from_linear(to_linear(x) - t), t
+        y = (t + 1) / 2
         if self.config.image_residual:
             y = x + (y - 0.5) * 2  # tanh range covers corrections of either sign
-        return y if self.training else y.clamp(0, 1)
+        y = y if self.training else y.clamp(0, 1)
+        return y, to_linear(x) - to_linear(y)
 
 
 class PatchDiscriminator(nn.Module):
@@ -150,13 +176,16 @@ class PatchDiscriminator(nn.Module):
 # "pix2pix-light" is sized to train on 2 CPU cores in hours: half the width, 6 levels (a
 # 128 px training patch reaches 2x2 at the bottleneck), channels capped at 128 (2.6M
 # parameters, 35 GFLOPs per megapixel), a half-width PatchGAN (same 70x70 receptive
-# field), and an input residual so it predicts the flare to subtract rather than the
-# whole image. The first try at 256 channels (7.3M) with the full PatchGAN took 1.2 s per
-# step of 8 patches on one core and 150 MB per resumable checkpoint.
+# field). It predicts the flare layer in linear light to subtract rather than the whole
+# image, and its decoder resizes then convolves (the transposed convs left a checkerboard).
+# The first try at 256 channels (7.3M) with the full PatchGAN took 1.2 s per step of 8
+# patches on one core and 150 MB per resumable checkpoint.
 VARIANTS: dict[str, Pix2PixConfig] = {
     "pix2pix": Pix2PixConfig(),
     "pix2pix-light": Pix2PixConfig(base_channels=32, num_downs=6, max_channels=128, disc_channels=32,
-                                   image_residual=True),
+                                   upsample="bilinear", output="flare"),
     "pix2pix-test": Pix2PixConfig(base_channels=4, num_downs=3, max_channels=16, disc_channels=4, disc_layers=2,
                                   image_residual=True),
+    "pix2pix-flare-test": Pix2PixConfig(base_channels=4, num_downs=3, max_channels=16, disc_channels=4, disc_layers=2,
+                                        upsample="bilinear", output="flare"),
 }
