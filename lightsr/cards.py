@@ -87,7 +87,7 @@ def _command(script: str, a: dict[str, Any], keys: list[str]) -> str:
     parts = [f"python train/{script}"]
     for k in keys:
         v = a.get(k)
-        if v in (None, "", [], False):
+        if v is None or v is False or v in ("", []):  # 0 is a value (--frame 0), not an absent flag
             continue
         flag = "--" + k.replace("_", "-")
         if isinstance(v, list):
@@ -168,7 +168,7 @@ def _folder_scale(folder: str) -> int | None:
 
 def _staged(run_dir: str | Path | Sequence[str | Path], *, data: Callable[[dict], str], summary: Callable[[dict], str],
             lines: Callable[[dict, str], dict[str, Any]], init_how: Callable[[list[dict]], str], script: str,
-            keys: list[str], bench: str) -> tuple[dict[str, Any], str]:
+            keys: list[str], bench: str, upgrade: Callable[[dict], dict] | None = None) -> tuple[dict[str, Any], str]:
     """Training lines and reproduce block of a recipe of one or more runs, in order.
 
     ``run_dir`` is one run folder or several. Each later run is a fine-tune warm-started
@@ -176,10 +176,13 @@ def _staged(run_dir: str | Path | Sequence[str | Path], *, data: Callable[[dict]
     last run gets the full ``lines(record, prefix)``; each earlier one a single line made
     of ``summary(record)``, its hours, hardware and note; then the totals and every
     stage's command (a later stage's ``--init`` pointing at the previous run's best/), then
-    the ``bench`` line that re-measures the card.
+    the ``bench`` line that re-measures the card. ``upgrade`` rewrites a run's recorded
+    arguments into what today's script needs to repeat it (a default that changed since).
     """
     stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
     recs = [training_record(r) for r in stages]
+    for rec in recs:
+        rec["args"] = upgrade(rec["args"]) if upgrade else rec["args"]
     a, multi = recs[-1]["args"], len(stages) > 1
     training: dict[str, Any] = {"data": data(a)}
     for i, (r, rec) in enumerate(zip(stages, recs[:-1]), start=1):
@@ -326,8 +329,21 @@ def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) ->
 
     return _staged(run_dir, data=data, summary=summary, lines=lines,
                    init_how=lambda recs: "every tensor whose name and shape match", script="train_flare.py",
-                   keys=_FLARE_COMMAND_KEYS,
+                   keys=_FLARE_COMMAND_KEYS, upgrade=_flare_args_today,
                    bench="python benchmarks/bench_flare.py   # re-measures this card's numbers")
+
+
+# What the flare presets were before whole-frame training and flare-layer output became their defaults.
+_FLARE_PRESETS_BEFORE_OPTICS = {"nf-resunet": ["upsample=nearest", "output=image"],
+                                "pix2pix-light": ["upsample=transpose", "output=image", "image_residual=true"]}
+
+
+def _flare_args_today(a: dict[str, Any]) -> dict[str, Any]:
+    """A flare run recorded before --frame existed trained on patches with the presets of then:
+    say so explicitly, so its reproduce command still repeats it (its own --set wins)."""
+    if "frame" in a:
+        return a
+    return {**a, "frame": 0, "set": _FLARE_PRESETS_BEFORE_OPTICS.get(a["model"], []) + list(a.get("set") or [])}
 
 
 def example_image(model: LightSRModel, image, *, zoom: int = 2, size: int = 128):

@@ -126,3 +126,21 @@ def test_pix2pix_ddp_two_processes_on_cpu(photos, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "weights identical across 2 ranks" in result.stderr
+
+
+def test_cards_repeat_runs_recorded_before_whole_frame_training(tmp_path):
+    """A run from before --frame and output=flare trained on patches with the old presets: its
+    reproduce command must say so, or it would silently train something else today."""
+    from lightsr.cards import _flare_training
+
+    run_dir = tmp_path / "runs" / "old"
+    run_dir.mkdir(parents=True)
+    (run_dir / "args.json").write_text(json.dumps({
+        "model": "nf-resunet", "set": [], "data": ["data/sr-train"], "holdout": 8, "patch": 128, "batch": 8,
+        "steps": 10, "lr": 5e-4, "schedule": "cosine", "warmup": 0, "agc": 0.01, "val_every": 5, "out": "x"}))
+    (run_dir / "last").mkdir()
+    (run_dir / "last" / "training_state.json").write_text(json.dumps({"step": 10, "elapsed_s": 60.0}))
+    training, reproduce = _flare_training(run_dir, gan=False)
+    command = next(line for line in reproduce.splitlines() if line.startswith("python train/train_flare.py"))
+    assert "--set upsample=nearest output=image" in command and "--frame 0" in command
+    assert "128px patches" in training["data"]
