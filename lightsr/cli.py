@@ -162,10 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
         sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
         if name == "deflare":
-            sp.add_argument("--method", choices=["tiled", "lowres"], default="tiled",
-                            help="full-resolution tiles, or flare estimated at 1024 px and subtracted")
+            sp.add_argument("--method", choices=["lowres", "tiled"], default="lowres",
+                            help="lowres (default): flare estimated on the whole photo at 512 px, as the models "
+                                 "are trained, and subtracted at full resolution; tiled: full-resolution tiles")
             sp.add_argument("--no-keep-sources", action="store_true",
-                            help="do not blend saturated light sources back from the input")
+                            help="do not blend the lamps (saturated pixels the model keeps) back from the input")
         sp.set_defaults(fn=fn)
 
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")
