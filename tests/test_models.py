@@ -244,3 +244,21 @@ def test_flare_folders_saved_before_the_output_field_load_as_image_models(tmp_pa
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x))
+
+
+def test_nf_weight_scale_reset_keeps_outputs_and_sets_a_normal_raw_scale():
+    """Standardized convs are scale-invariant in the forward pass, but Adam's relative step is lr / |w|:
+    raw weights at std 1 learn sqrt(fan_in) times slower than a plain conv. The reset fixes that
+    without changing what the model computes."""
+    model = lightsr.create_model("nf-resunet-test").eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, ScaledStdConv2d):
+                m.weight.normal_()  # how these layers used to be initialised
+        torch.nn.init.normal_(model.head.weight, std=0.1)
+        x = torch.rand(1, 3, 24, 24)
+        before = model(x)
+        model.reset_weight_scale()
+        assert torch.allclose(model(x), before, atol=1e-5)
+    std = model.stem.weight.detach().std(dim=(1, 2, 3), unbiased=False)
+    assert torch.allclose(std, torch.full_like(std, 27**-0.5), rtol=1e-4)

@@ -163,6 +163,8 @@ def main(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
     extras: dict = {}
     disc = disc_opt = None
+    if args.init and not args.resume and hasattr(model, "reset_weight_scale"):
+        model.reset_weight_scale()  # NF weights saved at std 1 would otherwise learn ~24x slower (same outputs)
     if args.init and not args.resume and getattr(model.config, "output", "image") == "flare":
         # a warm start from an image-output model: its head meant something else, so start it at "no flare"
         torch.nn.init.zeros_(model.final_layer().weight)
