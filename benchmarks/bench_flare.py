@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from _report import ROOT, machine, training_runs, write_section
 
 from lightsr import zoo
@@ -38,6 +39,7 @@ from lightsr.imaging import open_image
 
 DATA = ROOT / "data" / "sr-train"
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
+SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics"),
         "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics")}
@@ -86,7 +88,7 @@ def main() -> None:
     bank = psf_bank()
     sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank) for g in GENERATORS}
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
-    rows = []
+    rows, shown = [], {}
     for entry in zoo.available("flare-removal"):
         model = zoo.get_model(entry)
         scores, grids = {}, {}
@@ -95,6 +97,8 @@ def main() -> None:
                 outs = [remove_flare(model, a, method=method) for a, *_ in v]
                 scores[method, g] = evaluate_flare(v, outs)
                 grids[method, g] = (grid_ratio(v, outs, 16), grid_ratio(v, outs, 2))
+                if method == "lowres":
+                    shown.setdefault(entry.label, {})[g] = [outs[i % len(outs)] for i in SHOWN]
         speed = {}
         for method in METHODS:
             code = CHILD.format(root=str(ROOT), threads=args.threads, label=entry.label, method=method,
@@ -156,9 +160,35 @@ def main() -> None:
                      f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB |")
     if not rows:
         lines.append("| (no flare model shipped yet) | | | |")
-    lines += ["", "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
+    lines += ["", "Before / after on validation frames (`docs/flare-before-after.png`): input, each model's output "
+              "(default method), target; two optics frames, then two hand-drawn ones.", "",
+              "![Flare removal before and after](docs/flare-before-after.png)",
+              "", "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
               "`python benchmarks/bench_flare.py`."]
     write_section("flare", "\n".join(lines))
+    if shown:
+        before_after(sets, shown).save(ROOT / "docs" / "flare-before-after.png", optimize=True)
+
+
+def before_after(sets, shown) -> Image.Image:
+    """Rows of input | each model's output | target for the SHOWN frames of each set, labelled."""
+    rows = []
+    for g, v in sets.items():
+        for k, i in enumerate(SHOWN):
+            inp, target, _ = v[i % len(v)]
+            tiles = [inp] + [shown[label][g][k] for label in shown] + [target]
+            rows.append(np.concatenate([np.pad(t, ((0, 4), (0, 4), (0, 0)), constant_values=255) for t in tiles], 1))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    header = Image.new("RGB", (grid.shape[1], 22), "white")
+    draw = ImageDraw.Draw(header)
+    step = sets["optics"][0][0].shape[1] + 4
+    for j, text in enumerate(["input", *shown, "target"]):
+        draw.text((j * step + 6, 4), text, fill=(0, 0, 0), font=ImageFont.load_default(size=14))
+    out = Image.new("RGB", (grid.shape[1], grid.shape[0] + 22), "white")
+    out.paste(header, (0, 0))
+    out.paste(Image.fromarray(grid), (0, 22))
+    return out.resize((out.width // 2, out.height // 2), Image.LANCZOS)
 
 
 if __name__ == "__main__":
