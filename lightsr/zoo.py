@@ -36,8 +36,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("rdn-light-x4", "super-resolution", "quality x4 (RDN-light)", 4, "quality"),
     Entry("ecbsr-x2", "super-resolution", "fast x2 (ECBSR)", 2, "fast"),
     Entry("ecbsr-x4", "super-resolution", "fast x4 (ECBSR)", 4, "fast"),
-    Entry("nf-resunet-flare", "flare-removal", "NF-ResUNet"),
+    # The first of a task is the app's default: Pix2Pix measures best on both flare sets (BENCHMARKS.md).
     Entry("pix2pix-flare", "flare-removal", "Pix2Pix"),
+    Entry("nf-resunet-flare", "flare-removal", "NF-ResUNet"),
 )
 
 _cache: dict[tuple[str, str | None], LightSRModel] = {}
