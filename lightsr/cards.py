@@ -276,7 +276,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           "from held-out photos that were never trained on, one per flare generator. RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method, "
                           "lamps kept); glare: pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
-                          "(streaks, ghosts, haze); background: under 1/255, where any change is harm; worst "
+                          "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "
+                          "change is harm; worst "
                           "image: the lowest per-image gain."),
         "eval_results": evals,
         "model_name": f"lightsr {model.architecture} flare removal",

@@ -92,7 +92,8 @@ class FlareScores:
     ``psnr``/``ssim``: RGB, whole image, mean over images. ``glare_psnr``/``streak_psnr``/
     ``background_psnr``: RGB PSNR pooled over every pixel of the set where the noise-free flare
     layer (max over channels of |input - target|, 0..255) is >= GLARE_LEVEL, in
-    [STREAK_LEVEL, GLARE_LEVEL), and 0 (under 1/255: no flare, so any change there is harm).
+    [STREAK_LEVEL, GLARE_LEVEL), and 0 (under 1/255: no flare, so any change there is harm; pixels
+    saturated in the target, lamps and clipped sky, are left out of the background).
     ``gains``: per-image PSNR gain over returning the input."""
     method: str
     images: int
@@ -130,7 +131,10 @@ def evaluate_flare(pairs, outputs) -> FlareScores:
         err = (out.astype(np.float64) - target.astype(np.float64)) ** 2
         flare = layers["flare"]
         streak = (flare >= STREAK_LEVEL) & (flare < GLARE_LEVEL)
-        for name, where in (("glare", flare >= GLARE_LEVEL), ("streak", streak), ("background", flare == 0)):
+        # background: no flare reaches it, and it is not a source (a pixel saturated in the target is a lamp or
+        # clipped sky, where flare cannot show, so a flare layer of 0 there says nothing)
+        background = (flare == 0) & (target.max(axis=2) < 255)
+        for name, where in (("glare", flare >= GLARE_LEVEL), ("streak", streak), ("background", background)):
             regions[name][0] += float(err[where].sum())
             regions[name][1] += int(where.sum()) * 3
     m = np.mean(whole, axis=0)
