@@ -137,7 +137,8 @@ def main() -> None:
         "flare layer >= 64/255), S: streaks, ghosts and haze (4/255 to 64/255), BG: background (flare layer "
         "under 1/255 and not saturated in the target: any change there is harm), each PSNR pooled over the "
         "region's pixels in the set; worst: the lowest per-image gain. Methods of `remove_flare`: **lowres** "
-        "(the default; the whole frame at up to 512 px, flare subtracted at full resolution) and **tiled** (full-resolution tiles). Lamps are blended back "
+        "(the default; the whole frame at up to 512 px, flare subtracted at full resolution) and **tiled** "
+        "(full-resolution tiles). Lamps are blended back "
         "in both. Grid 16 / 2: the correction's mean gradient across a 16-px / 2-px grid over elsewhere (1.00: no "
         "blocks, no checkerboard), on the optics set. Speed: one 4000x3000 photo, fresh process, peak RSS. "
         "Machine: " + machine() + ".",
