@@ -65,7 +65,7 @@ def main() -> None:
             panel = page.locator("#tab-flare")
             if panel.get_by_role("button", name="Remove flare").is_enabled():
                 panel.locator("input[type=file]").first.set_input_files(
-                    str(ROOT / "examples" / "flare" / "night-street.png"))
+                    str(ROOT / "examples" / "flare" / "night-lamps.png"))
                 panel.get_by_role("button", name="Remove flare").click()
                 panel.locator("a[download], a[href*='.png']").first.wait_for(timeout=120_000)
                 page.wait_for_timeout(1500)
