@@ -28,6 +28,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from .errors import LightSRError
 from .hub import LightSRModel
+from .imaging import fit_long_side
 from .inference import enhance
 from .models._common import GAMMA
 
@@ -46,10 +47,6 @@ FLARE_FLOOR = 1e-5  # linear light: a smaller estimated flare is rounding noise,
 
 def _linear(x: np.ndarray) -> np.ndarray:
     return _TO_LINEAR[x]
-
-
-def _encode(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
 
 
 def _channel_max(x: np.ndarray) -> np.ndarray:
@@ -151,8 +148,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     h, w = rgb.shape[:2]
     if method == "lowres":
         f = min(1.0, work_size / max(h, w))
-        small = rgb if f == 1.0 else np.asarray(
-            Image.fromarray(rgb).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX))
+        small = rgb if f == 1.0 else fit_long_side(rgb, work_size)
         # one whole-frame pass (a work_size above 1536 px goes through tiles, memory bounded)
         clean_small = _model_float(model, small) if max(small.shape[:2]) <= 1536 else \
             enhance(model, small, progress=progress).astype(np.float32) / 255.0

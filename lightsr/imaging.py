@@ -129,11 +129,25 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> None:
                               .round().clip(0, 255).astype(np.uint8), mode="L")
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")  # JPEG has no alpha
+    write_atomically(path, lambda f: img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
+
+
+def write_atomically(path: str | os.PathLike, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it into place;
+    on any failure the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fit_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """(H, W, C) uint8 -> the same image resized (box filter) so its long side is ``long_side``."""
+    h, w = rgb.shape[:2]
+    f = long_side / max(h, w)
+    return np.asarray(Image.fromarray(rgb).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX))

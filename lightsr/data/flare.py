@@ -31,7 +31,8 @@ from PIL import Image
 
 from ..errors import LightSRError
 from ..evaluate import image_files
-from ..imaging import open_image
+from ..imaging import fit_long_side, open_image
+from .optics import synthesize_optics_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
            "GENERATORS", "PairFolder"]
@@ -218,13 +219,6 @@ def validation_pairs(photos: list[np.ndarray], *, count: int = 24, size: int = 2
     return pairs
 
 
-def _frame(img: np.ndarray, long_side: int) -> np.ndarray:
-    """The whole photo, resized (box filter) so its long side is ``long_side``."""
-    h, w = img.shape[:2]
-    f = long_side / max(h, w)
-    return np.asarray(Image.fromarray(img).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX))
-
-
 class FrameFlarePairs:
     """Whole-frame training pairs: most of a photo, at the resolution flare is removed at.
 
@@ -245,8 +239,6 @@ class FrameFlarePairs:
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(batch, frame, frame, 3) uint8 inputs and targets."""
-        from .optics import synthesize_optics_pair
-
         xs, ys = [], []
         p = self.frame
         for _ in range(batch):
@@ -271,8 +263,6 @@ def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 
                       seed: int = 1234, bank=None) -> list[tuple[np.ndarray, np.ndarray, dict]]:
     """A fixed validation set of whole frames: held-out photos at ``long_side`` px, flare from
     ``generator`` ("optics" or "drawn"), ``count`` seeded pairs with their flare layers."""
-    from .optics import synthesize_optics_pair
-
     if not photos:
         raise LightSRError("validation needs at least one held-out photo")
     if generator not in GENERATORS:
@@ -282,7 +272,7 @@ def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
-        scene = _frame(photos[i % len(photos)], long_side)
+        scene = fit_long_side(photos[i % len(photos)], long_side)
         if generator == "optics":
             out.append(synthesize_optics_pair(scene, rng, bank, return_layers=True))
         else:

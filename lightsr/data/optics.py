@@ -44,7 +44,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import LightSRError
+from ..imaging import write_atomically
 
 __all__ = ["OpticsConfig", "PSFBank", "psf_bank", "compute_psf", "synthesize_optics_pair", "spectral_weights"]
 
@@ -232,14 +232,8 @@ def psf_bank(cfg: OpticsConfig | None = None, *, cache: bool = True, refresh: bo
             progress(i + 1, cfg.bank_size)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for data, target in ((psfs, path), (None, meta_path)):
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                if data is None:
-                    f.write(json.dumps(meta).encode())
-                else:
-                    np.save(f, data, allow_pickle=False)
-            os.replace(tmp, target)
+        write_atomically(path, lambda f: np.save(f, psfs, allow_pickle=False))
+        write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
     return PSFBank(psfs, meta)
 
 
