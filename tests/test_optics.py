@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -114,3 +115,30 @@ def test_whole_frame_sampler_mixes_generators(photo, bank):
     with pytest.raises(lightsr.LightSRError, match="needs a PSF bank"):
         FrameFlarePairs([photo], 40)
     assert math.isclose(OpticsConfig().lamp_log10[1], 3.7)
+
+
+def test_fft_sizes_are_smooth_and_the_convolution_is_unchanged():
+    """FFTs are padded to sizes of factors 2, 3 and 5 (several times faster than, say, 2 x 601);
+    the zero-padded linear convolution is the same at any size that covers it."""
+    from lightsr.data.optics import _fast_len, _fft_convolve
+
+    for n in (1, 7, 97, 1025, 1204):
+        m = _fast_len(n)
+        assert m >= n and m < 1.25 * n + 2
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        assert k == 1
+        assert all(not _is_smooth(j) for j in range(n, m))
+    g = torch.Generator().manual_seed(0)
+    image, kernel = torch.rand(3, 23, 31, generator=g), torch.rand(3, 9, 9, generator=g)
+    direct = torch.nn.functional.conv2d(image[None], kernel.flip(-1, -2)[:, None], padding=4, groups=3)[0]
+    assert torch.allclose(_fft_convolve(image, kernel), direct, atol=1e-4)
+
+
+def _is_smooth(n: int) -> bool:
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
