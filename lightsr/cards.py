@@ -65,8 +65,13 @@ def training_record(run_dir: str | Path) -> dict[str, Any]:
 def _sittings(rec: dict[str, Any]) -> dict[str, str]:
     """Card lines on how a resumed run was trained: its sittings, schedule changes and threads."""
     segs, a = rec["segments"], rec["args"]
-    threads = sorted({s["threads"] for s in segs}) or [a.get("threads") or 0]
-    lines = {"hardware": hardware(threads[0] if len(threads) == 1 else "/".join(map(str, threads)))}
+    gpus = sorted({s["gpu"] for s in segs if s.get("gpu")})
+    threads = sorted({s["threads"] for s in segs if not s.get("gpu")})
+    if not segs:
+        threads = [a.get("threads") or 0]
+    cpu = hardware(threads[0] if len(threads) == 1 else "/".join(map(str, threads))) if threads else ""
+    parts = [cpu.removesuffix(", no GPU") if gpus else cpu] if cpu else []
+    lines = {"hardware": " and ".join(parts + [f"one {g} GPU" for g in gpus])}
     if not segs:
         return lines
     starts = [s["step"] for s in segs if s["step"] > 0]
@@ -90,7 +95,9 @@ def _command(script: str, a: dict[str, Any], keys: list[str]) -> str:
         if v is None or v is False or v in ("", []):  # 0 is a value (--frame 0), not an absent flag
             continue
         flag = "--" + k.replace("_", "-")
-        if isinstance(v, list):
+        if v is True:  # a switch (store_true)
+            parts.append(flag)
+        elif isinstance(v, list):
             parts.append(flag + " " + " ".join(f"'{x}'" if "[" in str(x) else str(x) for x in v))
         else:
             parts.append(f"{flag} {v}")
@@ -155,7 +162,7 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
 
 
 _SR_COMMAND_KEYS = ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule", "warmup",
-                    "ema", "val_every", "out"]
+                    "ema", "amp", "val_every", "out"]
 
 
 def _folder_scale(folder: str) -> int | None:
@@ -289,8 +296,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     return context
 
 
-_FLARE_COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "patch", "batch", "steps", "lr", "warmup",
-                       "flare_weight", "val_every", "out"]
+_FLARE_COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "patch", "batch", "echo", "steps", "lr",
+                       "warmup", "flare_weight", "val_every", "out"]
 
 
 def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) -> tuple[dict[str, Any], str]:

@@ -28,6 +28,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ __all__ = [
     "parse_overrides",
     "warm_start",
     "record_segment",
+    "batches",
+    "TimeBudget",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,6 +127,73 @@ def start_run(args) -> tuple[DistInfo, Path, np.random.Generator]:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed + dist.rank)
     return dist, out, np.random.default_rng([args.seed, dist.rank])
+
+
+class _SampleStream(torch.utils.data.IterableDataset):
+    """Endless ``sample(rng, batch)`` calls in a DataLoader worker, each worker its own seeded rng."""
+
+    def __init__(self, sample, batch: int, seed: list[int]):
+        super().__init__()
+        self.sample, self.batch, self.seed = sample, batch, seed
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([*self.seed, worker.id if worker else 0])
+        while True:
+            yield self.sample(rng, self.batch)
+
+
+def batches(sample, rng: np.random.Generator, batch: int, *, workers: int = 0, seed: list[int] | None = None,
+            pin_memory: bool = False):
+    """Endless training batches ``sample(rng, batch)``.
+
+    ``workers=0``: made in this process from ``rng``, whose state the checkpoint keeps, so a
+    resumed run sees exactly the batches an uninterrupted one would. ``workers > 0``: made
+    ahead by that many DataLoader processes (what keeps a GPU fed when synthesis is slow),
+    each with its own generator seeded by ``seed`` plus its worker id; pass the step in
+    ``seed`` so a resumed run draws new batches rather than repeating the first ones. Batch
+    order then depends on worker timing: statistically the same stream, not bit-exact.
+    """
+    if workers <= 0:
+        while True:
+            yield sample(rng, batch)
+    loader = torch.utils.data.DataLoader(_SampleStream(sample, batch, list(seed or [0])), batch_size=None,
+                                         num_workers=workers, prefetch_factor=4, pin_memory=pin_memory,
+                                         persistent_workers=True)
+    yield from loader
+
+
+class TimeBudget:
+    """Fit a run's schedule to a wall-clock budget (``--minutes``) on hardware of unknown speed.
+
+    The schedule is a function of the step and the total, so the total must be known: after
+    ``probe`` steps past ``start`` (the warm-up, when data workers have settled) the measured
+    step rate sets it, so the schedule ends when the budget does (``safety`` leaves time for
+    validation and the last checkpoint). ``expired`` stops a run that still overruns.
+    """
+
+    def __init__(self, minutes: float, start: int, probe: int = 200, safety: float = 0.93):
+        self.seconds, self.start, self.probe, self.safety = minutes * 60, start, probe, safety
+        self.t0 = time.monotonic()
+        self.mark: tuple[int, float] | None = None
+
+    def total(self, step: int, current: int) -> int:
+        """The run's total steps given that ``step`` steps are done (``current`` until it is known)."""
+        if self.seconds <= 0:
+            return current
+        if step == self.start:
+            self.mark = (step, time.monotonic())
+        elif self.mark and step == self.mark[0] + self.probe:
+            rate = self.probe / (time.monotonic() - self.mark[1])
+            left = self.seconds * self.safety - (time.monotonic() - self.t0)
+            planned = max(step + 1, step + int(rate * left))
+            logger.info("time budget: %.2f steps/s, %.0f s left: the schedule ends at step %d", rate, left, planned)
+            self.mark = None
+            return planned
+        return current
+
+    def expired(self) -> bool:
+        return self.seconds > 0 and time.monotonic() - self.t0 > self.seconds
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -453,12 +523,15 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     return copied, skipped
 
 
-def record_segment(state: dict[str, Any], *, steps: int, lr: float, threads: int = 0) -> None:
+def record_segment(state: dict[str, Any], *, steps: int, lr: float, threads: int = 0,
+                   device: torch.device | None = None) -> None:
     """Note in ``state`` (saved with every checkpoint) that a sitting of the run starts here.
 
-    Each entry is the step it starts at, the schedule length, the learning rate and the CPU
-    threads in force, so a card can say honestly how a resumed run was trained (e.g. a
-    schedule shortened at step 5,400 to finish within a session).
+    Each entry is the step it starts at, the schedule length, the learning rate, the CPU
+    threads in force and the GPU if one trained it, so a card can say honestly how a resumed
+    run was trained (e.g. a schedule shortened at step 5,400 to finish within a session).
     """
-    state.setdefault("segments", []).append(
-        {"step": state["step"], "steps": steps, "lr": lr, "threads": threads or torch.get_num_threads()})
+    entry = {"step": state["step"], "steps": steps, "lr": lr, "threads": threads or torch.get_num_threads()}
+    if device is not None and device.type == "cuda":
+        entry["gpu"] = torch.cuda.get_device_name(device)
+    state.setdefault("segments", []).append(entry)

@@ -144,3 +144,29 @@ def test_cards_repeat_runs_recorded_before_whole_frame_training(tmp_path):
     command = next(line for line in reproduce.splitlines() if line.startswith("python train/train_flare.py"))
     assert "--set upsample=nearest output=image" in command and "--frame 0" in command
     assert "128px patches" in training["data"]
+
+
+def test_warm_start_from_a_flare_output_model_keeps_its_head_and_echo_reuses_batches(photos, tmp_path):
+    """--init from a model that already predicts the flare layer keeps its trained head (only an
+    image-output source's head is reset); --echo and --workers run the same loop."""
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    run(photos, base, "--model", "pix2pix-flare-test", "--steps", "2", "--lr", "1e-2")
+    import lightsr
+
+    model = lightsr.create_model("pix2pix-flare-test")
+    names = {n for n, p in model.named_parameters() if any(p is q for q in model.final_layer().parameters())}
+    head = {k: v for k, v in load_file(str(base / "best" / "model.safetensors")).items() if k in names}
+    assert len(head) == 2 and all(torch.count_nonzero(v) for v in head.values())  # trained away from zero init
+    result = run(photos, tuned, "--model", "pix2pix-flare-test", "--steps", "4", "--init", str(base / "best"),
+                 "--lr", "1e-12", "--echo", "2", "--workers", "1")
+    assert result["step"] == 4 and result["skipped"] == 0
+    after = load_file(str(tuned / "last" / "model.safetensors"))
+    for k, v in head.items():
+        assert torch.allclose(after[k], v, atol=1e-6), k
+
+
+def test_dihedral_gives_the_eight_symmetries_of_the_square():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    outs = [train_flare.dihedral(x, k) for k in range(8)]
+    assert torch.equal(outs[0], x)
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8

@@ -227,3 +227,74 @@ def test_training_from_a_video_at_one_frame_per_second(data, tmp_path):
     args.data, args.video = [], [str(clip)]
     assert len(train_sr.load_hr_images(args)) == 3
     assert train_sr.main(args)["step"] == 2
+
+
+def test_time_budget_plans_the_schedule_from_the_measured_step_rate(monkeypatch):
+    """--minutes: after the probe the total is what the measured rate fits into the budget; past
+    the budget the run is told to stop."""
+    from lightsr import training
+
+    clock = [1000.0]
+    monkeypatch.setattr(training.time, "monotonic", lambda: clock[0])
+    budget = training.TimeBudget(minutes=10, start=50, probe=100, safety=0.9)
+    assert budget.total(10, 20000) == 20000  # not measured yet
+    clock[0] += 30  # 30 s of start-up and warm-up
+    assert budget.total(50, 20000) == 20000  # the probe starts
+    clock[0] += 20  # 100 steps in 20 s: 5 steps/s
+    planned = budget.total(150, 20000)
+    assert planned == 150 + int(5 * (600 * 0.9 - 50))
+    assert budget.total(151, planned) == planned  # planned once
+    assert not budget.expired()
+    clock[0] += 551
+    assert budget.expired()
+    assert training.TimeBudget(minutes=0, start=0).total(0, 77) == 77  # no budget: the given total
+
+
+def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
+    out = tmp_path / "run"
+    train_sr.main(args_for(data, out, "--minutes", "0.25", "--steps", "100000", "--workers", "2",
+                           "--val-every", "1000"))
+    planned = json.loads((out / "args.json").read_text())["steps"]
+    state = json.loads((out / "last" / "training_state.json").read_text())
+    assert 200 < planned < 100000 and state["step"] == planned  # the schedule ran to its planned end
+    assert state["segments"][0]["steps"] == planned
+    assert state["elapsed_s"] < 0.25 * 60 * 1.1
+    import lightsr
+
+    # planning is for a new run; a resume names its steps
+    with pytest.raises(lightsr.LightSRError, match="--minutes plans a new single-process run"):
+        train_sr.main(args_for(data, out, "--minutes", "1", "--resume"))
+
+
+def test_batches_from_workers_are_fresh_and_in_process_batches_follow_the_rng():
+    import numpy as np
+
+    from lightsr.training import batches
+
+    def sample(rng, n):
+        return torch.from_numpy(rng.integers(0, 2**31, n))
+
+    inproc = batches(sample, np.random.default_rng(5), 3)
+    expected = np.random.default_rng(5)
+    for _ in range(3):  # workers=0: exactly the checkpointed generator's stream (bit-exact resume)
+        assert torch.equal(next(inproc), torch.from_numpy(expected.integers(0, 2**31, 3)))
+    stream = batches(sample, np.random.default_rng(5), 3, workers=2, seed=[0, 0, 7])
+    got = [next(stream) for _ in range(8)]
+    values = torch.cat(got).tolist()
+    assert len(set(values)) == len(values)  # the two workers draw different batches
+    again = batches(sample, np.random.default_rng(5), 3, workers=2, seed=[0, 0, 8])  # a resume at another step
+    assert not set(torch.cat([next(again) for _ in range(4)]).tolist()) & set(values)
+
+
+def test_cards_name_the_gpu_a_sitting_ran_on_and_repeat_switches_bare():
+    """A card rendered on a CPU machine must not claim the CPU trained a run the GPU did."""
+    from lightsr.cards import _command, _sittings
+
+    rec = {"args": {}, "segments": [{"step": 0, "steps": 10, "lr": 1e-3, "threads": 16, "gpu": "NVIDIA H200"}]}
+    assert _sittings(rec)["hardware"] == "one NVIDIA H200 GPU"
+    rec["segments"].append({"step": 10, "steps": 20, "lr": 1e-3, "threads": 2})
+    lines = _sittings(rec)
+    assert lines["hardware"].endswith(", 2 CPU threads and one NVIDIA H200 GPU")
+    assert "resumed from the last checkpoint at step 10" in lines["sittings"]
+    assert _command("train_sr.py", {"amp": True, "ema": 0.999, "loss": False}, ["amp", "ema", "loss"]) == \
+        "python train/train_sr.py --amp --ema 0.999"

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import lightsr  # noqa: E402
-from lightsr.hub import push_folder  # noqa: E402
+from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
 from lightsr.data.flare import GENERATORS, FlarePairs, FrameFlarePairs, validation_frames  # noqa: E402
 from lightsr.evaluate import evaluate_flare  # noqa: E402
@@ -52,7 +52,7 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
+    CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
     load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, warm_start,
 )
 
@@ -81,6 +81,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start from this model's weights where names and shapes match (a fine-tune)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=20000)
+    g.add_argument("--minutes", type=float, default=0,
+                   help="fit the schedule to this wall-clock budget: --steps is replaced by what the measured "
+                        "step rate allows (a new run only)")
+    g.add_argument("--echo", type=int, default=1,
+                   help="use each synthesised batch this many times, each under a fresh flip/rotation (data "
+                        "echoing, Choi et al. 2019): for when synthesis, not the model, is the bottleneck")
     g.add_argument("--lr", type=float, default=None, help="default: 2e-4 for Pix2Pix, 5e-4 for NF-ResUNet")
     g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
     g.add_argument("--warmup", type=int, default=200)
@@ -100,6 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto")
     g.add_argument("--threads", type=int, default=0)
+    g.add_argument("--workers", type=int, default=0,
+                   help="processes that synthesise batches ahead (0: in this process, bit-exact on resume)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--push-to-hub", metavar="REPO_ID")
     return p.parse_args(argv)
@@ -114,8 +122,10 @@ def load_photos(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return photos[: len(files) - args.holdout], photos[len(files) - args.holdout:]
 
 
-def to_tensor(batch: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+def to_tensor(batch, device) -> torch.Tensor:
+    """(N, H, W, 3) uint8 array or tensor -> (N, 3, H, W) float in [0, 1] on ``device``."""
+    batch = torch.from_numpy(np.array(batch)) if isinstance(batch, np.ndarray) else batch  # a copy: may be read-only
+    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 class FlareForward(torch.nn.Module):
@@ -147,8 +157,16 @@ def validate(model, pairs, device) -> tuple[float, float]:
     return tuple(float(x) for x in np.mean(scores, axis=0))
 
 
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 flips/rotations of the square, applied to an (N, C, H, W) batch."""
+    return torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, dims=(-2, -1))
+
+
 def main(args: argparse.Namespace) -> dict:
     dist, out, rng = start_run(args)
+    if args.minutes and (args.resume or dist.world_size > 1):
+        raise lightsr.LightSRError("--minutes plans a new single-process run; to resume, give --steps N "
+                                   "(the planned total is in args.json)")
 
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
     if model.task != "flare-removal":
@@ -165,7 +183,8 @@ def main(args: argparse.Namespace) -> dict:
     disc = disc_opt = None
     if args.init and not args.resume and hasattr(model, "reset_weight_scale"):
         model.reset_weight_scale()  # NF weights saved at std 1 would otherwise learn ~24x slower (same outputs)
-    if args.init and not args.resume and getattr(model.config, "output", "image") == "flare":
+    if args.init and not args.resume and getattr(model.config, "output", "image") == "flare" \
+            and read_config(args.init).get("output", "image") != "flare":
         # a warm start from an image-output model: its head meant something else, so start it at "no flare"
         torch.nn.init.zeros_(model.final_layer().weight)
         torch.nn.init.zeros_(model.final_layer().bias)
@@ -186,7 +205,7 @@ def main(args: argparse.Namespace) -> dict:
         log.info("resumed from %s at step %d", ckpt, state["step"])
     elif dist.is_main:
         (out / "log.csv").unlink(missing_ok=True)
-    record_segment(state, steps=args.steps, lr=lr, threads=args.threads)
+    record_segment(state, steps=args.steps, lr=lr, threads=args.threads, device=dist.device)
     if dist.is_main:
         (out / "args.json").write_text(json.dumps({**vars(args), "lr": lr}, indent=1))
     net, dnet = FlareForward(model), disc
@@ -224,6 +243,10 @@ def main(args: argparse.Namespace) -> dict:
         keep_if_best(out, state, v_psnr, scored)
         return v_psnr
 
+    stream = batches(pairs.sample, rng, args.batch, workers=args.workers, seed=[args.seed, dist.rank, state["step"]],
+                     pin_memory=dist.device.type == "cuda")
+    budget = TimeBudget(args.minutes, start=state["step"] + 200)
+    echo_left = 0
     guard.remember(net, optimizer)
     last_save, start = time.monotonic(), time.monotonic() - state["elapsed_s"]
     stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
@@ -237,7 +260,12 @@ def main(args: argparse.Namespace) -> dict:
             if opt is not None:
                 for group in opt.param_groups:
                     group["lr"] = cur_lr
-        inp, target = (to_tensor(b, dist.device) for b in pairs.sample(rng, args.batch))
+        if echo_left == 0:
+            fresh = [to_tensor(b, dist.device) for b in next(stream)]
+            echo_left = args.echo
+        k = int(rng.integers(8)) if echo_left < args.echo else 0  # a fresh batch is used as synthesised
+        inp, target = (dihedral(t, k) for t in fresh)
+        echo_left -= 1
         net.train()
         fake, flare = net(inp)
         # the true flare layer, in the linear light the model predicts it in
@@ -276,6 +304,14 @@ def main(args: argparse.Namespace) -> dict:
             state["nonfinite_steps"] += 1
         state["step"] = step + 1
         state["elapsed_s"] = time.monotonic() - start
+        planned = budget.total(state["step"], args.steps)
+        if planned != args.steps:
+            args.steps = stop = planned
+            state["segments"][-1]["steps"] = planned
+            bar.total = planned
+            (out / "args.json").write_text(json.dumps({**vars(args), "lr": lr}, indent=1))
+        if budget.expired():
+            stop = state["step"]
         if dist.is_main:
             if state["step"] % args.log_every == 0 or state["step"] == stop:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", l1=f"{l1.item():.5f}",

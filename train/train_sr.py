@@ -19,6 +19,7 @@ import logging
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, all_finite, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
+    CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
     load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, warm_start,
 )
 
@@ -61,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start from this model's weights where names and shapes match (e.g. the x2 model for x4)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=20000)
+    g.add_argument("--minutes", type=float, default=0,
+                   help="fit the schedule to this wall-clock budget: --steps is replaced by what the measured "
+                        "step rate allows (a new run only)")
     g.add_argument("--loss", choices=["l1", "mse"], default="l1")
     g.add_argument("--lr", type=float, default=5e-4)
     g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
@@ -83,6 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps the default")
+    g.add_argument("--workers", type=int, default=0,
+                   help="processes that cut and downscale patches ahead (0: in this process, bit-exact on resume)")
+    g.add_argument("--amp", action="store_true",
+                   help="CUDA: bf16 autocast (faster, about 8-bit mantissa activations; fp32 with TF32 otherwise)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--push-to-hub", metavar="REPO_ID", help="push --out/best with its card at the end")
     g.add_argument("--card-extra", default="", help="text added to the card's training section")
@@ -106,7 +114,7 @@ def load_hr_images(args) -> list[np.ndarray]:
     return images
 
 
-def sample_batch(images, rng: np.random.Generator, args) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(images, rng: np.random.Generator, batch: int, *, args) -> tuple[torch.Tensor, torch.Tensor]:
     """Random HR crops with flips/90-degree rotations; LR by bicubic downscaling on the fly.
 
     The HR crop carries a margin of 2 LR pixels (the bicubic kernel's reach) that is
@@ -115,7 +123,7 @@ def sample_batch(images, rng: np.random.Generator, args) -> tuple[torch.Tensor, 
     """
     s, p, m = args.scale, args.lr_patch, 2
     lrs, hrs = [], []
-    for _ in range(args.batch):
+    for _ in range(batch):
         img = images[rng.integers(len(images))]
         side = (p + 2 * m) * s
         y = rng.integers(img.shape[0] - side + 1)
@@ -136,6 +144,9 @@ def sample_batch(images, rng: np.random.Generator, args) -> tuple[torch.Tensor, 
 
 def main(args: argparse.Namespace) -> dict:
     dist, out, rng = start_run(args)
+    if args.minutes and (args.resume or dist.world_size > 1):
+        raise lightsr.LightSRError("--minutes plans a new single-process run; to resume, give --steps N "
+                                   "(the planned total is in args.json)")
 
     overrides = parse_overrides(args.set)
     model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
@@ -160,14 +171,14 @@ def main(args: argparse.Namespace) -> dict:
         log.info("resumed from %s at step %d", ckpt, state["step"])
     elif dist.is_main:
         (out / "log.csv").unlink(missing_ok=True)
-    record_segment(state, steps=args.steps, lr=args.lr, threads=args.threads)
+    record_segment(state, steps=args.steps, lr=args.lr, threads=args.threads, device=dist.device)
     if dist.is_main:
         (out / "args.json").write_text(json.dumps(vars(args), indent=1))
     net = model
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type ==
                                                         "cuda" else None)
-    use_amp = dist.device.type == "cuda"
+    use_amp = args.amp and dist.device.type == "cuda"
 
     images = load_hr_images(args)
     log.info("%d training images, model %s with %d parameters", len(images), args.model,
@@ -188,6 +199,9 @@ def main(args: argparse.Namespace) -> dict:
         keep_if_best(out, state, scores.psnr, scored)
         return scores.psnr
 
+    stream = batches(partial(sample_batch, images, args=args), rng, args.batch, workers=args.workers,
+                     seed=[args.seed, dist.rank, state["step"]], pin_memory=dist.device.type == "cuda")
+    budget = TimeBudget(args.minutes, start=state["step"] + 200)
     guard.remember(net, optimizer)
     last_save = time.monotonic()
     start = time.monotonic() - state["elapsed_s"]
@@ -200,11 +214,11 @@ def main(args: argparse.Namespace) -> dict:
                            decay_every=args.decay_every) * guard.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr
-        lr_img, hr_img = sample_batch(images, rng, args)
-        lr_img = lr_img.to(dist.device).contiguous(memory_format=torch.channels_last)
-        hr_img = hr_img.to(dist.device)
+        lr_img, hr_img = next(stream)
+        lr_img = lr_img.to(dist.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        hr_img = hr_img.to(dist.device, non_blocking=True)
         net.train()
-        with torch.autocast(dist.device.type, enabled=use_amp):
+        with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss = loss_fn(net(lr_img).float(), hr_img)
         if step in args.inject_nan_at:
             loss = loss * float("nan")
@@ -221,6 +235,14 @@ def main(args: argparse.Namespace) -> dict:
                 guard.remember(net, optimizer)
         state["step"] = step + 1
         state["elapsed_s"] = time.monotonic() - start
+        planned = budget.total(state["step"], args.steps)
+        if planned != args.steps:
+            args.steps = stop = planned
+            state["segments"][-1]["steps"] = planned
+            bar.total = planned
+            (out / "args.json").write_text(json.dumps(vars(args), indent=1))
+        if budget.expired():
+            stop = state["step"]
         if dist.is_main:
             if state["step"] % args.log_every == 0 or state["step"] == args.steps:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", lr=f"{lr:.3g}", skipped=guard.skipped,
