@@ -116,7 +116,7 @@ def build() -> gr.Blocks:
     flare_labels, sr_labels = _labels("flare-removal"), _labels("super-resolution")
     sr_entries = zoo.available("super-resolution")
     scales = sorted({e.scale for e in sr_entries}) or [2]
-    kinds = sorted({e.kind.capitalize() for e in sr_entries}) or ["Fast"]
+    kinds = [k.capitalize() for k in zoo.KINDS if any(e.kind == k for e in sr_entries)] or ["Fast"]
     with gr.Blocks(title="lightsr") as demo:
         gr.Markdown("# lightsr\nLight image restoration on 2 CPU cores: lens-flare removal and "
                     "super-resolution. [Models, cards and code](https://github.com/lightsr/lightsr).")

@@ -13,13 +13,15 @@ import torch
 
 from .errors import LightSRError
 from .hub import LightSRModel
-from .models import ecbsr, nf_resunet, pix2pix, rdn
+from .models import ecbsr, nf_resunet, pix2pix, rdn, span
 
-__all__ = ["ARCHITECTURES", "MODELS", "create_model", "list_models", "architecture_class", "describe"]
+__all__ = ["ARCHITECTURES", "MODELS", "create_model", "list_models", "architecture_class", "describe",
+           "count_inference_parameters"]
 
 ARCHITECTURES: dict[str, type[LightSRModel]] = {
     "rdn": rdn.RDN,
     "ecbsr": ecbsr.ECBSR,
+    "span": span.SPAN,
     "pix2pix": pix2pix.Pix2Pix,
     "nf-resunet": nf_resunet.NFResUNet,
 }
@@ -27,6 +29,7 @@ ARCHITECTURES: dict[str, type[LightSRModel]] = {
 MODELS: dict[str, tuple[type[LightSRModel], Any]] = {
     **{name: (rdn.RDN, cfg) for name, cfg in rdn.VARIANTS.items()},
     **{name: (ecbsr.ECBSR, cfg) for name, cfg in ecbsr.VARIANTS.items()},
+    **{name: (span.SPAN, cfg) for name, cfg in span.VARIANTS.items()},
     **{name: (pix2pix.Pix2Pix, cfg) for name, cfg in pix2pix.VARIANTS.items()},
     **{name: (nf_resunet.NFResUNet, cfg) for name, cfg in nf_resunet.VARIANTS.items()},
 }
@@ -71,8 +74,19 @@ def count_flops_per_megapixel(model: LightSRModel, size: int = 256) -> float:
     return counter.get_total_flops() * 1e6 / (size * size)
 
 
+def count_inference_parameters(model: LightSRModel) -> int:
+    """Parameters of the network that runs at inference: a re-parameterisable block (one with
+    ``fuse() -> (weight, bias)``, e.g. ECBSR's and SPAN's) counts as its fused conv."""
+    fused = [m for m in model.modules() if callable(getattr(m, "fuse", None))]
+    inside = {id(p) for m in fused for p in m.parameters()}
+    with torch.no_grad():
+        return sum(p.numel() for p in model.parameters() if id(p) not in inside) + \
+            sum(t.numel() for m in fused for t in m.fuse())
+
+
 def describe(model: LightSRModel) -> dict[str, Any]:
-    """Architecture, task, scale, parameter count, GFLOPs per input megapixel and config."""
+    """Architecture, task, scale, parameter counts (as stored, and as run at inference after
+    re-parameterisation), GFLOPs per input megapixel and config."""
     from dataclasses import asdict
 
     return {
@@ -80,6 +94,7 @@ def describe(model: LightSRModel) -> dict[str, Any]:
         "task": model.task,
         "scale": model.scale,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "inference_parameters": count_inference_parameters(model),
         "gflops_per_megapixel": count_flops_per_megapixel(model) / 1e9,
         "config": asdict(model.config),
     }

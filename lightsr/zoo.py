@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import LightSRError
 from .hub import LightSRModel, load
 
-__all__ = ["Entry", "CATALOGUE", "CHECKPOINTS", "available", "get_model", "find"]
+__all__ = ["Entry", "KINDS", "CATALOGUE", "CHECKPOINTS", "available", "get_model", "find"]
 
 # The repo's checkpoints/ unless LIGHTSR_CHECKPOINTS points at another folder of the same layout.
 CHECKPOINTS = Path(os.environ.get("LIGHTSR_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -28,14 +28,18 @@ class Entry:
     task: str
     label: str  # what the UI shows
     scale: int = 1
-    kind: str = ""  # "quality" or "fast" for super-resolution
+    kind: str = ""  # super-resolution: one of KINDS
 
+
+KINDS = ("fast", "balanced", "quality")  # super-resolution speed/quality trade-offs, fastest first
 
 CATALOGUE: tuple[Entry, ...] = (
     Entry("rdn-light-x2", "super-resolution", "quality x2 (RDN-light)", 2, "quality"),
     Entry("rdn-light-x4", "super-resolution", "quality x4 (RDN-light)", 4, "quality"),
     Entry("ecbsr-x2", "super-resolution", "fast x2 (ECBSR)", 2, "fast"),
     Entry("ecbsr-x4", "super-resolution", "fast x4 (ECBSR)", 4, "fast"),
+    Entry("span-s-x2", "super-resolution", "balanced x2 (SPAN-S)", 2, "balanced"),
+    Entry("span-s-x4", "super-resolution", "balanced x4 (SPAN-S)", 4, "balanced"),
     # The first of a task is the app's default: Pix2Pix measures best on both flare sets (BENCHMARKS.md).
     Entry("pix2pix-flare", "flare-removal", "Pix2Pix"),
     Entry("nf-resunet-flare", "flare-removal", "NF-ResUNet"),

@@ -85,6 +85,68 @@ def test_describe_counts_parameters_and_flops():
     assert 50e6 < lightsr.describe(lightsr.create_model("pix2pix"))["parameters"] < 58e6  # unet_256: ~54M
 
 
+def test_inference_parameters_count_fused_blocks():
+    """Re-parameterisable models are counted as they run: ECBSR's five-branch blocks are single 3x3 convs."""
+    from lightsr.registry import count_inference_parameters
+
+    ecbsr = lightsr.create_model("ecbsr-m4c16", scale=2)
+    c = 16
+    convs = (3 * c * 9 + c) + 4 * (c * c * 9 + c) + (c * 12 * 9 + 12)
+    prelu = 5 * c
+    assert count_inference_parameters(ecbsr) == convs + prelu
+    assert count_inference_parameters(ecbsr) < sum(p.numel() for p in ecbsr.parameters())
+    rdn = lightsr.create_model("rdn-tiny")  # nothing to fuse: every stored parameter runs
+    assert count_inference_parameters(rdn) == sum(p.numel() for p in rdn.parameters())
+    assert lightsr.describe(ecbsr)["inference_parameters"] == convs + prelu
+
+
+# -- SPAN ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [2, 4])
+def test_span_fused_inference_equals_the_training_branches(scale):
+    """Each Conv3XC (1x1 -> 3x3 -> 1x1 plus a 1x1 skip) is exactly one 3x3 conv, borders included."""
+    torch.manual_seed(0)
+    model = lightsr.create_model("span-test", scale=scale, gain=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = torch.rand(2, 3, 11, 14)
+    model.train()
+    with torch.no_grad():
+        branches = model(x).clamp(0, 1)
+    model.eval()
+    with torch.no_grad():
+        fused = model(x)
+    assert fused.shape == (2, 3, 11 * scale, 14 * scale)
+    assert torch.allclose(branches, fused, atol=1e-5)
+    model.train()  # a weight changed in training must not leave a stale fusion behind
+    with torch.no_grad():
+        model.blocks[0].c3.skip.bias.add_(0.2)
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(x), fused, atol=1e-3)
+
+
+def test_span_s_stays_within_the_300k_parameter_budget_and_starts_near_nearest_upsampling():
+    from lightsr.registry import count_inference_parameters
+
+    for scale in (2, 4):
+        model = lightsr.create_model("span-s", scale=scale)
+        assert 250_000 < count_inference_parameters(model) <= 300_000
+    torch.manual_seed(0)
+    model = lightsr.create_model("span-test", scale=2)
+    with torch.no_grad():  # silence the learned part: the anchor alone is nearest-neighbour upsampling
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()
+    x = torch.rand(1, 3, 6, 5)
+    nearest = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    assert torch.allclose(model.eval()(x), nearest, atol=1e-6)
+    paper = lightsr.create_model("span-test", scale=2, anchor=False)
+    with torch.no_grad():
+        paper.tail.weight.zero_()
+        paper.tail.bias.zero_()
+    assert torch.count_nonzero(paper.eval()(x)) == 0
+
+
 # -- RDN -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("upsampler", ["subpixel", "transpose"])
