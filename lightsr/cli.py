@@ -1,7 +1,10 @@
 """The ``lightsr`` command line: upscale, deflare, eval, info, push, video, frames.
 
 Every user error is one line on stderr and exit status 2; no partial output file is ever
-left behind (outputs are written to a temporary file and renamed at the end).
+left behind (outputs are written to a temporary file and renamed at the end). ``upscale``
+and ``deflare`` also take a folder: every image in it goes to the output folder under its
+own name, images already there are skipped, and a file that fails is listed at the end
+(exit status 1) without stopping the others.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ __all__ = ["main", "resolve_model"]
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
+def _default_model(task: str, kind: str = "") -> str:
+    """The shipped model a command uses without --model: the catalogue's first of that task (x2, ``kind``)."""
+    from .zoo import CATALOGUE
+
+    return next(e.name for e in CATALOGUE if e.task == task and (not kind or (e.kind == kind and e.scale == 2)))
+
+
 def resolve_model(name: str, *, task: str | None = None, revision: str | None = None):
     """Load ``name``: a model folder, a Hub repo id, or the name of a folder in checkpoints/."""
     import lightsr
@@ -29,7 +39,7 @@ def resolve_model(name: str, *, task: str | None = None, revision: str | None = 
         if (SHIPPED / name / "config.json").is_file():
             source = SHIPPED / name
         elif "/" not in name:
-            shipped = sorted(p.name for p in SHIPPED.glob("*/config.json")) if SHIPPED.is_dir() else []
+            shipped = sorted(p.parent.name for p in SHIPPED.glob("*/config.json")) if SHIPPED.is_dir() else []
             raise LightSRError(
                 f"'{name}' is not a model folder, a shipped checkpoint ({', '.join(shipped) or 'none'}) "
                 "or a Hub repo id (namespace/name)"
@@ -53,30 +63,68 @@ def _progress_bar(desc: str):
     return update
 
 
-def _run_image(args, task: str) -> None:
+def _process(model, img, args, task: str, progress=None):
     import lightsr
     from .flare import remove_flare
+
+    if task == "flare-removal":
+        return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress)
+    tile = None if args.tile == 0 else (args.tile or "auto")
+    return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress)
+
+
+def _run_image(args, task: str) -> int:
+    import lightsr
     from .imaging import check_output_path, save_image
 
+    if Path(args.input).is_dir():
+        return _run_folder(args, task)
     check_output_path(args.output)
     model = resolve_model(args.model, task=task, revision=args.revision)
     img = lightsr.open_image(args.input)
-    if task == "flare-removal":
-        out = remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources,
-                           progress=_progress_bar(task))
-    else:
-        tile = None if args.tile == 0 else (args.tile or "auto")
-        out = lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=_progress_bar(task))
+    out = _process(model, img, args, task, progress=_progress_bar(task))
     save_image(out, args.output)
     print(f"{args.input} ({img.width}x{img.height}) -> {args.output} ({out.width}x{out.height})")
+    return 0
 
 
-def cmd_upscale(args) -> None:
-    _run_image(args, "super-resolution")
+def _run_folder(args, task: str) -> int:
+    """Every image of the input folder into the output folder, same names; done ones skipped."""
+    import lightsr
+    from .evaluate import image_files
+    from .imaging import check_output_path, save_image
+
+    src, dst = Path(args.input), Path(args.output)
+    files = image_files(src)
+    if dst.exists() and not dst.is_dir():
+        raise LightSRError(f"{dst}: the input is a folder, so the output must be a folder too")
+    if not dst.parent.resolve().is_dir():
+        raise LightSRError(f"{dst}: folder '{dst.parent}' does not exist")
+    if dst.resolve() == src.resolve():
+        raise LightSRError(f"{dst}: the output folder must not be the input folder")
+    model = resolve_model(args.model, task=task, revision=args.revision)
+    todo = [f for f in files if not (dst / f.name).exists()]
+    dst.mkdir(exist_ok=True)
+    failed: list[tuple[str, str]] = []
+    for f in tqdm(todo, desc=task, unit="image"):
+        try:
+            check_output_path(dst / f.name)
+            save_image(_process(model, lightsr.open_image(f), args, task), dst / f.name)
+        except LightSRError as err:
+            failed.append((f.name, str(err)))
+    print(f"{src}: {len(todo) - len(failed)} written to {dst}, {len(files) - len(todo)} already there, "
+          f"{len(failed)} failed")
+    for name, err in failed:
+        print(f"  failed: {name}: {err}", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def cmd_deflare(args) -> None:
-    _run_image(args, "flare-removal")
+def cmd_upscale(args) -> int:
+    return _run_image(args, "super-resolution")
+
+
+def cmd_deflare(args) -> int:
+    return _run_image(args, "flare-removal")
 
 
 def cmd_eval(args) -> None:
@@ -106,7 +154,7 @@ def cmd_info(args) -> None:
     print(f"architecture: {d['architecture']}")
     print(f"task: {d['task']}")
     print(f"scale: {d['scale']}")
-    print(f"parameters: {d['parameters']:,}")
+    print(f"parameters: {d['parameters']:,} ({d['inference_parameters']:,} at inference)")
     print(f"GFLOPs per input megapixel: {d['gflops_per_megapixel']:.1f}")
     print(f"config: {json.dumps(d['config'])}")
 
@@ -144,21 +192,28 @@ def cmd_frames(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="lightsr", description="Light image-restoration models.")
+    p.add_argument("--version", action="version", version=f"lightsr {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log details (and show tracebacks)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def model_opts(sp, required=True):
-        sp.add_argument("--model", required=required,
-                        help="model folder, Hub repo id, or the name of a folder in checkpoints/")
+    def model_opts(sp, default: str):
+        sp.add_argument("--model", default=default,
+                        help=f"model folder, Hub repo id, or the name of a folder in checkpoints/ (default: {default})")
         sp.add_argument("--revision", help="Hub branch, tag or commit")
 
-    for name, fn, helptext in (("upscale", cmd_upscale, "super-resolve an image"),
-                               ("deflare", cmd_deflare, "remove lens flare from a photo")):
+    for name, fn, helptext, default in (
+            ("upscale", cmd_upscale, "super-resolve an image, or every image of a folder",
+             _default_model("super-resolution", "quality")),
+            ("deflare", cmd_deflare, "remove lens flare from a photo, or every photo of a folder",
+             _default_model("flare-removal"))):
         sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("input")
-        sp.add_argument("output")
-        model_opts(sp)
+        sp.add_argument("input", help="an image, or a folder of images")
+        sp.add_argument("output", help="the output image (its extension picks the format), or a folder for a folder "
+                                       "(same file names; images already there are skipped)")
+        model_opts(sp, default)
         sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
         sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
         if name == "deflare":
@@ -170,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
 
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")
-    model_opts(sp)
+    model_opts(sp, _default_model("super-resolution", "quality"))
     sp.add_argument("--data", nargs="+", required=True, help="folders of HR images")
     sp.set_defaults(fn=cmd_eval)
 
@@ -180,22 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_info)
 
     sp = sub.add_parser("push", help="upload a model folder (config, safetensors, card) to the Hub")
-    sp.add_argument("folder")
-    sp.add_argument("repo_id")
+    sp.add_argument("folder", help="a model folder: config.json, model.safetensors, README.md")
+    sp.add_argument("repo_id", help="namespace/name on the Hub")
     sp.add_argument("--private", action="store_true")
     sp.add_argument("--message", help="commit message")
     sp.set_defaults(fn=cmd_push)
 
     sp = sub.add_parser("video", help="super-resolve a video (H.264 out, audio kept)")
-    sp.add_argument("input")
-    sp.add_argument("output")
-    model_opts(sp)
+    sp.add_argument("input", help="a video file (any container and codec FFmpeg reads)")
+    sp.add_argument("output", help="the output .mp4")
+    model_opts(sp, _default_model("super-resolution", "fast"))
     sp.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51")
     sp.set_defaults(fn=cmd_video)
 
     sp = sub.add_parser("frames", help="export frames of a video as PNG")
-    sp.add_argument("video")
-    sp.add_argument("folder")
+    sp.add_argument("video", help="a video file")
+    sp.add_argument("folder", help="where the PNG frames go (made if missing, only once a frame is read)")
     sp.add_argument("--every", default="1s", help="interval: '1s', '0.5s' or a frame count like '10'")
     sp.set_defaults(fn=cmd_frames)
     return p
@@ -205,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.fn(args)
+        code = args.fn(args)
     except LightSRError as err:
         if args.verbose:
             raise
@@ -214,4 +269,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lightsr {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

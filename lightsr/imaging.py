@@ -132,14 +132,29 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     write_atomically(path, lambda f: img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS can say (os.umask sets it too)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: str | os.PathLike, write) -> None:
     """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it into place;
-    on any failure the temporary file is removed and ``path`` is left as it was."""
+    on any failure the temporary file is removed and ``path`` is left as it was. The file gets
+    the mode any new file would (0666 less the umask), not the temporary file's private 0600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from PIL import Image
 
 from .errors import LightSRError
 from .hub import LightSRModel
+from .imaging import save_image
 
 __all__ = ["VideoInfo", "probe_video", "upscale_video", "sample_frames", "export_frames", "Timings"]
 
@@ -346,11 +347,12 @@ def export_frames(src: str | os.PathLike, folder: str | os.PathLike, *, every: s
         raise LightSRError(f"--every must look like '1s', '0.5s' or '10', got {every!r}") from None
     if kwargs.get("every_seconds", 1) <= 0 or kwargs.get("every_frames", 1) <= 0:
         raise LightSRError(f"--every must be positive, got {every!r}")
-    folder.mkdir(parents=True, exist_ok=True)
     n = 0
     stem = Path(src).stem
     for n, img in enumerate(sample_frames(src, **kwargs), start=1):
-        img.save(folder / f"{stem}_{n:05d}.png")
+        if n == 1:  # only now: a file that is not a video leaves no empty folder behind
+            folder.mkdir(parents=True, exist_ok=True)
+        save_image(img, folder / f"{stem}_{n:05d}.png")
     if n == 0:
         raise LightSRError(f"{src}: the video has no frames")
     return n

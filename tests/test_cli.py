@@ -48,7 +48,8 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, saved_model):
     (["deflare", "{img}", "{tmp}/out.png", "--model", "{model}"], "is a super-resolution model, not flare-removal"),
     (["upscale", "{tmp}/missing.png", "{tmp}/out.png", "--model", "{model}"], "no such file"),
     (["info", "edsr"], "unknown model 'edsr'"),
-    (["upscale", "{img}", "{tmp}/out.png", "--model", "rdn-nonexistent"], "not a model folder, a shipped checkpoint"),
+    (["upscale", "{img}", "{tmp}/out.png", "--model", "rdn-nonexistent"],
+     "not a model folder, a shipped checkpoint (ecbsr-x2, ecbsr-x4, nf-resunet-flare"),
 ])
 def test_errors_in_process(tmp_path, saved_model, photo, capsys, args, message):
     folder, _ = saved_model
@@ -87,3 +88,72 @@ def test_info_and_eval(tmp_path, saved_model, capsys, photo):
     assert cli.main(["eval", "--model", str(folder), "--data", str(data)]) == 0
     table = capsys.readouterr().out
     assert "| hr | x2 | 1 |" in table
+
+
+def test_unknown_model_names_the_shipped_checkpoints_once(tmp_path, photo, capsys):
+    img = tmp_path / "in.png"
+    Image.fromarray(photo).save(img)
+    assert cli.main(["upscale", str(img), str(tmp_path / "o.png"), "--model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" not in err and err.count("rdn-light-x2") == 1 and "pix2pix-flare" in err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_outputs_respect_the_umask(tmp_path, saved_model, photo, umask):
+    """Written via a private temporary file, the output still gets the mode any new file gets."""
+    import os
+
+    folder, _ = saved_model
+    img = tmp_path / "in.png"
+    Image.fromarray(photo).save(img)
+    old = os.umask(umask)
+    try:
+        assert cli.main(["upscale", str(img), str(tmp_path / "out.png"), "--model", str(folder)]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_frames_of_a_non_video_leave_no_folder(tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    assert cli.main(["frames", str(text), str(tmp_path / "frames")]) == 2
+    assert "lightsr frames: error:" in capsys.readouterr().err
+    assert not (tmp_path / "frames").exists()
+
+
+def test_version_and_default_models(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lightsr {lightsr.__version__}"
+    parser = cli.build_parser()
+    assert parser.parse_args(["upscale", "a.png", "b.png"]).model == "rdn-light-x2"
+    assert parser.parse_args(["video", "a.mp4", "b.mp4"]).model == "ecbsr-x2"
+    assert parser.parse_args(["deflare", "a.png", "b.png"]).model == "pix2pix-flare"
+    small = tmp_path / "small.png"
+    Image.new("RGB", (12, 10), (90, 120, 30)).save(small)
+    assert cli.main(["upscale", str(small), str(tmp_path / "big.png")]) == 0  # the shipped default runs
+    assert Image.open(tmp_path / "big.png").size == (24, 20)
+
+
+def test_a_folder_in_gives_a_folder_out_skips_done_files_and_lists_failures(tmp_path, saved_model, photo, capsys):
+    folder, model = saved_model
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(photo).save(src / name)
+    (src / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # corrupt: fails, the others go on
+    (src / "notes.txt").write_text("not an image: not a candidate")
+    assert cli.main(["upscale", str(src), str(dst), "--model", str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in dst.iterdir()) == ["a.png", "b.png"]
+    assert "2 written" in captured.out and "1 failed" in captured.out
+    assert "failed: c.png:" in captured.err and "a.png" not in captured.err
+    expected = lightsr.enhance(model, Image.fromarray(photo))
+    assert np.array_equal(np.asarray(Image.open(dst / "a.png")), np.asarray(expected))
+    before = (dst / "a.png").stat().st_mtime_ns
+    assert cli.main(["upscale", str(src), str(dst), "--model", str(folder)]) == 1  # c.png still fails
+    assert "0 written to" in capsys.readouterr().out and (dst / "a.png").stat().st_mtime_ns == before
+    assert cli.main(["upscale", str(src), str(tmp_path / "one.png"), "--model", str(folder)]) == 1
+    assert (tmp_path / "one.png").is_dir()  # an output that does not exist yet becomes the folder
+    assert cli.main(["upscale", str(src), str(src), "--model", str(folder)]) == 2
