@@ -114,8 +114,16 @@ class LightSRModel(
     # -- loading ------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, **kwargs):
-        """Load a saved model of this class from a folder or Hub repo id (safetensors only, strict)."""
+        """Load a saved model of this class from a folder or Hub repo id (safetensors only, strict).
+
+        On the base class, ``LightSRModel.from_pretrained(...)`` loads whichever architecture
+        the folder's config.json names (as ``lightsr.load`` does)."""
         config = read_config(pretrained_model_name_or_path, revision=revision, **_hub_kwargs(kwargs))
+        if cls is LightSRModel:
+            from .registry import architecture_class
+
+            return architecture_class(config.get("architecture")).from_pretrained(
+                pretrained_model_name_or_path, revision=revision, **kwargs)
         if config.get("architecture") != cls.architecture:
             raise LightSRError(
                 f"{pretrained_model_name_or_path} holds a '{config.get('architecture')}' model, "

@@ -186,6 +186,23 @@ def test_from_pretrained_of_the_wrong_class(saved_model):
         Pix2Pix.from_pretrained(folder)
 
 
+def test_from_pretrained_on_the_base_class_dispatches_on_the_config(saved_model, tmp_path):
+    from lightsr.hub import LightSRModel
+    from lightsr.models.rdn import RDN
+
+    folder, model = saved_model
+    loaded = LightSRModel.from_pretrained(folder)
+    assert type(loaded) is RDN and not loaded.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text('{"architecture": "edsr", "task": "super-resolution", "scale": 2}')
+    (odd / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    with pytest.raises(lightsr.LightSRError, match="unknown architecture 'edsr'"):
+        LightSRModel.from_pretrained(odd)
+
+
 def test_strict_false_is_refused(saved_model):
     from lightsr.models.rdn import RDN
 
