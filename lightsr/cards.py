@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult
 from .evaluate import SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
 
-__all__ = ["PUBLISHED_SR", "hardware", "training_record", "sr_card_context", "flare_card_context", "write_card",
+__all__ = ["PUBLISHED_SR", "hardware", "training_record", "base_model", "sr_card_context", "flare_card_context", "write_card",
            "example_image"]
 
 # Published Y-channel PSNR on the bicubic degradation (data/README.md).
@@ -158,6 +158,7 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
         context["speed"] = speed
     if run_dir is not None:
         context["training"], context["reproduce"] = _sr_training(run_dir, scale)
+        context["base_model"] = base_model(run_dir)
     return context
 
 
@@ -171,6 +172,16 @@ def _folder_scale(folder: str) -> int | None:
         return json.loads((Path(folder) / "config.json").read_text()).get("scale")
     except (OSError, ValueError):
         return None
+
+
+def base_model(run_dir: str | Path | Sequence[str | Path]) -> str | None:
+    """The Hub repo a recipe started from: its first stage's --init, where that is a shipped
+    checkpoint (``checkpoints/NAME`` -> ``lightsr/NAME``)."""
+    first = Path(run_dir) if isinstance(run_dir, (str, Path)) else Path(list(run_dir)[0])
+    init = json.loads((first / "args.json").read_text()).get("init")
+    if init and Path(init).parent.name == "checkpoints":
+        return f"lightsr/{Path(init).name}"
+    return None
 
 
 def _staged(run_dir: str | Path | Sequence[str | Path], *, data: Callable[[dict], str], summary: Callable[[dict], str],
@@ -293,6 +304,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
         context["speed"] = speed
     if run_dir is not None:
         context["training"], context["reproduce"] = _flare_training(run_dir, gan=model.architecture == "pix2pix")
+        context["base_model"] = base_model(run_dir)
     return context
 
 

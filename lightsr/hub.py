@@ -319,14 +319,23 @@ def render_model_card(model: LightSRModel, **context: Any) -> ModelCard:
     from .registry import describe
 
     eval_results = context.pop("eval_results", None)
+    repo_id = context.get("repo_id")
+    base_model = context.pop("base_model", None)
+    info = type(model)._hub_mixin_info  # what the architecture declared: its tags and paper
+    paper_url = info.paper_url
+    tags = {"lightsr", "image-restoration", "pytorch_model_hub_mixin", "model_hub_mixin", model.task,
+            *(info.model_card_data.tags or [])}
+    if paper_url and "arxiv.org/abs/" in paper_url:
+        tags.add("arxiv:" + paper_url.rsplit("/abs/", 1)[1])  # the Hub links the paper page from this tag
     card_data = ModelCardData(
         library_name="lightsr",
         license="apache-2.0",
         pipeline_tag="image-to-image",
-        tags=sorted({"lightsr", "image-restoration", "pytorch_model_hub_mixin", "model_hub_mixin", model.task}),
-        model_name=context.get("model_name"),
+        tags=sorted(tags),
+        model_name=repo_id or context.get("model_name"),  # model-index names are the repo ids
         eval_results=eval_results,
         datasets=context.get("datasets"),
+        base_model=base_model if base_model and base_model != repo_id else None,  # not a fine-tune of itself
     )
     template = (_template_dir() / "template.md").read_text(encoding="utf-8")
     return ModelCard.from_template(
@@ -334,6 +343,7 @@ def render_model_card(model: LightSRModel, **context: Any) -> ModelCard:
         template_str=template,
         model=describe(model),
         repo_url=REPO_URL,
+        paper_url=paper_url,
         **context,
     )
 

@@ -50,6 +50,33 @@ def test_model_card_metadata(saved_model):
     assert "lightsr.load(" in card
 
 
+def test_card_keeps_the_architecture_tags_paper_base_model_and_repo_id(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from lightsr.cards import write_card
+
+    model = lightsr.create_model("rdn-test")
+    write_card(tmp_path, model, repo_id="lightsr/rdn-light-x4", base_model="lightsr/rdn-light-x2",
+               eval_results=_some_eval())
+    card = ModelCard.load(tmp_path / "README.md")
+    assert {"rdn", "super-resolution", "arxiv:1802.08797"} <= set(card.data.tags)
+    assert card.data.base_model == "lightsr/rdn-light-x2"
+    assert card.data.model_name == "lightsr/rdn-light-x4"  # the model-index entry is named by the repo id
+    assert "https://arxiv.org/abs/1802.08797" in card.text and "pip install" in card.text
+    write_card(tmp_path, model, repo_id="lightsr/rdn-light-x2", base_model="lightsr/rdn-light-x2")
+    assert ModelCard.load(tmp_path / "README.md").data.base_model is None  # a fine-tune of itself names none
+    span = lightsr.create_model("span-test")
+    write_card(tmp_path, span)
+    assert "at inference (re-parameterised)" in (tmp_path / "README.md").read_text()
+
+
+def _some_eval():
+    from huggingface_hub import EvalResult
+
+    return [EvalResult(task_type="image-to-image", dataset_type="set5", dataset_name="Set5", metric_type="psnr",
+                       metric_value=30.0)]
+
+
 def test_push_load_by_repo_id_pinned_and_offline(hub, monkeypatch):
     model = lightsr.create_model("rdn-test")
     first = model.push_to_hub("lightsr/rdn-test-x2")
