@@ -27,12 +27,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
 from .errors import LightSRError
+
+try:
+    import av
+except ImportError:  # the "video" extra: the rest of lightsr works without PyAV
+    raise LightSRError("video needs PyAV: pip install 'lightsr[video]' (or pip install av)") from None
 from .hub import LightSRModel
 from .imaging import save_image
 
