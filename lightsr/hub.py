@@ -113,52 +113,39 @@ class LightSRModel(
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, map_location: str = "cpu",
+                        strict: bool = True, **hub_kwargs):
         """Load a saved model of this class from a folder or Hub repo id (safetensors only, strict).
 
         On the base class, ``LightSRModel.from_pretrained(...)`` loads whichever architecture
-        the folder's config.json names (as ``lightsr.load`` does)."""
-        config = read_config(pretrained_model_name_or_path, revision=revision, **_hub_kwargs(kwargs))
+        the folder's config.json names (as ``lightsr.load`` does). A Hub load fetches
+        config.json once and model.safetensors once (the mixin's own path fetched the config
+        up to four times, and the Hub counts each as a download).
+        """
+        if not strict:
+            raise LightSRError("lightsr loads weights strictly; strict=False is not supported")
+        name = str(pretrained_model_name_or_path)
+        config = read_config(pretrained_model_name_or_path, revision=revision, **_hub_kwargs(hub_kwargs))
         if cls is LightSRModel:
             from .registry import architecture_class
 
-            return architecture_class(config.get("architecture")).from_pretrained(
-                pretrained_model_name_or_path, revision=revision, **kwargs)
-        if config.get("architecture") != cls.architecture:
+            target = architecture_class(config.get("architecture"))
+        elif config.get("architecture") != cls.architecture:
             raise LightSRError(
                 f"{pretrained_model_name_or_path} holds a '{config.get('architecture')}' model, "
                 f"not '{cls.architecture}'; use lightsr.load() to get the right class"
             )
-        return super().from_pretrained(pretrained_model_name_or_path, revision=revision, **kwargs)
+        else:
+            target = cls
+        return target._from_config(name, config, revision=revision, map_location=map_location,
+                                   **_hub_kwargs(hub_kwargs))
 
     @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir=None,
-        force_download: bool = False,
-        local_files_only: bool = False,
-        token=None,
-        map_location: str = "cpu",
-        strict: bool = True,
-        **model_kwargs,
-    ):
-        if not strict:
-            raise LightSRError("lightsr loads weights strictly; strict=False is not supported")
-        config = model_kwargs.pop("config", None)
-        if isinstance(config, dict):
-            config = _config_from_dict(cls.config_class, config)
-        model = cls(config, **model_kwargs)
-        path = _weights_file(
-            model_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-        )
+    def _from_config(cls, model_id: str, config: dict[str, Any], *, revision: str | None, map_location="cpu",
+                     **hub_kwargs):
+        """Build from an already-read config.json, then load ``model.safetensors`` strictly."""
+        model = cls(_config_from_dict(cls.config_class, config))
+        path = _weights_file(model_id, revision=revision, **hub_kwargs)
         load_weights(model, path, source=model_id)
         model.to(map_location)
         return model.eval()
@@ -302,7 +289,7 @@ def load(
 
     config = read_config(name_or_path, revision=revision, **hub_kwargs)
     cls = architecture_class(config["architecture"])
-    model = cls.from_pretrained(str(name_or_path), revision=revision, **hub_kwargs)
+    model = cls._from_config(str(name_or_path), config, revision=revision, **hub_kwargs)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device)

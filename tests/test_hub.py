@@ -247,3 +247,19 @@ def test_cli_push_then_load(hub, saved_model, capsys, tmp_path):
     assert _same_outputs(model, lightsr.load("me/from-cli"))
     assert cli.main(["push", str(tmp_path), "me/empty"]) == 2  # not a model folder: refused before upload
     assert "no config.json" in capsys.readouterr().err and "me/empty" not in hub.repos
+
+
+@pytest.mark.parametrize("how", ["load", "from_pretrained"])
+def test_one_load_fetches_config_json_once(hub, how):
+    """The Hub counts each config.json request as a download: a load makes one, not four."""
+    from lightsr.hub import LightSRModel
+
+    lightsr.create_model("rdn-test").push_to_hub("lightsr/rdn-test-x2")
+    hub.requests.clear()
+    model = lightsr.load("lightsr/rdn-test-x2") if how == "load" else LightSRModel.from_pretrained(
+        "lightsr/rdn-test-x2")
+    assert model.architecture == "rdn"
+    config_gets = [r for r in hub.requests if r[1].endswith("/config.json")]
+    weight_gets = [r for r in hub.requests if r[1].endswith("/model.safetensors")]
+    # one hf_hub_download each: a HEAD for the etag, then the GET
+    assert [m for m, _ in config_gets] == ["HEAD", "GET"] and [m for m, _ in weight_gets] == ["HEAD", "GET"]
