@@ -20,9 +20,6 @@ from .errors import LightSRError
 
 __all__ = ["main", "resolve_model"]
 
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
-
-
 def _default_model(task: str, kind: str = "") -> str:
     """The shipped model a command uses without --model: the catalogue's first of that task (x2, ``kind``)."""
     from .zoo import CATALOGUE
@@ -31,23 +28,10 @@ def _default_model(task: str, kind: str = "") -> str:
 
 
 def resolve_model(name: str, *, task: str | None = None, revision: str | None = None):
-    """Load ``name``: a model folder, a Hub repo id, or the name of a folder in checkpoints/."""
-    import lightsr
+    """Load ``name`` (a model folder, a Hub repo id or a shipped name): see ``lightsr.zoo.resolve``."""
+    from .zoo import resolve
 
-    source: str | Path = name
-    if not Path(name).exists():
-        if (SHIPPED / name / "config.json").is_file():
-            source = SHIPPED / name
-        elif "/" not in name:
-            shipped = sorted(p.parent.name for p in SHIPPED.glob("*/config.json")) if SHIPPED.is_dir() else []
-            raise LightSRError(
-                f"'{name}' is not a model folder, a shipped checkpoint ({', '.join(shipped) or 'none'}) "
-                "or a Hub repo id (namespace/name)"
-            )
-    model = lightsr.load(source, revision=revision)
-    if task is not None and model.task != task:
-        raise LightSRError(f"'{name}' is a {model.task} model, not {task}")
-    return model
+    return resolve(name, task=task, revision=revision)
 
 
 def _progress_bar(desc: str):
@@ -143,10 +127,12 @@ def cmd_info(args) -> None:
     import json
 
     import lightsr
+    from .zoo import CATALOGUE, CHECKPOINTS
 
     if args.model in lightsr.list_models():
         model = lightsr.create_model(args.model)
-    elif "/" not in args.model and not Path(args.model).exists() and not (SHIPPED / args.model).is_dir():
+    elif "/" not in args.model and not Path(args.model).exists() and args.model not in {e.name for e in CATALOGUE} \
+            and not (CHECKPOINTS / args.model).is_dir():
         raise LightSRError(f"unknown model '{args.model}'; registered names: {', '.join(lightsr.list_models())}")
     else:
         model = resolve_model(args.model, revision=args.revision)
@@ -214,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("output", help="the output image (its extension picks the format), or a folder for a folder "
                                        "(same file names; images already there are skipped)")
         model_opts(sp, default)
-        sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
-        sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
-        if name == "deflare":
+        if name == "upscale":  # deflare's tiles follow from --method
+            sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
+            sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
+        else:
             sp.add_argument("--method", choices=["lowres", "tiled"], default="lowres",
                             help="lowres (default): flare estimated on the whole photo at 512 px, as the models "
                                  "are trained, and subtracted at full resolution; tiled: full-resolution tiles")

@@ -3,7 +3,9 @@
 Each entry is a folder of ``checkpoints/`` and, with a Hub namespace, the repo
 ``{namespace}/{folder}``. Local folders are the default, so everything works offline;
 set ``LIGHTSR_HUB_NAMESPACE`` (or pass ``namespace=``) to load from the Hub instead, as
-the hosted Space can.
+the hosted Space can. ``resolve`` is the one place a model name becomes a model: a
+folder, a Hub repo id, or a shipped name (``checkpoints/NAME`` when present, else the
+Hub repo ``lightsr/NAME``, as after ``pip install lightsr``, which has no checkpoints/).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pathlib import Path
 from .errors import LightSRError
 from .hub import LightSRModel, load
 
-__all__ = ["Entry", "KINDS", "CATALOGUE", "CHECKPOINTS", "available", "get_model", "find"]
+__all__ = ["Entry", "KINDS", "CATALOGUE", "CHECKPOINTS", "DEFAULT_NAMESPACE", "available", "get_model", "find",
+           "resolve"]
 
 # The repo's checkpoints/ unless LIGHTSR_CHECKPOINTS points at another folder of the same layout.
 CHECKPOINTS = Path(os.environ.get("LIGHTSR_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
+DEFAULT_NAMESPACE = "lightsr"  # where the shipped names live on the Hub
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,11 @@ _lock = threading.Lock()
 
 
 def _namespace(namespace: str | None) -> str | None:
-    return namespace if namespace is not None else (os.environ.get("LIGHTSR_HUB_NAMESPACE") or None)
+    """The Hub namespace to load shipped names from, or None for checkpoints/. Without a
+    checkpoints/ folder (a pip-installed lightsr) the shipped names come from the Hub."""
+    if namespace is not None:
+        return namespace
+    return os.environ.get("LIGHTSR_HUB_NAMESPACE") or (None if CHECKPOINTS.is_dir() else DEFAULT_NAMESPACE)
 
 
 def available(task: str | None = None, *, namespace: str | None = None) -> list[Entry]:
@@ -80,3 +88,34 @@ def get_model(entry: Entry, *, namespace: str | None = None) -> LightSRModel:
         if key not in _cache:
             _cache[key] = load(f"{ns}/{entry.name}" if ns else CHECKPOINTS / entry.name)
         return _cache[key]
+
+
+def resolve(name: str | os.PathLike, *, task: str | None = None, revision: str | None = None,
+            namespace: str | None = None) -> LightSRModel:
+    """Load ``name``: a model folder, a Hub repo id (``namespace/name``), or a shipped name.
+
+    A shipped name (one of ``CATALOGUE``) loads from ``checkpoints/NAME`` when that folder is
+    there, else from the Hub repo ``{namespace}/NAME`` (``LIGHTSR_HUB_NAMESPACE``, default
+    ``lightsr``) into the Hugging Face cache. Anything else raises one line naming what was
+    tried. ``task`` checks the model's task.
+    """
+    text = str(name)
+    shipped = [e.name for e in CATALOGUE]
+    if Path(text).expanduser().exists() or "/" in text or text.startswith((".", "~")):
+        model = load(name, revision=revision)
+    elif (CHECKPOINTS / text / "config.json").is_file():
+        model = load(CHECKPOINTS / text, revision=revision)
+    elif text in shipped:
+        repo = f"{_namespace(namespace) or DEFAULT_NAMESPACE}/{text}"
+        try:
+            model = load(repo, revision=revision)
+        except LightSRError as err:
+            raise LightSRError(f"'{text}' is not in {CHECKPOINTS} and the Hub repo '{repo}' could not be "
+                               f"loaded: {err}") from None
+    else:
+        local = sorted(p.parent.name for p in CHECKPOINTS.glob("*/config.json")) if CHECKPOINTS.is_dir() else []
+        raise LightSRError(f"'{text}' is not a model folder, a shipped checkpoint "
+                           f"({', '.join(sorted(set(local) | set(shipped)))}) or a Hub repo id (namespace/name)")
+    if task is not None and model.task != task:
+        raise LightSRError(f"'{text}' is a {model.task} model, not {task}")
+    return model

@@ -263,3 +263,25 @@ def test_one_load_fetches_config_json_once(hub, how):
     weight_gets = [r for r in hub.requests if r[1].endswith("/model.safetensors")]
     # one hf_hub_download each: a HEAD for the etag, then the GET
     assert [m for m, _ in config_gets] == ["HEAD", "GET"] and [m for m, _ in weight_gets] == ["HEAD", "GET"]
+
+
+def test_shipped_names_resolve_to_checkpoints_then_to_the_hub(hub, monkeypatch, tmp_path, capsys):
+    """checkpoints/NAME when present; else lightsr/NAME on the Hub (a pip install has no
+    checkpoints/); offline with nothing cached, one line naming both places."""
+    from huggingface_hub import constants
+
+    from lightsr import cli, zoo
+
+    local = tmp_path / "ckpts"
+    lightsr.create_model("ecbsr-test").save_pretrained(local / "rdn-light-x2")  # a stand-in for the shipped one
+    monkeypatch.setattr(zoo, "CHECKPOINTS", local)
+    assert zoo.resolve("rdn-light-x2").architecture == "ecbsr"
+    assert not hub.requests  # a local checkpoint never touches the network
+    lightsr.create_model("rdn-test").push_to_hub("lightsr/rdn-light-x4")
+    assert zoo.resolve("rdn-light-x4").architecture == "rdn"  # not shipped here: the Hub repo
+    monkeypatch.setattr(zoo, "CHECKPOINTS", tmp_path / "no-checkpoints")  # as after pip install
+    assert [e.name for e in zoo.available("super-resolution")][:2] == ["rdn-light-x2", "rdn-light-x4"]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert cli.main(["upscale", "a.png", str(tmp_path / "b.png"), "--model", "ecbsr-x2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-checkpoints" in err and "'lightsr/ecbsr-x2'" in err and "cache" in err
