@@ -244,7 +244,7 @@ def main(args: argparse.Namespace) -> dict:
         if budget.expired():
             stop = state["step"]
         if dist.is_main:
-            if state["step"] % args.log_every == 0 or state["step"] == args.steps:
+            if state["step"] % args.log_every == 0 or state["step"] == stop:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", lr=f"{lr:.3g}", skipped=guard.skipped,
                             elapsed_s=f"{state['elapsed_s']:.0f}")
             if state["step"] % args.val_every == 0 or state["step"] == args.steps:
