@@ -9,7 +9,6 @@ Every number in a card comes from running this code; published rows are labelled
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ from huggingface_hub import EvalResult
 
 from .evaluate import SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
+from .training import cpu_name
 
-__all__ = ["PUBLISHED_SR", "hardware", "training_record", "base_model", "sr_card_context", "flare_card_context", "write_card",
-           "example_image"]
+__all__ = ["PUBLISHED_SR", "hardware", "training_record", "base_model", "sr_card_context", "flare_card_context",
+           "write_card", "example_image"]
 
 # Published Y-channel PSNR on the bicubic degradation (data/README.md).
 PUBLISHED_SR = {
@@ -36,20 +36,13 @@ PUBLISHED_SR = {
 }
 
 
-def hardware(threads: int | str | None = None) -> str:
-    """This machine in words: the GPU, or the CPU model and ``threads`` (default: torch's; "1/2" for a mix)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
+def hardware(threads: int | str | None = None, cpu: str | None = None) -> str:
+    """A machine in words: this one's GPU, or ``cpu`` (default: this machine's CPU model) and
+    ``threads`` (default: torch's; "1/2" for a mix)."""
+    if cpu is None and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     n = threads or torch.get_num_threads()
-    return f"{cpu}, {n} CPU thread{'' if n == 1 else 's'}, no GPU"
+    return f"{cpu or cpu_name()}, {n} CPU thread{'' if n == 1 else 's'}, no GPU"
 
 
 def training_record(run_dir: str | Path) -> dict[str, Any]:
@@ -69,7 +62,9 @@ def _sittings(rec: dict[str, Any]) -> dict[str, str]:
     threads = sorted({s["threads"] for s in segs if not s.get("gpu")})
     if not segs:
         threads = [a.get("threads") or 0]
-    cpu = hardware(threads[0] if len(threads) == 1 else "/".join(map(str, threads))) if threads else ""
+    cpus = sorted({s["cpu"] for s in segs if s.get("cpu") and not s.get("gpu")})  # recorded since 2026-11-26
+    model = " / ".join(cpus) or None  # None: not recorded (older runs), this machine's is said
+    cpu = hardware(threads[0] if len(threads) == 1 else "/".join(map(str, threads)), cpu=model) if threads else ""
     parts = [cpu.removesuffix(", no GPU") if gpus else cpu] if cpu else []
     lines = {"hardware": " and ".join(parts + [f"one {g} GPU" for g in gpus])}
     if not segs:

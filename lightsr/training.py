@@ -60,6 +60,7 @@ __all__ = [
     "record_segment",
     "batches",
     "TimeBudget",
+    "cpu_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -523,6 +524,19 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     return copied, skipped
 
 
+def cpu_name() -> str:
+    """This machine's CPU model (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def record_segment(state: dict[str, Any], *, steps: int, lr: float, threads: int = 0,
                    device: torch.device | None = None) -> None:
     """Note in ``state`` (saved with every checkpoint) that a sitting of the run starts here.
@@ -531,7 +545,8 @@ def record_segment(state: dict[str, Any], *, steps: int, lr: float, threads: int
     threads in force and the GPU if one trained it, so a card can say honestly how a resumed
     run was trained (e.g. a schedule shortened at step 5,400 to finish within a session).
     """
-    entry = {"step": state["step"], "steps": steps, "lr": lr, "threads": threads or torch.get_num_threads()}
+    entry = {"step": state["step"], "steps": steps, "lr": lr, "threads": threads or torch.get_num_threads(),
+             "cpu": cpu_name()}
     if device is not None and device.type == "cuda":
         entry["gpu"] = torch.cuda.get_device_name(device)
     state.setdefault("segments", []).append(entry)
