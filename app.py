@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -28,6 +30,12 @@ MAX_COMPARE_PIXELS = 4_000_000  # the comparison keeps four full-size images in 
 ORIGINAL, LOW_RES = "It is the high-resolution original", "It is a low-resolution image"
 WHOLE_FRAME, TILES = "Whole frame (recommended)", "Full-resolution tiles"
 FLARE_WORK_SIZE = 512  # long side the whole-frame method sees the photo at (lightsr.flare "lowres", as trained)
+# Results are written here; Gradio copies them into its own cache (swept by delete_cache) as a
+# handler returns, so each call removes what earlier calls left here more than OUTPUT_TTL_S ago.
+WORK = Path(tempfile.gettempdir()) / "lightsr-space"
+OUTPUT_TTL_S = 600
+CACHE_SWEEP = (600, 3600)  # gr.Blocks(delete_cache=): every 10 min, files older than 1 h
+COMPUTE = "compute"  # the one concurrency group of every event: two cores run one job at a time
 
 
 def uploaded_image(**kwargs) -> gr.Image:
@@ -39,7 +47,8 @@ def uploaded_image(**kwargs) -> gr.Image:
     (not by subclassing, which makes Gradio write a .pyi stub next to this file).
     """
     image = gr.Image(type="filepath", **kwargs)
-    image.preprocess = lambda payload: None if payload is None else payload.path
+    # a malformed API payload (no file in it) reads as no upload: the handler's one clear line
+    image.preprocess = lambda payload: getattr(payload, "path", None)
     return image
 
 
@@ -63,11 +72,29 @@ def _open(path: str | None, max_pixels: int):
         raise gr.Error(str(err).replace(str(path), Path(path).name)) from None
 
 
+def _sweep(now: float | None = None) -> None:
+    """Remove results earlier calls left in WORK more than OUTPUT_TTL_S ago (Gradio has its copies)."""
+    now = time.time() if now is None else now
+    if not WORK.is_dir():
+        return
+    for entry in WORK.iterdir():
+        try:
+            if now - entry.stat().st_mtime > OUTPUT_TTL_S:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        except OSError:  # another worker removed it first
+            pass
+
+
+def _workdir(prefix: str) -> Path:
+    WORK.mkdir(parents=True, exist_ok=True)
+    _sweep()
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=WORK))
+
+
 def _png(img) -> str:
-    fd, path = tempfile.mkstemp(suffix=".png", prefix="lightsr-")
-    os.close(fd)
+    path = _workdir("image-") / "result.png"
     save_image(img, path)
-    return path
+    return str(path)
 
 
 def _tiles(progress: gr.Progress, what: str):
@@ -75,6 +102,15 @@ def _tiles(progress: gr.Progress, what: str):
 
 
 def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAME, progress=gr.Progress()):
+    """Remove lens flare (glow, streaks, ghosts) from a photo; the lamps themselves are kept.
+
+    Args:
+        image: the photo (up to 16 megapixels).
+        model_label: a flare model as listed in the app ("Pix2Pix" or "NF-ResUNet"); default the first.
+        method: "Whole frame (recommended)" or "Full-resolution tiles".
+    Returns:
+        the input and the result for the before/after slider, and the full-resolution PNG.
+    """
     img = _open(image, MAX_IMAGE_PIXELS)
     model = _model("flare-removal", label=model_label)
     try:
@@ -86,11 +122,23 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
 
 
 def upscale(video: str, scale: int = 2, kind: str = "fast", progress=gr.Progress()):
+    """Super-resolve a video x2 or x4; frame rate, timing and sound are kept (H.264 MP4 out).
+
+    Args:
+        video: the clip (up to 60 s and 720p).
+        scale: 2 or 4.
+        kind: "Fast" (real-time ECBSR), "Balanced" (SPAN-S) or "Quality" (RDN-light).
+    Returns:
+        the upscaled MP4.
+    """
     if not video:
         raise gr.Error("Upload a video first.")
-    model = _model("super-resolution", scale=int(scale), kind=kind.lower())
-    out = tempfile.mkdtemp(prefix="lightsr-video-")
-    dst = str(Path(out) / f"{Path(video).stem}-x{int(scale)}.mp4")
+    try:
+        scale = int(scale)
+    except (TypeError, ValueError):
+        raise gr.Error(f"scale must be 2 or 4, got {scale!r}") from None
+    model = _model("super-resolution", scale=scale, kind=str(kind).lower())
+    dst = str(_workdir("video-") / f"{Path(video).stem}-x{scale}.mp4")
     try:
         upscale_video(video, dst, model,
                       progress=lambda done, total: progress((done, total) if total else done,
@@ -101,6 +149,16 @@ def upscale(video: str, scale: int = 2, kind: str = "fast", progress=gr.Progress
 
 
 def compare(image: str, what: str = ORIGINAL, model_label: str | None = None, progress=gr.Progress()):
+    """Super-resolve an image and compare it with bicubic, with PSNR/SSIM against the original.
+
+    Args:
+        image: the image (up to 4 megapixels).
+        what: "It is the high-resolution original" (it is downscaled first, so the result can be
+            scored against it) or "It is a low-resolution image" (upscaled as it is; no scores).
+        model_label: a super-resolution model as listed in the app; default the first.
+    Returns:
+        bicubic and model images for the slider, zoomed crops, and the metrics table.
+    """
     img = _open(image, MAX_COMPARE_PIXELS)
     model = _model("super-resolution", label=model_label)
     try:
@@ -117,7 +175,7 @@ def build() -> gr.Blocks:
     sr_entries = zoo.available("super-resolution")
     scales = sorted({e.scale for e in sr_entries}) or [2]
     kinds = [k.capitalize() for k in zoo.KINDS if any(e.kind == k for e in sr_entries)] or ["Fast"]
-    with gr.Blocks(title="lightsr") as demo:
+    with gr.Blocks(title="lightsr", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown("# lightsr\nLight image restoration on 2 CPU cores: lens-flare removal and "
                     "super-resolution. [Models, cards and code](https://github.com/lightsr/lightsr).")
         with gr.Tabs():
@@ -140,10 +198,12 @@ def build() -> gr.Blocks:
                     with gr.Column():
                         f_slider = gr.ImageSlider(type="pil", format="png", label="Before / after")
                         f_file = gr.File(label="Full-resolution PNG")
-                f_btn.click(deflare, [f_in, f_model, f_method], [f_slider, f_file], api_name="deflare")
+                f_btn.click(deflare, [f_in, f_model, f_method], [f_slider, f_file], api_name="deflare",
+                            concurrency_limit=1, concurrency_id=COMPUTE)
                 flare_examples = sorted(str(p) for p in (EXAMPLES / "flare").glob("*.png"))
-                if flare_examples:
-                    gr.Examples(flare_examples, inputs=f_in,
+                if flare_examples and flare_labels:
+                    gr.Examples(flare_examples, inputs=f_in, outputs=[f_slider, f_file], fn=deflare,
+                                cache_examples=True, cache_mode="lazy",
                                 label="Examples (made for lightsr with synthetic flare, CC0)")
 
             with gr.Tab("Video super-resolution", id="video", elem_id="tab-video"):
@@ -156,7 +216,12 @@ def build() -> gr.Blocks:
                         v_kind = gr.Radio(kinds, value=kinds[0], label="Model")
                         v_btn = gr.Button("Upscale", variant="primary", interactive=bool(sr_entries))
                     v_out = gr.Video(label="Upscaled", autoplay=False)
-                v_btn.click(upscale, [v_in, v_scale, v_kind], v_out, api_name="upscale_video")
+                v_btn.click(upscale, [v_in, v_scale, v_kind], v_out, api_name="upscale_video",
+                            concurrency_limit=1, concurrency_id=COMPUTE)
+                clips = sorted(str(p) for p in (EXAMPLES / "video").glob("*.mp4"))
+                if clips and sr_entries:
+                    gr.Examples(clips, inputs=v_in, outputs=v_out, fn=upscale, cache_examples=True,
+                                cache_mode="lazy", label="Example (a 3 s clip made for lightsr, CC0)")
 
             with gr.Tab("Compare with bicubic", id="compare", elem_id="tab-compare"):
                 with gr.Row():
@@ -172,11 +237,16 @@ def build() -> gr.Blocks:
                         c_slider = gr.ImageSlider(type="pil", format="png", label="Bicubic / model")
                         c_crops = gr.Gallery(label="Same region, zoomed (bicubic, model, original)", columns=3,
                                              format="png", height=260)
-                c_btn.click(compare, [c_in, c_what, c_model], [c_slider, c_crops, c_table], api_name="compare")
+                c_btn.click(compare, [c_in, c_what, c_model], [c_slider, c_crops, c_table], api_name="compare",
+                            concurrency_limit=1, concurrency_id=COMPUTE)
                 examples = sorted(str(p) for p in EXAMPLES.glob("*.png")) if EXAMPLES.is_dir() else []
-                if examples:
-                    gr.Examples(examples, inputs=c_in, label="Examples (made for lightsr, CC0)")
-    demo.queue(default_concurrency_limit=1, max_size=16)  # two cores: one job at a time, a bounded line
+                if examples and sr_labels:
+                    gr.Examples(examples, inputs=c_in, outputs=[c_slider, c_crops, c_table], fn=compare,
+                                cache_examples=True, cache_mode="lazy", label="Examples (made for lightsr, CC0)")
+    for fn in demo.fns.values():  # a lazily cached example computes on its first click: same group
+        if getattr(fn.fn, "__name__", "") == "load_example_output":
+            fn.concurrency_id, fn.concurrency_limit = COMPUTE, 1
+    demo.queue(default_concurrency_limit=1, max_size=16)  # one job at a time (COMPUTE), a bounded line
     return demo
 
 

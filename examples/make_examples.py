@@ -1,4 +1,4 @@
-"""Render the app's example images (made here, CC0) and the docs' flare sample grid.
+"""Render the app's example images and clip (made here, CC0) and the docs' flare sample grid.
 
     python examples/make_examples.py
 
@@ -73,6 +73,33 @@ def night_optics_flare() -> Image.Image:
     return Image.fromarray(flared)
 
 
+def street_clip(path: Path, *, w: int = 320, h: int = 180, fps: int = 12, seconds: float = 3.0) -> None:
+    """A short H.264 clip with sound for the video tab: a slow pan over a large street-sign
+    render (text and railings: what video upscaling has to keep sharp), a quiet 330 Hz tone."""
+    import av
+
+    scene = np.asarray(street_sign(w=2 * w, h=2 * h).resize((w + w // 2, h + h // 4), Image.LANCZOS))
+    frames = int(fps * seconds)
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps, options={"crf": "23", "preset": "slow", "threads": "1"})
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        audio = out.add_stream("aac", rate=44100)
+        audio.layout = "mono"
+        for i in range(frames):
+            x = round((scene.shape[1] - w) * i / (frames - 1))
+            y = round((scene.shape[0] - h) * i / (frames - 1) / 2)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(scene[y:y + h, x:x + w]), format="rgb24")
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        n = int(44100 * seconds)
+        tone = (0.1 * np.sin(2 * np.pi * 330 * np.arange(n) / 44100)).astype(np.float32)
+        for k in range(0, n, 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 44100, k
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+
+
 def flare_grid(n: int = 5, size: int = 256) -> Image.Image:
     """Whole frames: row 1 optics inputs, row 2 their targets; rows 3-4 the same from the hand-drawn
     generator. Light sources are kept in every target; their glare, streaks and ghosts go."""
@@ -100,6 +127,8 @@ if __name__ == "__main__":
     (HERE / "flare").mkdir(exist_ok=True)
     night_flare().save(HERE / "flare" / "night-street.png", optimize=True)
     night_optics_flare().save(HERE / "flare" / "night-lamps.png", optimize=True)
+    (HERE / "video").mkdir(exist_ok=True)
+    street_clip(HERE / "video" / "street-pan.mp4")
     (ROOT / "docs").mkdir(exist_ok=True)
     flare_grid().save(ROOT / "docs" / "flare-samples.png", optimize=True)
     written = list(HERE.rglob("*.png")) + [ROOT / "docs" / "flare-samples.png"]

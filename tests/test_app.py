@@ -155,3 +155,68 @@ def test_eight_concurrent_compares_all_complete(client, photo, tmp_path):
     assert len(results) == 8 and all(len(r[2]["data"]) == 2 for r in results)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 300  # queued one at a time: no pile-up of eight jobs' buffers
+
+
+def test_all_tabs_share_one_concurrency_group(client, photo_file, monkeypatch):
+    """Jobs sent to different tabs at once still run one at a time (two cores, one job)."""
+    import threading
+    import time
+
+    import app
+
+    spans, lock = [], threading.Lock()
+
+    def slow(fn):
+        def run(*args, **kwargs):
+            start = time.monotonic()
+            time.sleep(0.4)
+            out = fn(*args, **kwargs)
+            with lock:
+                spans.append((start, time.monotonic()))
+            return out
+        return run
+
+    monkeypatch.setattr(app, "remove_flare", slow(app.remove_flare))
+    monkeypatch.setattr(app, "compare_with_bicubic", slow(app.compare_with_bicubic))
+    jobs = [client.submit(handle_file(str(photo_file)), api_name=name) for name in ("/deflare", "/compare") * 2]
+    for job in jobs:
+        job.result(timeout=120)
+    spans.sort()
+    assert len(spans) == 4
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
+
+
+def test_results_are_swept_and_gradio_cleans_its_cache(tmp_path, monkeypatch):
+    import os
+    import time
+
+    import app
+
+    monkeypatch.setattr(app, "WORK", tmp_path / "work")
+    first = app._png(Image.new("RGB", (4, 4)))
+    old = time.time() - app.OUTPUT_TTL_S - 5
+    os.utime(first, (old, old))
+    os.utime(os.path.dirname(first), (old, old))
+    second = app._png(Image.new("RGB", (4, 4)))
+    assert not os.path.exists(first) and os.path.exists(second)  # what Gradio has copied long ago goes
+    assert app.build().delete_cache == app.CACHE_SWEEP
+
+
+def test_a_malformed_api_payload_is_a_clear_error(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Upload an image first"):
+        client.predict({"not": "a file"}, api_name="/compare")
+
+
+def test_every_tab_has_lazily_cached_examples_in_the_compute_group():
+    import app
+
+    demo = app.build()
+    by_name = {}
+    for fn in demo.fns.values():
+        by_name.setdefault(getattr(fn.fn, "__name__", ""), []).append(fn)
+    assert {f.concurrency_id for name in ("deflare", "upscale", "compare", "load_example_output")
+            for f in by_name[name]} == {app.COMPUTE}
+    assert len(by_name["load_example_output"]) == 3  # flare, video (a clip made by the project), compare
+    assert (app.EXAMPLES / "video" / "street-pan.mp4").is_file()
