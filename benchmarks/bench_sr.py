@@ -38,6 +38,8 @@ RUNS = {
     "rdn-light-x4": ("runs/sr-quality-x4",),
     "ecbsr-x2": ("runs/sr-fast-x2",),
     "ecbsr-x4": ("runs/sr-fast-x4",),
+    "span-s-x2": ("runs/span-s-x2", "runs/span-s-x2-b"),
+    "span-s-x4": ("runs/span-s-x4",),
 }
 
 
@@ -106,7 +108,9 @@ def main() -> None:
                      "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
         write_card(folder, model, **sr_card_context(model, bench_dir=BENCH, run_dir=run, speed=speed, scores=scores),
                    repo_id=f"lightsr/{entry.name}", examples=examples)
-        rows.append((entry.name, d["parameters"], gflops, scores, (w, h), sec))
+        params = f"{d['inference_parameters']:,}" + (
+            f" ({d['parameters']:,} stored)" if d["parameters"] != d["inference_parameters"] else "")
+        rows.append((entry.name, params, gflops, scores, (w, h), sec))
         print(entry.name, f"{1 / sec:.1f} fps", {n: round(s.psnr, 2) for n, s in scores.items()})
     rows.sort(key=lambda r: (r[4][0] < 600, r[5]))  # x2 then x4, slowest first within a scale
     lines = [
@@ -118,12 +122,13 @@ def main() -> None:
         f"**{roofline:.0f} GFLOP/s** here; \"of roofline\" is a model's GFLOPs per frame over its time, as a "
         "fraction of that. Machine: " + machine() + ".",
         "",
-        "| checkpoint | params | Set5 PSNR / SSIM | Set14 PSNR / SSIM | bicubic Set5 / Set14 | input frame | "
+        "| checkpoint | params at inference | Set5 PSNR / SSIM | Set14 PSNR / SSIM | bicubic Set5 / Set14 | "
+        "input frame | "
         "GFLOPs / frame | ms / frame (fps) | of roofline |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, params, gflops, s, (w, h), sec in rows:
-        lines.append(f"| {name} | {params:,} | {s['Set5'].psnr:.2f} / {s['Set5'].ssim:.4f} | "
+        lines.append(f"| {name} | {params} | {s['Set5'].psnr:.2f} / {s['Set5'].ssim:.4f} | "
                      f"{s['Set14'].psnr:.2f} / {s['Set14'].ssim:.4f} | "
                      f"{s['Set5'].bicubic_psnr:.2f} / {s['Set14'].bicubic_psnr:.2f} | {w}x{h} | {gflops:.1f} | "
                      f"{sec * 1000:.0f} ms ({1 / sec:.1f}) | {gflops / sec / roofline:.0%} |")
