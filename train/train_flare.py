@@ -52,8 +52,9 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best, learning_rate,
-    load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run, warm_start,
+    CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
+    learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
+    warm_start,
 )
 
 log = logging.getLogger("train_flare")
