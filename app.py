@@ -215,7 +215,7 @@ def build() -> gr.Blocks:
                         v_scale = gr.Radio(scales, value=scales[0], label="Scale")
                         v_kind = gr.Radio(kinds, value=kinds[0], label="Model")
                         v_btn = gr.Button("Upscale", variant="primary", interactive=bool(sr_entries))
-                    v_out = gr.Video(label="Upscaled", autoplay=False)
+                    v_out = gr.Video(label="Upscaled", autoplay=False, elem_id="video-out")
                 v_btn.click(upscale, [v_in, v_scale, v_kind], v_out, api_name="upscale_video",
                             concurrency_limit=1, concurrency_id=COMPUTE)
                 clips = sorted(str(p) for p in (EXAMPLES / "video").glob("*.mp4"))

@@ -59,7 +59,7 @@ def main() -> None:
             clip = ROOT / "examples" / "video" / "street-pan.mp4"  # the tab's own example (CC0)
             panel.locator("input[type=file]").first.set_input_files(str(clip))
             panel.get_by_role("button", name="Upscale").click()
-            panel.locator("video").nth(1).wait_for(timeout=180_000)
+            page.locator("#video-out video").wait_for(timeout=180_000)
             page.wait_for_timeout(2000)
             page.screenshot(path=str(out / "screenshot-video.png"))
             browser.close()
