@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import LightSRError
-from .hub import LightSRModel
+from .models.base import LightSRModel
 from .imaging import bicubic_downscale, bicubic_upscale, modcrop
 from .inference import enhance
 from .metrics import psnr, ssim

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter, ImageOps
 
 from .errors import LightSRError
-from .hub import LightSRModel
+from .models.base import LightSRModel
 from .imaging import fit_long_side
 from .inference import enhance
 from .models._common import GAMMA

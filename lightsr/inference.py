@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .errors import LightSRError
-from .hub import LightSRModel
+from .models.base import LightSRModel
 
 __all__ = ["enhance", "default_tile", "run_tiled"]
 

@@ -38,7 +38,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import LightSRError
-from .hub import LightSRModel, load_weights
+from .models.base import LightSRModel
+from .weights import load_weights
 
 __all__ = [
     "setup_distributed",
@@ -503,14 +504,14 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     Safetensors only, like every other load. Raises ``LightSRError`` when nothing matches
     or the architectures differ.
     """
-    from .hub import _weights_file, read_config
+    from .weights import read_config, weights_file
 
     config = read_config(source)
     target = unwrap(model)
     if config.get("architecture") != getattr(target, "architecture", None):
         raise LightSRError(f"--init '{source}' is a {config.get('architecture')} model, "
                            f"not {getattr(target, 'architecture', type(target).__name__)}")
-    path = _weights_file(str(source), revision=None)
+    path = weights_file(str(source), revision=None)
     try:
         state = load_file(path)
     except (OSError, ValueError) as err:

@@ -37,7 +37,7 @@ try:
     import av
 except ImportError:  # the "video" extra: the rest of lightsr works without PyAV
     raise LightSRError("video needs PyAV: pip install 'lightsr[video]' (or pip install av)") from None
-from .hub import LightSRModel
+from .models.base import LightSRModel
 from .imaging import save_image
 
 __all__ = ["VideoInfo", "probe_video", "upscale_video", "sample_frames", "export_frames", "Timings"]

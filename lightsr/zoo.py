@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LightSRError
-from .hub import LightSRModel, load
+from .hub import load
+from .models.base import LightSRModel
 
 __all__ = ["Entry", "KINDS", "CATALOGUE", "CHECKPOINTS", "DEFAULT_NAMESPACE", "available", "get_model", "find",
            "resolve"]

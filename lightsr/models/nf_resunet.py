@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hub import LightSRModel
+from .base import LightSRModel
 from ._common import check_image_batch, from_linear, pad_to_multiple, to_linear
 
 __all__ = ["NFResUNetConfig", "NFResUNet", "ScaledStdConv2d", "activation_gamma", "adaptive_gradient_clip",

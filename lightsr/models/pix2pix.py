@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..hub import LightSRModel
+from .base import LightSRModel
 from ._common import check_image_batch, from_linear, pad_to_multiple, to_linear
 
 __all__ = ["Pix2PixConfig", "Pix2Pix", "PatchDiscriminator", "VARIANTS"]

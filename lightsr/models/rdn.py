@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hub import LightSRModel
+from .base import LightSRModel
 from ._common import check_image_batch
 
 __all__ = ["RDNConfig", "RDN", "VARIANTS"]
