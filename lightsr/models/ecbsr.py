@@ -15,7 +15,7 @@ cores. Thin layers are slow per FLOP on a CPU, so the deployed network must be a
 chain of plain 3x3 convs; the ECB branches give training the capacity that the plain
 network lacks. How we differ from the paper:
 
-- Fused weights are computed when the model is put in eval mode and cached, so the saved
+- Fused weights are computed at the first eval-mode forward and cached until a weight changes, so the saved
   file keeps the training-time branches (fine-tuning stays possible) while inference
   runs the plain network.
 - Border handling: the 1x1 branches pad their output with their own bias before the 3x3
@@ -83,10 +83,11 @@ class EdgeConvBlock(nn.Module):
             mask = f.to(torch.get_default_device()).expand(cout, 1, 3, 3).clone()  # meta-device aware
             self.register_buffer(f"mask_{k}", mask, persistent=False)
         self._fused: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._fused_key: tuple = ()
 
-    def train(self, mode: bool = True):
-        self._fused = None  # recomputed from the current branches on the next eval forward
-        return super().train(mode)
+    def _weights_key(self) -> tuple:
+        """Changes whenever any weight does: an optimizer or EMA step and a load all bump _version."""
+        return tuple((p.data_ptr(), p._version) for p in self.parameters())
 
     def fuse(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 3x3 conv (weight, bias) equal to the sum of the five branches."""
@@ -105,9 +106,10 @@ class EdgeConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            if self._fused is None or self._fused[0].device != x.device:
+            key = self._weights_key()
+            if self._fused is None or self._fused_key != key or self._fused[0].device != x.device:
                 with torch.no_grad():
-                    self._fused = tuple(t.detach() for t in self.fuse())
+                    self._fused, self._fused_key = tuple(t.detach() for t in self.fuse()), key
             return F.conv2d(x, self._fused[0], self._fused[1], padding=1)
         y = self.conv3(x)
         y = y + self.expand_3x3(_pad_with_bias(self.expand_1x1(x), self.expand_1x1.bias))

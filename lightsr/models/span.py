@@ -10,7 +10,7 @@ where ``y`` is its third conv's output, so the features themselves say where to 
 
 - Each 3x3 conv is a ``Conv3XC`` in training: a 1x1 expansion (x ``gain``), a 3x3 conv and
   a 1x1 reduction in series, plus a parallel 1x1 skip. All linear, so at inference it is
-  exactly one 3x3 conv (computed when the model goes to eval mode and cached; the saved
+  exactly one 3x3 conv (computed at the first eval-mode forward, cached until a weight changes; the saved
   file keeps the training branches, so fine-tuning stays possible).
 - Block (SPAB): three Conv3XC with SiLU between them, then the attention above.
 - Network: Conv3XC(3 -> C); ``num_blocks`` SPABs; a Conv3XC on the last block's output; a
@@ -79,10 +79,11 @@ class Conv3XC(nn.Module):
         self.conv = nn.Conv2d(cin * gain, cout * gain, 3)  # valid: the input is bias-padded
         self.reduce = nn.Conv2d(cout * gain, cout, 1)
         self._fused: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._fused_key: tuple = ()
 
-    def train(self, mode: bool = True):
-        self._fused = None  # recomputed from the current branches on the next eval forward
-        return super().train(mode)
+    def _weights_key(self) -> tuple:
+        """Changes whenever any weight does: an optimizer or EMA step and a load all bump _version."""
+        return tuple((p.data_ptr(), p._version) for p in self.parameters())
 
     def fuse(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 3x3 conv (weight, bias) equal to the sum of both branches."""
@@ -96,9 +97,11 @@ class Conv3XC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            if self._fused is None or self._fused[0].device != x.device or self._fused[0].dtype != x.dtype:
+            key = self._weights_key()
+            if self._fused is None or self._fused_key != key or self._fused[0].device != x.device \
+                    or self._fused[0].dtype != x.dtype:
                 with torch.no_grad():
-                    self._fused = tuple(t.detach().to(x.dtype) for t in self.fuse())
+                    self._fused, self._fused_key = tuple(t.detach().to(x.dtype) for t in self.fuse()), key
             return F.conv2d(x, self._fused[0], self._fused[1], padding=1)
         h = _pad_with_bias(self.expand(x), self.expand.bias)
         return self.reduce(self.conv(h)) + self.skip(x)
