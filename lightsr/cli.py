@@ -54,7 +54,7 @@ def _process(model, img, args, task: str, progress=None):
     if task == "flare-removal":
         return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress)
     tile = None if args.tile == 0 else (args.tile or "auto")
-    return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress)
+    return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend)
 
 
 def _run_image(args, task: str) -> int:
@@ -164,7 +164,7 @@ def cmd_video(args) -> None:
         bar.refresh()
 
     try:
-        upscale_video(args.input, args.output, model, crf=args.crf, progress=progress)
+        upscale_video(args.input, args.output, model, crf=args.crf, progress=progress, backend=args.backend)
     finally:
         bar.close()
     print(f"{args.input} -> {args.output}")
@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log details (and show tracebacks)")
     sub = p.add_subparsers(dest="command", required=True)
 
+    def backend_opt(sp):
+        sp.add_argument("--backend", choices=["auto", "torch", "openvino"], default=None,
+                        help="inference backend (default: $LIGHTSR_BACKEND, else auto: OpenVINO when installed)")
+
     def model_opts(sp, default: str):
         sp.add_argument("--model", default=default,
                         help=f"model folder, Hub repo id, or the name of a folder in checkpoints/ (default: {default})")
@@ -203,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "upscale":  # deflare's tiles follow from --method
             sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
             sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
+            backend_opt(sp)
         else:
             sp.add_argument("--method", choices=["lowres", "tiled"], default="lowres",
                             help="lowres (default): flare estimated on the whole photo at 512 px, as the models "
@@ -233,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("output", help="the output .mp4")
     model_opts(sp, _default_model("super-resolution", "fast"))
     sp.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51")
+    backend_opt(sp)
     sp.set_defaults(fn=cmd_video)
 
     sp = sub.add_parser("frames", help="export frames of a video as PNG")

@@ -49,23 +49,27 @@ def _to_tensor(img) -> torch.Tensor:
 
 @torch.inference_mode()
 def evaluate_sr(model: torch.nn.Module, folder: str | Path, *, scale: int | None = None,
-                device: torch.device | str | None = None) -> SRScores:
+                device: torch.device | str | None = None, backend: str = "torch") -> SRScores:
     """Mean Y-channel PSNR/SSIM of ``model`` and of bicubic over the HR images in ``folder``.
 
     The model runs on whole images (benchmark images are small), in eval mode; grey
-    images are fed as three equal channels and measured as they are.
+    images are fed as three equal channels and measured as they are. ``backend``: PyTorch
+    (the reference) by default, or "openvino" to measure what the compiled model gives.
     """
+    from .backends import runner
+
     scale = scale or model.scale
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
+    net = runner(model, backend)
     rows = []
     for path in image_files(folder):
         img = open_image(path)
         grey = img.mode in ("L", "LA", "I;16", "I")
         hr = modcrop(img.convert("RGB"), scale)
         lr = bicubic_downscale(hr, scale)
-        sr = model(_to_tensor(lr).to(device)).clamp(0, 1)
+        sr = net(_to_tensor(lr).to(device)).clamp(0, 1)
         sr = (sr[0].permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
         bic = np.asarray(bicubic_upscale(lr, scale))
         hr = np.asarray(hr)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from .backends import runner
 from .errors import LightSRError
 from .models.base import LightSRModel
 
@@ -56,8 +57,10 @@ def _ramp(n_out: int, start_out: int, scale: int, core0: int, core1: int, size: 
 
 @torch.inference_mode()
 def run_tiled(model: LightSRModel, src: np.ndarray, *, tile: int | None, overlap: int,
-              progress: ProgressFn | None = None) -> np.ndarray:
-    """(H, W, 3) uint8/uint16 -> (s*H, s*W, 3) same dtype, through ``model`` tile by tile."""
+              progress: ProgressFn | None = None, backend: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8/uint16 -> (s*H, s*W, 3) same dtype, through ``model`` tile by tile
+    (on ``backend``: see ``lightsr.backends.runner``)."""
+    net = runner(model, backend)
     maxval = 255.0 if src.dtype == np.uint8 else 65535.0
     device = next(model.parameters()).device
     s = model.scale
@@ -87,9 +90,9 @@ def run_tiled(model: LightSRModel, src: np.ndarray, *, tile: int | None, overlap
             cx0, cx1 = max(0, x0 - overlap), min(W, x1 + overlap)
             patch = torch.from_numpy(np.array(src[cy0:cy1, cx0:cx1])).to(device)  # a writable copy
             x = patch.permute(2, 0, 1)[None].float().div_(maxval)
-            if device.type == "cpu":
+            if device.type == "cpu" and net is model:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = model(x)[0].clamp_(0, 1).permute(1, 2, 0).float().cpu().numpy()
+            y = net(x)[0].clamp_(0, 1).permute(1, 2, 0).float().cpu().numpy()
             left, right = max(0, x0 - half) * s, min(W, x1 + half) * s
             wx = _ramp(right - left, left, s, x0, x1, W, half)
             block = y[lo - cy0 * s : hi - cy0 * s, left - cx0 * s : right - cx0 * s]
@@ -153,7 +156,7 @@ def _array_to_pil(arr: np.ndarray, mode: str) -> Image.Image:
 
 
 def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", overlap: int | None = None,
-            progress: ProgressFn | None = None):
+            progress: ProgressFn | None = None, backend: str | None = None):
     """Run ``model`` on a whole image, tiled, and return the result in the input's own kind.
 
     ``image``: a PIL image (any common mode; EXIF orientation applied) or a uint8/uint16
@@ -165,7 +168,9 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     ``tile``: ``"auto"`` (default) picks a tile that keeps activation memory near 1 GiB;
     ``None`` runs the whole image at once; an int is the tile side in input pixels.
     ``overlap``: context pixels around each tile; the model's ``tile_overlap()`` by default.
-    ``progress(done, total)`` is called after each tile.
+    ``progress(done, total)`` is called after each tile. ``backend``: "auto" (OpenVINO when
+    installed, else PyTorch), "torch" or "openvino"; None reads ``$LIGHTSR_BACKEND``, default
+    "auto" (``lightsr.backends``).
     """
     if not isinstance(model, LightSRModel):
         raise LightSRError(f"expected a lightsr model (from lightsr.load or create_model), got {type(model).__name__}")
@@ -195,7 +200,8 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     was_training = model.training
     model.eval()
     try:
-        out = run_tiled(model, np.ascontiguousarray(rgb), tile=tile, overlap=overlap, progress=progress)
+        out = run_tiled(model, np.ascontiguousarray(rgb), tile=tile, overlap=overlap, progress=progress,
+                        backend=backend)
     finally:
         model.train(was_training)
     if channels in (1, 2):

@@ -10,6 +10,9 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="lightsr-hf-home-")
 os.environ["LIGHTSR_CACHE"] = tempfile.mkdtemp(prefix="lightsr-cache-")  # PSF banks made by the tests
 os.environ.pop("HF_HUB_OFFLINE", None)
+# PyTorch is the reference: the suite runs on it (subprocesses inherit this), and
+# tests/test_backends.py checks OpenVINO against it explicitly.
+os.environ["LIGHTSR_BACKEND"] = "torch"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,0 +1,155 @@
+"""Inference backends: PyTorch (the reference) and OpenVINO (compiled; this CPU's fastest).
+
+    net = runner(model, "auto")     # a callable with the model's tensor contract
+    y = net(x)                      # (N, 3, H, W) float in [0, 1] -> (N, 3, s*H, s*W)
+
+``"torch"`` calls the model itself. ``"openvino"`` converts the model once (a traced,
+re-parameterised graph with dynamic height and width, so every tile size shares one
+compilation), compiles it for the CPU and reuses it; the converted graph is cached on disk
+(``$LIGHTSR_CACHE`` or ``~/.cache/lightsr``, keyed by the weights, the config and the
+OpenVINO version), so only the first use of a model pays the conversion. ``"auto"``
+(default; ``$LIGHTSR_BACKEND`` overrides it) takes OpenVINO when it is installed and the
+model is on the CPU, else PyTorch. A model that fails to convert or compile falls back to
+PyTorch with one warning line.
+
+Precision is fp32 (equal to PyTorch within 1e-4, tested). ``precision="bf16"`` asks for
+bfloat16 where the CPU reports it (AVX-512 BF16 / AMX); it changes outputs by up to about
+2/255, so it is never picked automatically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+import weakref
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import LightSRError
+from .models.base import LightSRModel
+
+__all__ = ["BACKENDS", "runner", "openvino_available", "OpenVINOModel"]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "openvino")
+PRECISIONS = ("fp32", "bf16")
+_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(precision, key): OpenVINOModel}
+_lock = threading.Lock()
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("LIGHTSR_CACHE") or Path.home() / ".cache" / "lightsr") / "openvino"
+
+
+def _weights_key(model: torch.nn.Module) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+def _fingerprint(model: LightSRModel, ov_version: str) -> str:
+    """What the converted graph depends on: the weights, the config and the OpenVINO version."""
+    h = hashlib.sha256(json.dumps([model.architecture, asdict(model.config), ov_version], sort_keys=True).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class OpenVINOModel:
+    """``model`` compiled by OpenVINO for the CPU, any input size: (N, 3, H, W) float tensor in
+    [0, 1] -> (N, 3, s*H, s*W) float tensor in [0, 1], like the model's eval-mode forward."""
+
+    def __init__(self, model: LightSRModel, *, precision: str = "fp32", threads: int | None = None):
+        import openvino as ov
+
+        if precision not in PRECISIONS:
+            raise LightSRError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise LightSRError("this CPU does not report bf16 support to OpenVINO; use precision='fp32'")
+        self.model, self.scale, self.precision = model, model.scale, precision
+        path = _cache_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
+        if path.is_file():
+            graph = core.read_model(str(path))
+        else:
+            graph = self._convert(model, ov)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".convert-"))
+            try:  # written beside the cache, then renamed in: a reader never sees half a graph
+                ov.save_model(graph, str(tmp / path.name), compress_to_fp16=False)  # fp32 weights, as trained
+                os.replace(tmp / path.with_suffix(".bin").name, path.with_suffix(".bin"))
+                os.replace(tmp / path.name, path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
+        self._compiled = core.compile_model(graph, "CPU", config)
+        self._local = threading.local()  # one infer request per thread: requests are not thread-safe
+
+    @staticmethod
+    def _convert(model: LightSRModel, ov):
+        was = model.training
+        model.eval()
+        example = torch.rand(1, 3, 32, 32)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                # the shape check in forward is Python, fixed at trace time: what the warning says, and fine
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model(example)  # caches re-parameterised convs, so the trace holds them as constants
+                graph = ov.convert_model(model, example_input=example)
+        finally:
+            model.train(was)
+        graph.reshape({graph.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
+        return graph
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        out = request.infer({0: x.detach().float().cpu().contiguous().numpy()})[0]
+        return torch.from_numpy(out.copy())
+
+
+def runner(model: LightSRModel, backend: str | None = "auto", *,
+           precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
+    """The callable that runs ``model`` on ``backend`` ("auto", "torch" or "openvino"; None reads
+    ``$LIGHTSR_BACKEND``, default "auto"). Compiled models are kept per model object and reused."""
+    backend = backend or os.environ.get("LIGHTSR_BACKEND") or "auto"
+    if backend not in BACKENDS:
+        raise LightSRError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if backend == "torch" or (backend == "auto" and not (openvino_available() and on_cpu)):
+        return model
+    if not openvino_available():
+        raise LightSRError("backend 'openvino' needs OpenVINO: pip install openvino (or 'lightsr[openvino]')")
+    if not on_cpu:
+        raise LightSRError("backend 'openvino' runs on the CPU; move the model there or use backend='torch'")
+    key = (precision, _weights_key(model))
+    with _lock:
+        per_model = _compiled.setdefault(model, {})
+        if key not in per_model:
+            try:
+                per_model.clear()  # older weights' compilations are stale
+                per_model[key] = OpenVINOModel(model, precision=precision)
+            except LightSRError:
+                raise
+            except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
+                logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch",
+                               model.architecture, str(err).splitlines()[0] if str(err) else type(err).__name__)
+                per_model[key] = model
+        return per_model[key]

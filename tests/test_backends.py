@@ -1,0 +1,127 @@
+"""lightsr.backends: OpenVINO equals PyTorch, tiles still match, and failures fall back cleanly."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import lightsr
+from lightsr import backends
+from lightsr.inference import enhance
+
+pytest.importorskip("openvino")
+
+
+def _trained_like(name: str, scale: int = 2):
+    """A test variant with every branch active (an untrained model is too close to its anchor)."""
+    torch.manual_seed(0)
+    model = lightsr.create_model(name, scale=scale)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["span-test", "ecbsr-test", "rdn-test"])
+def test_openvino_fp32_equals_torch(name, photo):
+    model = _trained_like(name)
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    net = backends.runner(model, "openvino")
+    assert isinstance(net, backends.OpenVINOModel)
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-4)
+    # through enhance, any size (dynamic shapes), tiled: within 1/255 of the untiled torch result
+    reference = enhance(model, photo, tile=None, backend="torch").astype(int)
+    tiled = enhance(model, photo, tile=32, backend="openvino").astype(int)
+    assert np.abs(reference - tiled).max() <= 1
+    assert backends.runner(model, "openvino") is net  # compiled once per model, reused
+
+
+def test_weight_change_recompiles_and_the_graph_cache_is_reused(monkeypatch):
+    model = _trained_like("span-test")
+    x = torch.rand(1, 3, 9, 11)
+    first = backends.runner(model, "openvino")
+    with torch.no_grad():
+        model.tail.bias.add_(0.1)
+        second = backends.runner(model, "openvino")
+        assert second is not first
+        assert (second(x) - model(x)).abs().max() < 1e-4, (second(x) - model(x)).abs().max()
+    backends._compiled.clear()
+    monkeypatch.setattr(backends.OpenVINOModel, "_convert", staticmethod(lambda *a: pytest.fail("converted again")))
+    third = backends.runner(model, "openvino")  # the same weights: read from the on-disk graph cache
+    with torch.no_grad():
+        assert torch.allclose(third(x), model(x), atol=1e-4)
+
+
+def test_selection_errors_and_fallback(monkeypatch, caplog):
+    model = _trained_like("ecbsr-test")
+    assert backends.runner(model, "torch") is model
+    with pytest.raises(lightsr.LightSRError, match="backend must be one of auto, torch, openvino"):
+        backends.runner(model, "tensorrt")
+    monkeypatch.setenv("LIGHTSR_BACKEND", "openvino")
+    assert isinstance(backends.runner(model, None), backends.OpenVINOModel)  # None reads the environment
+    monkeypatch.setattr(backends, "openvino_available", lambda: False)
+    assert backends.runner(model, "auto") is model  # not installed: auto is PyTorch
+    with pytest.raises(lightsr.LightSRError, match="pip install openvino"):
+        backends.runner(model, "openvino")
+    monkeypatch.undo()
+
+    def broken(*_):
+        raise RuntimeError("unsupported operation aten::something\nmore detail")
+
+    other = _trained_like("rdn-test")
+    monkeypatch.setattr(backends.OpenVINOModel, "_convert", staticmethod(broken))
+    monkeypatch.setattr(backends, "_cache_dir", lambda: backends.Path(__import__("tempfile").mkdtemp()))
+    with caplog.at_level(logging.WARNING, logger="lightsr.backends"):
+        assert backends.runner(other, "openvino") is other  # one warning line, then PyTorch
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "running it with PyTorch" in lines[0] and "\n" not in lines[0]
+
+
+def test_bf16_where_the_cpu_has_it(photo):
+    import openvino as ov
+
+    model = _trained_like("span-test")
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        with pytest.raises(lightsr.LightSRError, match="does not report bf16"):
+            backends.OpenVINOModel(model, precision="bf16")
+        pytest.skip("this CPU has no bf16")
+    net = backends.OpenVINOModel(model, precision="bf16")
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        assert (net(x).clamp(0, 1) - model(x).clamp(0, 1)).abs().max() <= 2 / 255
+
+
+def test_video_runs_on_the_backend(tmp_path):
+    from media import make_clip
+
+    from lightsr.video import upscale_video
+
+    model = _trained_like("ecbsr-test")
+    make_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    upscale_video(tmp_path / "in.mp4", tmp_path / "a.mp4", model, backend="openvino")
+    upscale_video(tmp_path / "in.mp4", tmp_path / "b.mp4", model, backend="torch")
+    with pytest.raises(lightsr.LightSRError, match="backend must be one of"):
+        upscale_video(tmp_path / "in.mp4", tmp_path / "c.mp4", model, backend="gpu")
+    assert not (tmp_path / "c.mp4").exists()
+    from lightsr.video import sample_frames
+
+    a = [np.asarray(f.convert("RGB"), dtype=int) for f in sample_frames(tmp_path / "a.mp4", every_frames=1)]
+    b = [np.asarray(f.convert("RGB"), dtype=int) for f in sample_frames(tmp_path / "b.mp4", every_frames=1)]
+    assert len(a) == len(b) == 4 and max(np.abs(x - y).max() for x, y in zip(a, b)) <= 2  # x264 may round apart
+    Image.fromarray(a[0].astype(np.uint8))  # decodable frames
+
+
+def test_cli_backend_flag(tmp_path, photo):
+    from lightsr import cli
+
+    model = _trained_like("span-test")
+    model.save_pretrained(tmp_path / "m")
+    Image.fromarray(photo).save(tmp_path / "in.png")
+    for b in ("torch", "openvino"):
+        assert cli.main(["upscale", str(tmp_path / "in.png"), str(tmp_path / f"{b}.png"), "--model",
+                         str(tmp_path / "m"), "--backend", b]) == 0
+    a, b = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=int) for n in ("torch", "openvino"))
+    assert a.shape == b.shape == (144, 192, 3) and np.abs(a - b).max() <= 1
