@@ -132,7 +132,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
     on its long side and subtracted, upsampled, at full resolution; the default) or
     ``"tiled"`` (full-resolution inference in tiles). ``keep_sources`` blends the lamps
-    (saturated pixels the model keeps saturated) back from the input.
+    (saturated pixels the model keeps saturated) back from the input. The flare models run on
+    PyTorch, what BENCHMARKS.md measured them on (OpenVINO is not measured for them yet).
     """
     if model.task != "flare-removal":
         raise LightSRError(f"flare removal needs a flare-removal model, not {model.task}")
@@ -151,7 +152,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)
         # one whole-frame pass (a work_size above 1536 px goes through tiles, memory bounded)
         clean_small = _model_float(model, small) if max(small.shape[:2]) <= 1536 else \
-            enhance(model, small, progress=progress).astype(np.float32) / 255.0
+            enhance(model, small, progress=progress, backend="torch").astype(np.float32) / 255.0
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
         lamp_small = _channel_max(clean_small) >= LAMP
@@ -164,7 +165,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         if progress:
             progress(1, 1)
     else:
-        out = enhance(model, rgb, progress=progress)
+        out = enhance(model, rgb, progress=progress, backend="torch")
         lamp = _channel_max(out) >= LAMP * 255
 
         def lamp_at(ys, xs):
