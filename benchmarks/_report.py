@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime
 import platform
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -31,6 +33,18 @@ def training_runs(runs: dict[str, tuple[str, ...]], name: str) -> list[Path] | N
     """The run folders (in order) that made checkpoint ``name``, or None when any is not in this checkout."""
     folders = [ROOT / r for r in runs.get(name, ())]
     return folders if folders and all((f / "args.json").exists() for f in folders) else None
+
+
+def median_time(fn, runs: int) -> float:
+    """Median seconds of ``runs`` calls of ``fn`` after one warm-up (oneDNN and OpenVINO pick
+    their kernels on the first call)."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def write_section(name: str, text: str) -> None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 import time
 
 import torch
-from _report import ROOT, machine, write_section
+from _report import ROOT, machine, median_time, write_section
 
 import lightsr
 from lightsr import backends, zoo
@@ -28,15 +27,9 @@ from lightsr.evaluate import evaluate_sr
 BENCH = ROOT / "data" / "sr-bench"
 
 
+@torch.inference_mode()
 def frame_ms(net, x: torch.Tensor, frames: int) -> float:
-    with torch.inference_mode():
-        net(x)
-        times = []
-        for _ in range(frames):
-            t = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+    return median_time(lambda: net(x), frames) * 1000
 
 
 def main() -> None:

@@ -16,12 +16,10 @@ otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
-from _report import ROOT, machine, training_runs, write_section
+from _report import ROOT, machine, median_time, training_runs, write_section
 
 import lightsr
 from lightsr import zoo
@@ -49,16 +47,6 @@ OUTPUT = (1280, 720)  # every speed is for one 720p output frame
 def frame_size(scale: int) -> tuple[int, int]:
     """(width, height) of the input frame that the model turns into 1280x720."""
     return OUTPUT[0] // scale, OUTPUT[1] // scale
-
-
-def median_time(fn, runs: int) -> float:
-    fn()  # warm-up: oneDNN picks its kernels on the first call
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 @torch.inference_mode()
