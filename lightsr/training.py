@@ -197,6 +197,18 @@ class TimeBudget:
     def expired(self) -> bool:
         return self.seconds > 0 and time.monotonic() - self.t0 > self.seconds
 
+    def after_step(self, state: dict[str, Any], args, stop: int, on_plan=None) -> int:
+        """What a trainer calls after each step: once the total is planned it becomes
+        ``args.steps`` and the sitting's recorded length, and ``on_plan()`` runs (to rewrite
+        args.json, say); returns the step to stop at (now, once the budget is spent)."""
+        planned = self.total(state["step"], args.steps)
+        if planned != args.steps:
+            args.steps = stop = planned
+            state["segments"][-1]["steps"] = planned
+            if on_plan is not None:
+                on_plan()
+        return state["step"] if self.expired() else stop
+
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``["features=48", "upsampler=transpose"]`` -> {"features": 48, "upsampler": "transpose"} (JSON values)."""

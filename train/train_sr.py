@@ -173,8 +173,12 @@ def main(args: argparse.Namespace) -> dict:
     elif dist.is_main:
         (out / "log.csv").unlink(missing_ok=True)
     record_segment(state, steps=args.steps, lr=args.lr, threads=args.threads, device=dist.device)
-    if dist.is_main:
+
+    def write_args() -> None:
         (out / "args.json").write_text(json.dumps(vars(args), indent=1))
+
+    if dist.is_main:
+        write_args()
     net = model
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type ==
@@ -236,14 +240,7 @@ def main(args: argparse.Namespace) -> dict:
                 guard.remember(net, optimizer)
         state["step"] = step + 1
         state["elapsed_s"] = time.monotonic() - start
-        planned = budget.total(state["step"], args.steps)
-        if planned != args.steps:
-            args.steps = stop = planned
-            state["segments"][-1]["steps"] = planned
-            bar.total = planned
-            (out / "args.json").write_text(json.dumps(vars(args), indent=1))
-        if budget.expired():
-            stop = state["step"]
+        stop = budget.after_step(state, args, stop, on_plan=lambda: (setattr(bar, "total", args.steps), write_args()))
         if dist.is_main:
             if state["step"] % args.log_every == 0 or state["step"] == stop:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", lr=f"{lr:.3g}", skipped=guard.skipped,
