@@ -25,7 +25,7 @@ import json, resource, sys, time
 import numpy as np, torch
 sys.path.insert(0, {root!r})
 import lightsr
-from lightsr.cli import resolve_model
+from lightsr.zoo import resolve as resolve_model
 torch.set_num_threads({threads})
 name, w, h, tile, limit = {name!r}, {w}, {h}, {tile!r}, {limit!r}
 if limit:

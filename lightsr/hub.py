@@ -8,7 +8,6 @@ card renderer and the safe readers live below it (``lightsr.models.base``,
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -20,21 +19,19 @@ from .weights import read_config
 
 __all__ = ["LightSRModel", "load", "read_config", "render_model_card", "push_folder", "REPO_URL"]
 
-logger = logging.getLogger(__name__)
-
-
 def load(
     name_or_path: str | os.PathLike,
     *,
     revision: str | None = None,
-    device: str | torch.device = "auto",
+    device: str | torch.device = "cpu",
     **hub_kwargs,
 ) -> LightSRModel:
     """Load any lightsr model from a local folder or a Hub repo id, in eval mode, float32.
 
     ``config.json`` names the architecture; the matching class is built from it and the
     weights are loaded strictly from ``model.safetensors``. ``revision`` pins a Hub branch,
-    tag or commit. ``device="auto"`` puts the model on CUDA when available, else the CPU.
+    tag or commit. The model is on ``device`` (the CPU by default; move it to CUDA yourself, or
+    pass ``device="auto"`` for CUDA when available).
     Raises ``LightSRError`` with a one-line reason for anything wrong.
     """
     config = read_config(name_or_path, revision=revision, **hub_kwargs)

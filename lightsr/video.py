@@ -17,7 +17,6 @@ is renamed into place only when complete.
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -43,7 +42,6 @@ from .imaging import save_image
 
 __all__ = ["VideoInfo", "probe_video", "upscale_video", "sample_frames", "export_frames", "Timings"]
 
-logger = logging.getLogger(__name__)
 
 BROWSER_AUDIO = {"aac", "mp3", "opus"}
 DEFAULT_MAX_SECONDS = 60.0  # a 2-core Space: a minute of 640x360 x2 is a few minutes of work

@@ -35,3 +35,16 @@ def test_video_without_pyav_is_one_clear_line_and_images_still_work(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "pip install 'lightsr[video]'" in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_import_lightsr_gives_what_the_readme_uses():
+    """README's Python section uses only top-level names; upscale_video imports PyAV on first use."""
+    import lightsr
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python"):text.index("Tensor contract")]
+    used = set(re.findall(r"lightsr\.([a-z_]+)\(", section))
+    assert used and all(hasattr(lightsr, name) for name in used), used
+    assert "from lightsr." not in section
+    assert {"remove_flare", "upscale_video", "LightSRModel", "save_image"} <= set(lightsr.__all__)
+    assert lightsr.load.__kwdefaults__["device"] == "cpu"  # the caller moves a model to CUDA

@@ -29,10 +29,9 @@ from ..weights import CONFIG_NAME, WEIGHTS_NAME, _config_from_dict, _hub_kwargs,
     weights_file
 
 __all__ = ["LightSRModel", "describe", "count_flops_per_megapixel", "count_inference_parameters",
-           "render_model_card", "REPO_URL", "TASKS"]
+           "render_model_card", "REPO_URL"]
 
 REPO_URL = "https://github.com/lightsr/lightsr"
-TASKS = ("super-resolution", "flare-removal")
 
 
 def _template_dir() -> Path:
