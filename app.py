@@ -21,7 +21,7 @@ from lightsr import zoo
 from lightsr.compare import compare_with_bicubic
 from lightsr.flare import remove_flare
 from lightsr.imaging import save_image
-from lightsr.video import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
+from lightsr.video import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
@@ -207,7 +207,7 @@ def build() -> gr.Blocks:
                                 label="Examples (made for lightsr with synthetic flare, CC0)")
 
             with gr.Tab("Video super-resolution", id="video", elem_id="tab-video"):
-                gr.Markdown(f"Limits: up to **{DEFAULT_MAX_SECONDS:g} s** and **{DEFAULT_MAX_PIXELS:,} pixels "
+                gr.Markdown(f"Limits: up to **{DEFAULT_MAX_SECONDS:g} s** and **{DEFAULT_MAX_FRAME_PIXELS:,} pixels "
                             "per frame** (720p) of input. Sound and frame rate are kept; output is H.264 MP4.")
                 with gr.Row():
                     with gr.Column():

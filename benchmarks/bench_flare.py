@@ -33,7 +33,8 @@ from lightsr import zoo
 from lightsr.cards import example_image, flare_card_context, write_card
 from lightsr.data.flare import GENERATORS, validation_frames
 from lightsr.data.optics import psf_bank
-from lightsr.evaluate import evaluate_flare, image_files
+from lightsr.evaluate import evaluate_flare
+from lightsr.imaging import image_files
 from lightsr.flare import METHODS, remove_flare
 from lightsr.imaging import open_image
 

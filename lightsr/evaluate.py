@@ -15,21 +15,11 @@ import torch
 
 from .errors import LightSRError
 from .imaging import bicubic_downscale, bicubic_upscale, modcrop, open_image
+from .imaging import IMAGE_SUFFIXES, image_files  # noqa: F401 - re-exported: where they used to live
 from .metrics import psnr, ssim
 
 __all__ = ["SRScores", "evaluate_sr", "FlareScores", "evaluate_flare", "image_files", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def image_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LightSRError(f"'{folder}' is not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise LightSRError(f"'{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
 
 
 @dataclass

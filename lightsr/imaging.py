@@ -30,10 +30,26 @@ __all__ = [
     "bicubic_upscale",
     "save_image",
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "image_files",
 ]
 
 # 100 megapixels: a 12 MP phone photo upscaled x2 is far below it; a decompression bomb is not.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files of ``folder`` (by suffix), sorted; one clear error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LightSRError(f"'{folder}' is not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise LightSRError(f"'{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 def open_image(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:

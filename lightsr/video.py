@@ -45,7 +45,7 @@ __all__ = ["VideoInfo", "probe_video", "upscale_video", "sample_frames", "export
 
 BROWSER_AUDIO = {"aac", "mp3", "opus"}
 DEFAULT_MAX_SECONDS = 60.0  # a 2-core Space: a minute of 640x360 x2 is a few minutes of work
-DEFAULT_MAX_PIXELS = 1280 * 720  # input frame size limit (720p); larger input is refused
+DEFAULT_MAX_FRAME_PIXELS = 1280 * 720  # input frame size limit (720p); larger input is refused
 
 
 @dataclass
@@ -158,7 +158,7 @@ def upscale_video(
     preset: str = "veryfast",
     batch_size: int = 1,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_FRAME_PIXELS,
     progress: Callable[[int, int | None], None] | None = None,
     backend: str | None = None,
 ) -> Timings:

@@ -47,7 +47,7 @@ from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
 from lightsr.models._common import to_linear  # noqa: E402
-from lightsr.evaluate import image_files  # noqa: E402
+from lightsr.imaging import image_files  # noqa: E402
 from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402

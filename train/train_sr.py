@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import lightsr  # noqa: E402
 from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
-from lightsr.evaluate import evaluate_sr, image_files  # noqa: E402
+from lightsr.evaluate import evaluate_sr  # noqa: E402
+from lightsr.imaging import image_files  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
     learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,

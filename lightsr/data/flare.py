@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LightSRError
-from ..evaluate import image_files
+from ..imaging import image_files
 from ..imaging import fit_long_side, open_image
 from .optics import synthesize_optics_pair
 
