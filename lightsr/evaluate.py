@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .errors import LightSRError
-from .imaging import bicubic_downscale, bicubic_upscale, modcrop, open_image
+from .imaging import bicubic_downscale, bicubic_upscale, modcrop, open_image, to_unit_range
 from .imaging import IMAGE_SUFFIXES, image_files  # noqa: F401 - re-exported: where they used to live
 from .metrics import psnr, ssim
 
@@ -31,10 +31,6 @@ class SRScores:
     ssim: float
     bicubic_psnr: float
     bicubic_ssim: float
-
-
-def _to_tensor(img) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
 
 
 @torch.inference_mode()
@@ -59,7 +55,7 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path, *, scale: int | None
         grey = img.mode in ("L", "LA", "I;16", "I")
         hr = modcrop(img.convert("RGB"), scale)
         lr = bicubic_downscale(hr, scale)
-        sr = net(_to_tensor(lr).to(device)).clamp(0, 1)
+        sr = net(to_unit_range(np.asarray(lr), device)).clamp(0, 1)
         sr = (sr[0].permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
         bic = np.asarray(bicubic_upscale(lr, scale))
         hr = np.asarray(hr)

@@ -28,7 +28,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from .errors import LightSRError
 from .models.base import LightSRModel
-from .imaging import fit_long_side
+from .imaging import fit_long_side, to_unit_range
 from .inference import enhance
 from .models._common import GAMMA
 
@@ -184,7 +184,7 @@ def _model_float(model: LightSRModel, rgb: np.ndarray) -> np.ndarray:
     device = param.device if param is not None else torch.device("cpu")
     was = model.training
     model.eval()
-    x = torch.from_numpy(np.require(rgb, requirements=["C", "W"])).to(device).permute(2, 0, 1)[None].float().div_(255.0)
+    x = to_unit_range(rgb, device)
     y = model(x)[0].permute(1, 2, 0).float().cpu().numpy()
     model.train(was)
     if not np.isfinite(y).all():

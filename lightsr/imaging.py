@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import LightSRError
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "image_files",
+    "to_unit_range",
 ]
 
 # 100 megapixels: a 12 MP phone photo upscaled x2 is far below it; a decompression bomb is not.
@@ -175,6 +177,19 @@ def write_atomically(path: str | os.PathLike, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def to_unit_range(pixels, device: torch.device | str | None = None) -> torch.Tensor:
+    """(H, W, C) or (N, H, W, C) uint8/uint16 pixels (array or tensor) -> (N, C, H, W) float32
+    in [0, 1] on ``device``: the model's input contract. The integers travel to the device
+    first (a quarter of the bytes); a read-only array is copied, never written."""
+    if isinstance(pixels, np.ndarray):
+        pixels = torch.from_numpy(np.require(pixels, requirements=["C", "W"]))
+    if pixels.dtype not in (torch.uint8, torch.uint16):
+        raise LightSRError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
+    maxval = 255.0 if pixels.dtype == torch.uint8 else 65535.0
+    batch = pixels[None] if pixels.ndim == 3 else pixels
+    return batch.to(device or "cpu", non_blocking=True).permute(0, 3, 1, 2).float().div_(maxval)
 
 
 def fit_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from .backends import runner
 from .errors import LightSRError
+from .imaging import to_unit_range
 from .models.base import LightSRModel
 
 __all__ = ["enhance", "default_tile", "run_tiled"]
@@ -88,8 +89,7 @@ def run_tiled(model: LightSRModel, src: np.ndarray, *, tile: int | None, overlap
         for x0 in xs:
             x1 = min(x0 + tile_w, W)
             cx0, cx1 = max(0, x0 - overlap), min(W, x1 + overlap)
-            patch = torch.from_numpy(np.array(src[cy0:cy1, cx0:cx1])).to(device)  # a writable copy
-            x = patch.permute(2, 0, 1)[None].float().div_(maxval)
+            x = to_unit_range(src[cy0:cy1, cx0:cx1], device)
             if device.type == "cpu" and net is model:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = net(x)[0].clamp_(0, 1).permute(1, 2, 0).float().cpu().numpy()

@@ -38,7 +38,7 @@ try:
 except ImportError:  # the "video" extra: the rest of lightsr works without PyAV
     raise LightSRError("video needs PyAV: pip install 'lightsr[video]' (or pip install av)") from None
 from .models.base import LightSRModel
-from .imaging import save_image
+from .imaging import save_image, to_unit_range
 
 __all__ = ["VideoInfo", "probe_video", "upscale_video", "sample_frames", "export_frames", "Timings"]
 
@@ -285,7 +285,7 @@ def _transcode(model, net, out, vstream, astream, frames_q, audio_packets, info,
         if not pending:
             return
         t = time.perf_counter()
-        x = torch.from_numpy(np.stack([a for _, _, a in pending])).to(device).permute(0, 3, 1, 2).float().div_(255)
+        x = to_unit_range(np.stack([a for _, _, a in pending]), device)
         if device.type == "cpu" and net is model:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():

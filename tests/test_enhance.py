@@ -167,3 +167,18 @@ def test_decompression_bomb_refused_from_the_header(tmp_path, monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(lightsr.LightSRError, match="no such file"):
         lightsr.open_image(tmp_path / "nope.jpg")
+
+
+def test_to_unit_range_is_the_one_pixel_to_tensor_conversion():
+    import torch
+
+    from lightsr.imaging import to_unit_range
+
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    rgb.setflags(write=False)  # decoded images are often read-only: copied, never written
+    x = to_unit_range(rgb)
+    assert x.shape == (1, 3, 2, 3) and x.dtype == torch.float32 and x[0, 1, 0, 0] == 1 / 255
+    deep = to_unit_range(np.full((2, 4, 4, 3), 65535, np.uint16))
+    assert deep.shape == (2, 3, 4, 4) and float(deep.max()) == 1.0
+    with pytest.raises(lightsr.LightSRError, match="uint8 or uint16"):
+        to_unit_range(np.zeros((2, 2, 3), np.float32))

@@ -47,7 +47,7 @@ from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
 from lightsr.models._common import to_linear  # noqa: E402
-from lightsr.imaging import image_files  # noqa: E402
+from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
@@ -125,8 +125,7 @@ def load_photos(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 def to_tensor(batch, device) -> torch.Tensor:
     """(N, H, W, 3) uint8 array or tensor -> (N, 3, H, W) float in [0, 1] on ``device``."""
-    batch = torch.from_numpy(np.array(batch)) if isinstance(batch, np.ndarray) else batch  # a copy: may be read-only
-    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    return to_unit_range(batch, device)
 
 
 class FlareForward(torch.nn.Module):

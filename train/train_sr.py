@@ -35,7 +35,7 @@ import lightsr  # noqa: E402
 from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
-from lightsr.imaging import image_files  # noqa: E402
+from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
     CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
     learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
@@ -138,10 +138,7 @@ def sample_batch(images, rng: np.random.Generator, batch: int, *, args) -> tuple
         lrs.append(lr[m : m + p, m : m + p])
         hrs.append(crop[m * s : (m + p) * s, m * s : (m + p) * s])
 
-    def to_tensor(batch):
-        return torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255.0)
-
-    return to_tensor(lrs), to_tensor(hrs)
+    return to_unit_range(np.stack(lrs)), to_unit_range(np.stack(hrs))
 
 
 def main(args: argparse.Namespace) -> dict:
