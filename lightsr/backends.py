@@ -36,6 +36,8 @@ from typing import Callable
 import torch
 
 from .errors import LightSRError
+from .imaging import cache_dir
+from .models._common import weights_version
 from .models.base import LightSRModel
 
 __all__ = ["BACKENDS", "runner", "openvino_available", "OpenVINOModel"]
@@ -52,12 +54,8 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("LIGHTSR_CACHE") or Path.home() / ".cache" / "lightsr") / "openvino"
-
-
-def _weights_key(model: torch.nn.Module) -> tuple:
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+def _graph_dir() -> Path:
+    return cache_dir() / "openvino"
 
 
 def _fingerprint(model: LightSRModel, ov_version: str) -> str:
@@ -82,7 +80,7 @@ class OpenVINOModel:
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise LightSRError("this CPU does not report bf16 support to OpenVINO; use precision='fp32'")
         self.model, self.scale, self.precision = model, model.scale, precision
-        path = _cache_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
+        path = _graph_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
         if path.is_file():
             graph = core.read_model(str(path))
         else:
@@ -139,7 +137,7 @@ def runner(model: LightSRModel, backend: str | None = "auto", *,
         raise LightSRError("backend 'openvino' needs OpenVINO: pip install openvino (or 'lightsr[openvino]')")
     if not on_cpu:
         raise LightSRError("backend 'openvino' runs on the CPU; move the model there or use backend='torch'")
-    key = (precision, _weights_key(model))
+    key = (precision, weights_version(model))
     with _lock:
         per_model = _compiled.setdefault(model, {})
         if key not in per_model:

@@ -34,6 +34,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "image_files",
     "to_unit_range",
+    "cache_dir",
 ]
 
 # 100 megapixels: a 12 MP phone photo upscaled x2 is far below it; a decompression bomb is not.
@@ -148,6 +149,12 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")  # JPEG has no alpha
     write_atomically(path, lambda f: img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
+
+
+def cache_dir() -> Path:
+    """Where lightsr keeps what it can rebuild (PSF banks, converted graphs): $LIGHTSR_CACHE,
+    else ~/.cache/lightsr. Never in git."""
+    return Path(os.environ.get("LIGHTSR_CACHE") or Path.home() / ".cache" / "lightsr")
 
 
 def _umask() -> int:

@@ -73,7 +73,7 @@ def test_selection_errors_and_fallback(monkeypatch, caplog):
 
     other = _trained_like("rdn-test")
     monkeypatch.setattr(backends.OpenVINOModel, "_convert", staticmethod(broken))
-    monkeypatch.setattr(backends, "_cache_dir", lambda: backends.Path(__import__("tempfile").mkdtemp()))
+    monkeypatch.setattr(backends, "_graph_dir", lambda: backends.Path(__import__("tempfile").mkdtemp()))
     with caplog.at_level(logging.WARNING, logger="lightsr.backends"):
         assert backends.runner(other, "openvino") is other  # one warning line, then PyTorch
     lines = [r.getMessage() for r in caplog.records]

@@ -43,9 +43,7 @@ import hashlib
 import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,7 +51,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import LightSRError
-from ..imaging import write_atomically
+from ..imaging import cache_dir, write_atomically
 
 __all__ = ["OpticsConfig", "PSFBank", "psf_bank", "compute_psf", "synthesize_optics_pair", "spectral_weights"]
 
@@ -205,10 +203,6 @@ class PSFBank:
         return len(self.psfs)
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("LIGHTSR_CACHE") or Path.home() / ".cache" / "lightsr")
-
-
 def psf_bank(cfg: OpticsConfig | None = None, *, cache: bool = True, refresh: bool = False,
              progress=None) -> PSFBank:
     """The seeded PSF bank of ``cfg``: loaded from the cache, else (or with ``refresh``) computed and cached."""
@@ -217,7 +211,7 @@ def psf_bank(cfg: OpticsConfig | None = None, *, cache: bool = True, refresh: bo
                    if k in ("bank_size", "seed", "pupil", "psf_size", "aperture", "circle_prob", "dust", "scratches",
                             "defocus_waves")}
     key = hashlib.sha256(json.dumps(bank_fields, sort_keys=True).encode()).hexdigest()[:12]
-    path = _cache_dir() / f"psf-bank-{key}.npy"
+    path = cache_dir() / f"psf-bank-{key}.npy"
     meta_path = path.with_suffix(".json")
     if cache and not refresh and path.exists() and meta_path.exists():
         return PSFBank(np.load(path, allow_pickle=False), json.loads(meta_path.read_text()))
@@ -392,4 +386,4 @@ if __name__ == "__main__":
     t0 = time.time()
     bank = psf_bank(OpticsConfig(), refresh=args.force,
                     progress=lambda i, n: print(f"\rPSF {i}/{n}", end="", flush=True))
-    print(f"\n{len(bank)} PSFs in {_cache_dir()} ({time.time() - t0:.0f} s)")
+    print(f"\n{len(bank)} PSFs in {cache_dir()} ({time.time() - t0:.0f} s)")

@@ -1,9 +1,12 @@
-"""Small helpers every architecture uses: the tensor contract check and size padding."""
+"""Small helpers every architecture uses: the tensor contract check, size padding, and the
+fused-conv cache of re-parameterisable blocks."""
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["check_image_batch", "pad_to_multiple", "to_linear", "from_linear", "GAMMA"]
+__all__ = ["check_image_batch", "pad_to_multiple", "to_linear", "from_linear", "GAMMA", "weights_version",
+           "pad_with_bias", "FusedConv3x3"]
 
 
 def check_image_batch(x: torch.Tensor) -> None:
@@ -45,3 +48,45 @@ def from_linear(x: torch.Tensor) -> torch.Tensor:
     floor is 1e-5 (the 1/2.2 power has an infinite slope at 0); at inference it is exactly 0."""
     floor = 1e-5 if torch.is_grad_enabled() else 0.0
     return x.clamp(floor, 1) ** (1 / GAMMA)
+
+
+def weights_version(module: nn.Module) -> tuple:
+    """Changes whenever any of ``module``'s weights does: an optimizer or EMA step, and a
+    load, all bump a tensor's ``_version`` (or replace the tensor)."""
+    return tuple((p.data_ptr(), p._version) for p in module.parameters())
+
+
+def pad_with_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Pad by one pixel with each channel's bias: what a 1x1 conv would output on zero padding."""
+    y = F.pad(y, (1, 1, 1, 1))
+    b = bias.view(1, -1, 1, 1)
+    y[:, :, :1, :] = b
+    y[:, :, -1:, :] = b
+    y[:, :, :, :1] = b
+    y[:, :, :, -1:] = b
+    return y
+
+
+class FusedConv3x3(nn.Module):
+    """A block whose linear training-time branches are exactly one 3x3 conv (``fuse()``).
+
+    In eval mode ``fused_forward`` runs that conv, computed on first use and cached until a
+    weight changes (so a mode switch keeps it, which a tracer needs to see one graph, and an
+    in-place EMA update between validations refreshes it)."""
+
+    def __init__(self):
+        super().__init__()
+        self._fused: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._fused_key: tuple = ()
+
+    def fuse(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The single 3x3 conv (weight, bias) equal to the block's branches."""
+        raise NotImplementedError
+
+    def fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = weights_version(self)
+        if self._fused is None or self._fused_key != key or self._fused[0].device != x.device \
+                or self._fused[0].dtype != x.dtype:
+            with torch.no_grad():
+                self._fused, self._fused_key = tuple(t.detach().to(x.dtype) for t in self.fuse()), key
+        return F.conv2d(x, self._fused[0], self._fused[1], padding=1)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import LightSRModel
-from ._common import check_image_batch
+from ._common import FusedConv3x3, check_image_batch, pad_with_bias
 
 __all__ = ["ECBSRConfig", "ECBSR", "EdgeConvBlock", "VARIANTS"]
 
@@ -56,18 +56,7 @@ _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 EDGE_FILTERS = {"sobel_x": _SOBEL_X, "sobel_y": _SOBEL_X.t().contiguous(), "laplacian": _LAPLACIAN}
 
 
-def _pad_with_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Pad by one pixel with each channel's bias: what a 1x1 conv would output on zero padding."""
-    y = F.pad(y, (1, 1, 1, 1))
-    b = bias.view(1, -1, 1, 1)
-    y[:, :, :1, :] = b
-    y[:, :, -1:, :] = b
-    y[:, :, :, :1] = b
-    y[:, :, :, -1:] = b
-    return y
-
-
-class EdgeConvBlock(nn.Module):
+class EdgeConvBlock(FusedConv3x3):
     """Five linear 3x3 branches in training; one fused 3x3 conv in eval mode."""
 
     def __init__(self, cin: int, cout: int, expand: float):
@@ -82,12 +71,6 @@ class EdgeConvBlock(nn.Module):
         for k, f in EDGE_FILTERS.items():
             mask = f.to(torch.get_default_device()).expand(cout, 1, 3, 3).clone()  # meta-device aware
             self.register_buffer(f"mask_{k}", mask, persistent=False)
-        self._fused: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._fused_key: tuple = ()
-
-    def _weights_key(self) -> tuple:
-        """Changes whenever any weight does: an optimizer or EMA step and a load all bump _version."""
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
 
     def fuse(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 3x3 conv (weight, bias) equal to the sum of the five branches."""
@@ -106,16 +89,12 @@ class EdgeConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            key = self._weights_key()
-            if self._fused is None or self._fused_key != key or self._fused[0].device != x.device:
-                with torch.no_grad():
-                    self._fused, self._fused_key = tuple(t.detach() for t in self.fuse()), key
-            return F.conv2d(x, self._fused[0], self._fused[1], padding=1)
+            return self.fused_forward(x)
         y = self.conv3(x)
-        y = y + self.expand_3x3(_pad_with_bias(self.expand_1x1(x), self.expand_1x1.bias))
+        y = y + self.expand_3x3(pad_with_bias(self.expand_1x1(x), self.expand_1x1.bias))
         for k in EDGE_FILTERS:
             conv = self.edge_1x1[k]
-            t = _pad_with_bias(conv(x), conv.bias)
+            t = pad_with_bias(conv(x), conv.bias)
             y = y + F.conv2d(t, self.edge_scale[k] * getattr(self, f"mask_{k}"), self.edge_bias[k],
                              groups=t.shape[1])
         return y

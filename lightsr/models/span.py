@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import LightSRModel
-from ._common import check_image_batch
+from ._common import FusedConv3x3, check_image_batch, pad_with_bias
 
 __all__ = ["SPANConfig", "SPAN", "Conv3XC", "SPAB", "VARIANTS"]
 
@@ -63,12 +63,7 @@ class SPANConfig:
             raise ValueError("num_blocks, channels and gain must be >= 1")
 
 
-def _pad_with_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Pad by one pixel with each channel's bias: what a 1x1 conv outputs on zero padding."""
-    return F.pad(y - bias.view(1, -1, 1, 1), (1, 1, 1, 1)) + bias.view(1, -1, 1, 1)
-
-
-class Conv3XC(nn.Module):
+class Conv3XC(FusedConv3x3):
     """A 3x3 conv that trains as ``1x1 (x gain) -> 3x3 -> 1x1`` plus a 1x1 skip, and runs as
     one fused 3x3 conv in eval mode. (N, cin, H, W) -> (N, cout, H, W)."""
 
@@ -78,12 +73,6 @@ class Conv3XC(nn.Module):
         self.expand = nn.Conv2d(cin, cin * gain, 1)
         self.conv = nn.Conv2d(cin * gain, cout * gain, 3)  # valid: the input is bias-padded
         self.reduce = nn.Conv2d(cout * gain, cout, 1)
-        self._fused: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._fused_key: tuple = ()
-
-    def _weights_key(self) -> tuple:
-        """Changes whenever any weight does: an optimizer or EMA step and a load all bump _version."""
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
 
     def fuse(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 3x3 conv (weight, bias) equal to the sum of both branches."""
@@ -97,13 +86,8 @@ class Conv3XC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            key = self._weights_key()
-            if self._fused is None or self._fused_key != key or self._fused[0].device != x.device \
-                    or self._fused[0].dtype != x.dtype:
-                with torch.no_grad():
-                    self._fused, self._fused_key = tuple(t.detach().to(x.dtype) for t in self.fuse()), key
-            return F.conv2d(x, self._fused[0], self._fused[1], padding=1)
-        h = _pad_with_bias(self.expand(x), self.expand.bias)
+            return self.fused_forward(x)
+        h = pad_with_bias(self.expand(x), self.expand.bias)
         return self.reduce(self.conv(h)) + self.skip(x)
 
 
