@@ -72,9 +72,9 @@ def _open(path: str | None, max_pixels: int):
         raise gr.Error(str(err).replace(str(path), Path(path).name)) from None
 
 
-def _sweep(now: float | None = None) -> None:
+def _sweep() -> None:
     """Remove results earlier calls left in WORK more than OUTPUT_TTL_S ago (Gradio has its copies)."""
-    now = time.time() if now is None else now
+    now = time.time()
     if not WORK.is_dir():
         return
     for entry in WORK.iterdir():

@@ -75,8 +75,7 @@ def _run_image(args, task: str) -> int:
 def _run_folder(args, task: str) -> int:
     """Every image of the input folder into the output folder, same names; done ones skipped."""
     import lightsr
-    from .imaging import image_files
-    from .imaging import check_output_path, save_image
+    from .imaging import check_output_path, image_files, save_image
 
     src, dst = Path(args.input), Path(args.output)
     files = image_files(src)

@@ -123,11 +123,6 @@ def load_photos(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return photos[: len(files) - args.holdout], photos[len(files) - args.holdout:]
 
 
-def to_tensor(batch, device) -> torch.Tensor:
-    """(N, H, W, 3) uint8 array or tensor -> (N, 3, H, W) float in [0, 1] on ``device``."""
-    return to_unit_range(batch, device)
-
-
 class FlareForward(torch.nn.Module):
     """``model.forward_with_flare`` as a module's forward, so DistributedDataParallel can wrap it."""
 
@@ -146,7 +141,7 @@ def validate(model, pairs, device) -> tuple[float, float]:
     model.eval()
     scores = []
     for inp, target, *_ in pairs:
-        out = model(to_tensor(inp[None], device))[0].permute(1, 2, 0).cpu().numpy()
+        out = model(to_unit_range(inp, device))[0].permute(1, 2, 0).cpu().numpy()
         if not np.isfinite(out).all():  # scored as NaN, so such weights never become "best"
             log.warning("validation: the model's output is not finite")
             scores.append((math.nan, math.nan))
@@ -265,7 +260,7 @@ def main(args: argparse.Namespace) -> dict:
                 for group in opt.param_groups:
                     group["lr"] = cur_lr
         if echo_left == 0:
-            fresh = [to_tensor(b, dist.device) for b in next(stream)]
+            fresh = [to_unit_range(b, dist.device) for b in next(stream)]
             echo_left = args.echo
         k = int(rng.integers(8)) if echo_left < args.echo else 0  # a fresh batch is used as synthesised
         inp, target = (dihedral(t, k) for t in fresh)

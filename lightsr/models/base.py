@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import LightSRError
+from ._common import FusedConv3x3
 from ..weights import CONFIG_NAME, WEIGHTS_NAME, _config_from_dict, _hub_kwargs, load_weights, read_config, \
     weights_file
 
@@ -165,9 +166,9 @@ def count_flops_per_megapixel(model: LightSRModel, size: int = 256) -> float:
 
 
 def count_inference_parameters(model: LightSRModel) -> int:
-    """Parameters of the network that runs at inference: a re-parameterisable block (one with
-    ``fuse() -> (weight, bias)``, e.g. ECBSR's and SPAN's) counts as its fused conv."""
-    fused = [m for m in model.modules() if callable(getattr(m, "fuse", None))]
+    """Parameters of the network that runs at inference: a re-parameterisable block (a
+    ``FusedConv3x3``, e.g. ECBSR's and SPAN's) counts as its fused conv."""
+    fused = [m for m in model.modules() if isinstance(m, FusedConv3x3)]
     inside = {id(p) for m in fused for p in m.parameters()}
     with torch.no_grad():
         return sum(p.numel() for p in model.parameters() if id(p) not in inside) + \
