@@ -14,7 +14,9 @@ seeded validation sets, one per generator; the score that selects the best weigh
 their mean PSNR.
 
 Loss: L1 on the image plus --flare-weight x L1 on the flare layer in linear light (what
-the model predicts with output="flare", as Flare7K++ does). Pix2Pix adds the GAN loss of
+the model predicts with output="flare", as Flare7K++ does), plus --lamp-weight x L1 over
+the lamps alone (target pixels at the sensor's white: a few hundred of a frame's pixels,
+which a whole-image mean would let the model grey out). Pix2Pix adds the GAN loss of
 a 70x70 PatchGAN to lambda times that (Isola et al., Adam 2e-4, beta1 0.5). NF-ResUNet
 uses Adaptive Gradient Clipping on every step. Both: the NaN guard, atomic pickle-free
 checkpoints, --resume, --stop-at, CUDA/DDP like train_sr.py (see lightsr/training.py).
@@ -44,7 +46,7 @@ from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
 from lightsr.data.flare import GENERATORS, FlarePairs, FrameFlarePairs, validation_frames  # noqa: E402
 from lightsr.evaluate import evaluate_flare  # noqa: E402
-from lightsr.flare import remove_flare  # noqa: E402
+from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
 from lightsr.models._common import to_linear  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
@@ -93,6 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--warmup", type=int, default=200)
     g.add_argument("--lambda-l1", type=float, default=100.0, help="Pix2Pix: weight of L1 against the GAN loss")
     g.add_argument("--flare-weight", type=float, default=1.0, help="weight of the linear flare-layer L1")
+    g.add_argument("--lamp-weight", type=float, default=0.0,
+                   help="weight of an L1 over the lamps alone (pixels saturated in the target), so a lamp inside "
+                        "its saturated glare disc stays a lamp instead of being averaged into a grey blob")
     g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
     g.add_argument("--ema", type=float, default=0.999)
     g.add_argument("--nan-patience", type=int, default=3)
@@ -155,6 +160,13 @@ def validate(model, pairs, device) -> tuple[float, float]:
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """One of the 8 flips/rotations of the square, applied to an (N, C, H, W) batch."""
     return torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, dims=(-2, -1))
+
+
+def lamp_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 over the lamps alone: the pixels whose target reaches the sensor's white in any channel
+    (SATURATED, as remove_flare's blend-back reads them); 0 for a batch without lamps."""
+    lamp = (target.amax(dim=1, keepdim=True) >= SATURATED).to(fake.dtype)
+    return ((fake - target).abs() * lamp).sum() / (lamp.sum() * fake.shape[1]).clamp(min=1)
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -227,7 +239,7 @@ def main(args: argparse.Namespace) -> dict:
     log.info("%d training photos, %d validation pairs (no-op PSNR %.2f dB), %s with %d parameters",
              len(train_photos), len(val), noop_psnr, args.model, sum(p.numel() for p in model.parameters()))
     curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "flare_l1", "d_loss", "lr", "val_psnr", "val_ssim",
-                                     "skipped", "elapsed_s"])
+                                     "skipped", "elapsed_s", "lamp_l1"])
 
     def checkpoint():
         state.update(guard=guard.state_dict())
@@ -269,6 +281,7 @@ def main(args: argparse.Namespace) -> dict:
         fake, flare = net(inp)
         # the true flare layer, in the linear light the model predicts it in
         flare_l1 = F.l1_loss(flare, to_linear(inp) - to_linear(target))
+        lamp_l1 = lamp_loss(fake, target)
         if gan:
             # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
             real_logits, fake_logits = dnet(inp, target), dnet(inp, fake.detach())
@@ -281,10 +294,10 @@ def main(args: argparse.Namespace) -> dict:
             logits = dnet(inp, fake)
             l1 = F.l1_loss(fake, target)
             loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) \
-                + args.lambda_l1 * (l1 + args.flare_weight * flare_l1)
+                + args.lambda_l1 * (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1)
         else:
             l1 = F.l1_loss(fake, target)
-            loss = l1 + args.flare_weight * flare_l1
+            loss = l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
         if step in args.inject_nan_at:
             loss = loss * float("nan")
         optimizer.zero_grad(set_to_none=True)
@@ -308,7 +321,7 @@ def main(args: argparse.Namespace) -> dict:
         if dist.is_main:
             if state["step"] % args.log_every == 0 or state["step"] == stop:
                 curve.write(step=state["step"], loss=f"{loss.item():.5f}", l1=f"{l1.item():.5f}",
-                            flare_l1=f"{flare_l1.item():.5f}",
+                            flare_l1=f"{flare_l1.item():.5f}", lamp_l1=f"{lamp_l1.item():.5f}",
                             d_loss=f"{d_loss.item():.4f}" if gan else "", lr=f"{cur_lr:.3g}", skipped=guard.skipped,
                             elapsed_s=f"{state['elapsed_s']:.0f}")
             if state["step"] % args.val_every == 0 or state["step"] == args.steps:
