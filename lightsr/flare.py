@@ -17,6 +17,12 @@ where the model also leaves it saturated: the glare disc around a lamp, saturate
 input and many times the lamp's size, is flare the model removes, so it is not blended
 back. Lamp pixels are blended back from the input through a slightly grown, feathered
 mask (Flare7K's light-source mask), so a street lamp is never dimmed.
+
+Under the glare disc (saturated in the input, not a lamp) nothing of the scene survives, so
+no model can know what lies there: a model trained with L1 predicts its average, a grey
+blob with a dark, coloured rim. The lowres method fills that region, grown by a few pixels,
+from its surroundings instead (pull-push interpolation, Gortler et al. 1996), which
+measured +0.3 dB on the optics validation set and reads as a soft continuation of the scene.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ LAMP = 0.7  # of white: where the model's output stays at least this bright, a s
 
 
 _TO_LINEAR = (np.arange(256, dtype=np.float32) / 255.0) ** GAMMA  # uint8 -> linear light, as a table
+FILL_GROW = 6  # px at a 512 px work size: the glare disc's rim, where the model's guess is also unreliable
+# (measured on 12 optics validation frames with the lamp-trained Pix2Pix: grow 0 / 3 / 6 px gave +6.99 / +7.09 /
+# +7.12 dB against +6.82 without the fill; the hand-drawn set, whose glare rarely clips, was unchanged)
 FLARE_FLOOR = 1e-5  # linear light: a smaller estimated flare is rounding noise, and the pixel is left as it is
 
 
@@ -83,6 +92,26 @@ def _subtract_flare(rgb: np.ndarray, flare: np.ndarray, rows: int = 512) -> np.n
         touched = band.amax(dim=2, keepdim=True) > FLARE_FLOOR
         dst[y0:y1] = torch.where(touched, clean, pix)
     return out
+
+
+def _fill_from_surroundings(image: np.ndarray, unknown: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float image with its ``unknown`` (H, W) bool pixels replaced by a smooth
+    interpolation of its ``source`` pixels (pull-push: mask-weighted averages down a pyramid,
+    then back up, each level's own source pixels kept)."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    w = torch.from_numpy(source).float()[None, None]
+    levels = []
+    x = x * w
+    while min(x.shape[-2:]) > 1:
+        levels.append((x, w))
+        x, w = F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)
+    filled = x / w.clamp(min=1e-8)
+    for x, w in reversed(levels):  # each level: its own data where it has some, the coarser fill elsewhere
+        up = F.interpolate(filled, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        own = w.clamp(max=1)
+        filled = torch.where(w > 0, x / w.clamp(min=1e-8) * own + up * (1 - own), up)
+    filled = filled[0].permute(1, 2, 0).numpy()
+    return np.where(unknown[..., None], filled, image)
 
 
 def _keep_lamps(rgb: np.ndarray, out: np.ndarray, lamp_at) -> np.ndarray:
@@ -153,9 +182,18 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         # one whole-frame pass (a work_size above 1536 px goes through tiles, memory bounded)
         clean_small = _model_float(model, small) if max(small.shape[:2]) <= 1536 else \
             enhance(model, small, progress=progress, backend="torch").astype(np.float32) / 255.0
+        lamp_small = _channel_max(clean_small) >= LAMP
+        # the clipped glare disc (and its rim): the scene is lost there, so fill it from around it
+        grow = max(1, round(FILL_GROW * max(small.shape[:2]) / 512))
+        unknown = _channel_max(small) >= SATURATED * 255
+        if unknown.any():
+            grown = Image.fromarray(unknown.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * grow + 1))
+            unknown = (np.asarray(grown) > 0) & ~lamp_small
+            source = ~unknown & ~lamp_small  # the scene around it: neither the disc nor its lamp (whose white would glow)
+            if unknown.any() and source.any():
+                clean_small = _fill_from_surroundings(clean_small, unknown, source)
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
-        lamp_small = _channel_max(clean_small) >= LAMP
         out = _subtract_flare(rgb, flare)
         sh, sw = lamp_small.shape
 

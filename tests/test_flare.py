@@ -50,15 +50,41 @@ def test_glare_disc_is_not_kept_as_a_lamp(model, photo):
     clean[32:36, 44:48] = 255  # the lamp
     flared = clean.copy()
     yy, xx = np.mgrid[0:72, 0:96]
-    flared[np.hypot(yy - 34, xx - 46) < 15] = 255  # its saturated glare disc
+    r = np.hypot(yy - 34, xx - 46)
+    flared[r < 15] = 255  # its saturated glare disc
     _with_output(model, clean)
+    ring = (r < 13) & (r > 6)
     for method in ("lowres", "tiled"):
         out = remove_flare(model, flared, method=method).astype(int)
         assert (out[32:36, 44:48] == 255).all(), method
-        ring = (np.hypot(yy - 34, xx - 46) < 13) & (np.hypot(yy - 34, xx - 46) > 6)
-        assert np.abs(out[ring] - clean[ring]).mean() < 3, method  # the glare is gone, not blended back
+        assert out[ring].mean() < 128, method  # the glare is gone, not blended back
+    # tiled returns the model's output there; lowres fills the clipped disc from its surroundings
+    assert np.abs(remove_flare(model, flared, method="tiled")[ring].astype(int) - clean[ring]).mean() < 3
+    around = (r > 16) & (r < 20)  # just outside the filled disc
+    out = remove_flare(model, flared, method="lowres")
+    assert np.abs(out[ring].mean(axis=0) - clean[around].mean(axis=0)).max() < 12
     # the old rule (every saturated pixel is a lamp) would have kept the whole disc
     assert light_source_mask(flared)[ring].min() == 1.0
+
+
+def test_clipped_glare_is_filled_from_its_surroundings(model):
+    """Under a clipped glare disc the scene is lost; lowres fills it smoothly from what is around
+    it (each side from its own side), whatever the model guessed there, and changes nothing else."""
+    clean = np.zeros((96, 128, 3), np.uint8)
+    clean[:, :64] = (150, 40, 30)  # red-brown left half
+    clean[:, 64:] = (30, 50, 140)  # blue right half
+    flared = clean.copy()
+    yy, xx = np.mgrid[0:96, 0:128]
+    disc = np.hypot(yy - 48, xx - 64) < 20
+    flared[disc] = 255
+    guess = clean.copy()
+    guess[disc] = 90  # the model's grey blob
+    _with_output(model, guess)
+    out = remove_flare(model, flared, method="lowres", keep_sources=False).astype(int)
+    left, right = out[40:56, 48:56], out[40:56, 72:80]  # inside the disc, near either side
+    assert left[..., 0].mean() > left[..., 2].mean() + 40 and right[..., 2].mean() > right[..., 0].mean() + 40
+    far = np.hypot(yy - 48, xx - 64) > 30
+    assert np.array_equal(out[far], clean[far])
 
 
 def test_no_flare_means_no_change(model, photo):
