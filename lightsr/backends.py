@@ -67,6 +67,34 @@ def _fingerprint(model: LightSRModel, ov_version: str) -> str:
     return h.hexdigest()[:16]
 
 
+def example_input(model: LightSRModel) -> torch.Tensor:
+    """What the tracer runs: odd sizes at or above the padding multiple, so the recorded graph
+    pads (a size that needs none would be traced the same way: the pad branch is the only one)."""
+    n = max(32, model.size_multiple())
+    return torch.rand(1, 3, n + 1, n + 3)
+
+
+def convert_openvino(model: LightSRModel):
+    """``model``'s eval-mode forward as an OpenVINO graph with dynamic N, H and W (traced once;
+    flare models pad inside the graph, so any size at or above their multiple works)."""
+    import openvino as ov
+
+    was = model.training
+    model.eval()
+    example = example_input(model)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the shape check in forward is Python, fixed at trace time: what the warning says, and fine
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model(example)  # caches re-parameterised convs, so the trace holds them as constants
+            graph = ov.convert_model(model, example_input=example)
+    finally:
+        model.train(was)
+    graph.reshape({graph.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
+    return graph
+
+
 class OpenVINOModel:
     """``model`` compiled by OpenVINO for the CPU, any input size: (N, 3, H, W) float tensor in
     [0, 1] -> (N, 3, s*H, s*W) float tensor in [0, 1], like the model's eval-mode forward."""
@@ -84,7 +112,7 @@ class OpenVINOModel:
         if path.is_file():
             graph = core.read_model(str(path))
         else:
-            graph = self._convert(model, ov)
+            graph = convert_openvino(model)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".convert-"))
             try:  # written beside the cache, then renamed in: a reader never sees half a graph
@@ -97,23 +125,6 @@ class OpenVINOModel:
                   "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         self._compiled = core.compile_model(graph, "CPU", config)
         self._local = threading.local()  # one infer request per thread: requests are not thread-safe
-
-    @staticmethod
-    def _convert(model: LightSRModel, ov):
-        was = model.training
-        model.eval()
-        example = torch.rand(1, 3, 32, 32)
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                # the shape check in forward is Python, fixed at trace time: what the warning says, and fine
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model(example)  # caches re-parameterised convs, so the trace holds them as constants
-                graph = ov.convert_model(model, example_input=example)
-        finally:
-            model.train(was)
-        graph.reshape({graph.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
-        return graph
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         request = getattr(self._local, "request", None)

@@ -169,6 +169,14 @@ def cmd_video(args) -> None:
     print(f"{args.input} -> {args.output}")
 
 
+def cmd_export(args) -> None:
+    from .export import export
+
+    model = resolve_model(args.model, revision=args.revision)
+    path = export(model, args.output, args.format)
+    print(f"{args.model} -> {path}" + (f" (+ {path.with_suffix('.bin').name})" if args.format == "openvino" else ""))
+
+
 def cmd_frames(args) -> None:
     from .video import export_frames
 
@@ -239,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51")
     backend_opt(sp)
     sp.set_defaults(fn=cmd_video)
+
+    sp = sub.add_parser("export", help="write a model as ONNX, OpenVINO IR, or (ECBSR) an SRVGGNetCompact "
+                                       "state dict for spandrel/chaiNNer/ComfyUI")
+    sp.add_argument("model", help="model folder, Hub repo id, or the name of a folder in checkpoints/")
+    sp.add_argument("output", help="the file to write (.onnx, .xml with its .bin beside it, or .safetensors)")
+    sp.add_argument("--format", choices=["onnx", "openvino", "compact"], required=True)
+    sp.add_argument("--revision", help="Hub branch, tag or commit")
+    sp.set_defaults(fn=cmd_export)
 
     sp = sub.add_parser("frames", help="export frames of a video as PNG")
     sp.add_argument("video", help="a video file")

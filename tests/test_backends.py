@@ -49,7 +49,7 @@ def test_weight_change_recompiles_and_the_graph_cache_is_reused(monkeypatch):
         assert second is not first
         assert (second(x) - model(x)).abs().max() < 1e-4, (second(x) - model(x)).abs().max()
     backends._compiled.clear()
-    monkeypatch.setattr(backends.OpenVINOModel, "_convert", staticmethod(lambda *a: pytest.fail("converted again")))
+    monkeypatch.setattr(backends, "convert_openvino", lambda *a: pytest.fail("converted again"))
     third = backends.runner(model, "openvino")  # the same weights: read from the on-disk graph cache
     with torch.no_grad():
         assert torch.allclose(third(x), model(x), atol=1e-4)
@@ -72,7 +72,7 @@ def test_selection_errors_and_fallback(monkeypatch, caplog):
         raise RuntimeError("unsupported operation aten::something\nmore detail")
 
     other = _trained_like("rdn-test")
-    monkeypatch.setattr(backends.OpenVINOModel, "_convert", staticmethod(broken))
+    monkeypatch.setattr(backends, "convert_openvino", broken)
     monkeypatch.setattr(backends, "_graph_dir", lambda: backends.Path(__import__("tempfile").mkdtemp()))
     with caplog.at_level(logging.WARNING, logger="lightsr.backends"):
         assert backends.runner(other, "openvino") is other  # one warning line, then PyTorch

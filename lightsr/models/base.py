@@ -88,6 +88,10 @@ class LightSRModel(
         """Rough peak activation memory per input pixel at inference, used to pick a tile size."""
         raise NotImplementedError
 
+    def size_multiple(self) -> int:
+        """Inputs are padded inside forward to a multiple of this (1: any size as it is)."""
+        return 1
+
     def final_layer(self) -> nn.Module:
         """The layer that makes the output: AGC skips it, and a flare model starts it at zero."""
         raise NotImplementedError

@@ -110,7 +110,7 @@ class ScaledStdConv2d(nn.Conv2d):
     def standardized_weight(self) -> torch.Tensor:
         fan_in = self.weight[0].numel()
         mean = self.weight.mean(dim=(1, 2, 3), keepdim=True)
-        var = self.weight.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        var = (self.weight - mean).square().mean(dim=(1, 2, 3), keepdim=True)  # not .var(): it exports to ONNX wrongly
         return (self.weight - mean) * torch.rsqrt(torch.clamp(var * fan_in, min=self.eps)) * self.gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,6 +175,9 @@ class NFResUNet(LightSRModel, tags=["flare-removal", "nfnet"], paper_url="https:
         nn.init.zeros_(self.head.weight)  # the untrained model is the identity (no-op baseline)
         nn.init.zeros_(self.head.bias)
 
+    def size_multiple(self) -> int:
+        return 2 ** (len(self.config.widths) - 1)
+
     def final_layer(self) -> nn.Module:
         return self.head
 
@@ -209,7 +212,7 @@ class NFResUNet(LightSRModel, tags=["flare-removal", "nfnet"], paper_url="https:
         correction and F is derived from it.
         """
         check_image_batch(x)
-        padded, h, w = pad_to_multiple(x, 2 ** (len(self.config.widths) - 1))
+        padded, h, w = pad_to_multiple(x, self.size_multiple())
         # Centre the input so the stem sees roughly zero-mean, unit-scale data.
         feat = self.stem((padded - 0.5) * 2)
         skips = []

@@ -114,6 +114,9 @@ class Pix2Pix(LightSRModel, tags=["flare-removal", "pix2pix"], paper_url="https:
             nn.init.zeros_(self.final_layer().weight)
             nn.init.zeros_(self.final_layer().bias)
 
+    def size_multiple(self) -> int:
+        return 2**self.config.num_downs
+
     def final_layer(self) -> nn.Module:
         return self.unet.up[-2]
 
@@ -138,7 +141,7 @@ class Pix2Pix(LightSRModel, tags=["flare-removal", "pix2pix"], paper_url="https:
         image is ``from_linear(to_linear(x) - F)``.
         """
         check_image_batch(x)
-        padded, h, w = pad_to_multiple(x, 2**self.config.num_downs)
+        padded, h, w = pad_to_multiple(x, self.size_multiple())
         t = self.unet(padded * 2 - 1)[..., :h, :w]
         if self.config.output == "flare":
             return from_linear(to_linear(x) - t), t
