@@ -42,8 +42,10 @@ DATA = ROOT / "data" / "sr-train"
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
-RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu"),
-        "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics", "runs/flare-pix2pix-gpu")}
+RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
+                             "runs/flare-nf-lamp"),
+        "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics", "runs/flare-pix2pix-gpu",
+                          "runs/flare-pix2pix-lamp")}
 
 CHILD = r"""
 import json, sys, time

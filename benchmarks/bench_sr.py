@@ -36,7 +36,7 @@ RUNS = {
     "rdn-light-x4": ("runs/sr-quality-x4",),
     "ecbsr-x2": ("runs/sr-fast-x2",),
     "ecbsr-x4": ("runs/sr-fast-x4",),
-    "span-s-x2": ("runs/span-s-x2", "runs/span-s-x2-b"),
+    "span-s-x2": ("runs/span-s-x2", "runs/span-s-x2-b", "runs/span-s-x2-c"),
     "span-s-x4": ("runs/span-s-x4",),
 }
 

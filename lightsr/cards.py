@@ -304,7 +304,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
 
 
 _FLARE_COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "patch", "batch", "echo", "steps", "lr",
-                       "warmup", "flare_weight", "val_every", "out"]
+                       "warmup", "flare_weight", "lamp_weight", "val_every", "out"]
 
 
 def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) -> tuple[dict[str, Any], str]:
@@ -323,6 +323,7 @@ def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) ->
     def objective(a):
         config = f"; config {' '.join(a['set'])}" if a.get("set") else ""
         flare = f" + {a['flare_weight']:g} x linear flare-layer L1" if a.get("flare_weight") else ""
+        flare += f" + {a['lamp_weight']:g} x lamp L1 (target pixels at white)" if a.get("lamp_weight") else ""
         if gan:
             return "GAN (PatchGAN) + %g x (L1%s), Adam(%g, beta1 0.5)%s" % (a["lambda_l1"], flare, a["lr"], config)
         return f"L1{flare}, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step{config}"
