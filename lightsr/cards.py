@@ -304,7 +304,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
 
 
 _FLARE_COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "patch", "batch", "echo", "steps", "lr",
-                       "warmup", "flare_weight", "lamp_weight", "val_every", "out"]
+                       "warmup", "flare_weight", "lamp_weight", "pairs", "pairs_prob", "val_every", "out"]
 
 
 def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) -> tuple[dict[str, Any], str]:
@@ -314,9 +314,12 @@ def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) ->
         photos = f"{', '.join(Path(d).name for d in a['data'])} photos, the last {a['holdout']} held out for validation"
         if a.get("frame"):
             share = a.get("optics_prob", 0.0)
+            share_real = 0.3 if a.get("pairs_prob") is None else a["pairs_prob"]  # train_flare's default
+            real = (f"; real pairs from {a['pairs']} for {share_real:.0%} of samples, the synthetic share "
+                    "below applying to the rest") if a.get("pairs") else ""
             return (f"synthetic flare on {photos}; whole {a['frame']}px frames (each most of a photo) with "
                     f"flips/rotations; flare from the optics generator (lightsr.data.optics, wave-optics PSF bank) "
-                    f"for {share:.0%} of pairs, the hand-drawn one (lightsr.data.flare) for the rest")
+                    f"for {share:.0%} of pairs, the hand-drawn one (lightsr.data.flare) for the rest{real}")
         return (f"synthetic flare (lightsr.data.flare, hand-drawn) on {photos}; {a['patch']}px patches with "
                 "flips/rotations")
 

@@ -45,3 +45,30 @@ def test_pair_folder(tmp_path, photo):
     Image.fromarray(photo).save(tmp_path / "input" / "b.png")
     with pytest.raises(lightsr.LightSRError, match="do not match: b.png"):
         PairFolder(tmp_path)
+
+
+def test_real_pairs_in_training_frames_and_as_a_measured_set(tmp_path, photo):
+    from lightsr.data.flare import FrameFlarePairs, real_frames
+
+    for sub in ("input", "target"):
+        (tmp_path / sub).mkdir()
+    target = photo
+    flared = np.clip(photo.astype(int) + 40, 0, 255).astype(np.uint8)
+    Image.fromarray(target).save(tmp_path / "target" / "a.png")
+    Image.fromarray(flared).save(tmp_path / "input" / "a.png")
+    pairs = PairFolder(tmp_path)
+    frames = FrameFlarePairs([photo], 48, optics_prob=0.0, pairs=pairs, pairs_prob=1.0)
+    a, b = frames.sample(np.random.default_rng(0), 3)
+    assert a.shape == b.shape == (3, 48, 48, 3)
+    # input and target went through the same resize, crop and flip: the flare (+40) is what separates them
+    assert np.abs(a.astype(int) - np.clip(b.astype(int) + 40, 0, 255)).mean() < 2
+    measured = real_frames(pairs, long_side=64)
+    assert len(measured) == 1 and measured[0][0].shape[:2] == measured[0][1].shape[:2]
+    assert 38 <= np.median(measured[0][2]["flare"]) <= 40
+    with pytest.raises(lightsr.LightSRError, match="needs a folder"):
+        FrameFlarePairs([photo], 48, optics_prob=0.0, pairs_prob=0.5)
+    empty = tmp_path / "empty"
+    (empty / "input").mkdir(parents=True)
+    (empty / "target").mkdir()
+    with pytest.raises(lightsr.LightSRError, match="holds no images"):
+        PairFolder(empty)

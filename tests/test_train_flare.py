@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(ROOT / "train"))
 import train_flare  # noqa: E402
 
+import lightsr  # noqa: E402
+
 
 @pytest.fixture
 def photos(tmp_path):
@@ -170,3 +172,25 @@ def test_dihedral_gives_the_eight_symmetries_of_the_square():
     outs = [train_flare.dihedral(x, k) for k in range(8)]
     assert torch.equal(outs[0], x)
     assert len({tuple(o.flatten().tolist()) for o in outs}) == 8
+
+
+def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
+    pairs = tmp_path / "pairs"
+    for sub in ("input", "target"):
+        (pairs / sub).mkdir(parents=True)
+    for i, p in enumerate(sorted(photos.iterdir())[:2]):
+        clean = np.asarray(Image.open(p))
+        Image.fromarray(clean).save(pairs / "target" / f"{i}.png")
+        Image.fromarray(np.clip(clean.astype(int) + 60, 0, 255).astype(np.uint8)).save(pairs / "input" / f"{i}.png")
+    out = tmp_path / "run"
+    result = run(photos, out, "--model", "pix2pix-flare-test", "--steps", "2", "--pairs", str(pairs),
+                 "--pairs-prob", "0.5", "--lamp-weight", "0.1")
+    assert result["step"] == 2
+    card = (out / "best" / "README.md").read_text()
+    assert f"real pairs from {pairs} for 50% of samples" in card and "0.1 x lamp L1" in card
+    assert f"--pairs {pairs} --pairs-prob 0.5" in card  # the reproduce command repeats it
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert "lamp_l1" in header
+    with pytest.raises(lightsr.LightSRError, match="whole frames"):
+        run(photos, tmp_path / "patches", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
+            "--pairs", str(pairs))

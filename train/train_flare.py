@@ -11,7 +11,8 @@ optics generator (lightsr.data.optics, wave-optics PSFs and ghosts) with probabi
 --optics-prob, else from the hand-drawn one (lightsr.data.flare). --frame 0 trains on
 --patch crops instead. The last --holdout photos are never trained on and give two fixed,
 seeded validation sets, one per generator; the score that selects the best weights is
-their mean PSNR.
+their mean PSNR. --pairs DIR mixes real pairs (DIR/input, DIR/target) into training at
+--pairs-prob; benchmarks/bench_flare.py --pairs measures on real pairs.
 
 Loss: L1 on the image plus --flare-weight x L1 on the flare layer in linear light (what
 the model predicts with output="flare", as Flare7K++ does), plus --lamp-weight x L1 over
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import lightsr  # noqa: E402
 from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
-from lightsr.data.flare import GENERATORS, FlarePairs, FrameFlarePairs, validation_frames  # noqa: E402
+from lightsr.data.flare import GENERATORS, FlarePairs, FrameFlarePairs, PairFolder, validation_frames  # noqa: E402
 from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
@@ -73,6 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--frame", type=int, default=384, help="whole-frame training size; 0: --patch crops")
     g.add_argument("--optics-prob", type=float, default=0.7,
                    help="share of training pairs from the optics generator (the rest hand-drawn)")
+    g.add_argument("--pairs", metavar="DIR",
+                   help="real flare pairs (DIR/input/NAME and DIR/target/NAME) mixed into the whole-frame training")
+    g.add_argument("--pairs-prob", type=float, default=None,
+                   help="with --pairs: the share of samples that are real (default 0.3)")
     g.add_argument("--psf-bank", type=int, default=OpticsConfig.bank_size,
                    help="PSFs in the optics generator's bank (seeded, cached; python -m lightsr.data.optics)")
     g.add_argument("--patch", type=int, default=128, help="with --frame 0: patch size")
@@ -229,7 +234,12 @@ def main(args: argparse.Namespace) -> dict:
     train_photos, val_photos = load_photos(args)
     bank = psf_bank(replace(OpticsConfig(), bank_size=args.psf_bank))
     if args.frame:
-        pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob)
+        real = PairFolder(args.pairs) if args.pairs else None
+        real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
+        pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
+                                pairs=real, pairs_prob=real_prob)
+    elif args.pairs:
+        raise lightsr.LightSRError("--pairs trains on whole frames: give --frame")
     else:
         pairs = FlarePairs(train_photos, args.patch)
     val_sets = {g: validation_frames(val_photos, g, count=args.val_count, long_side=args.val_size, bank=bank)

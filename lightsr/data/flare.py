@@ -17,7 +17,8 @@ al., Flare7K (NeurIPS 2022): flare is light, so it is composed in **linear** lig
 
 ``FlarePairs`` draws training patches from a list of photos; ``validation_pairs`` is a
 fixed, seeded set from held-out photos; ``PairFolder`` reads real pairs from a folder
-with ``input/`` and ``target/`` (the layout of camera image-quality competitions).
+with ``input/`` and ``target/`` (the layout of camera image-quality competitions), which
+``FrameFlarePairs`` can mix into training and ``real_frames`` turns into a measured set.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..imaging import fit_long_side, open_image
 from .optics import synthesize_optics_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
-           "GENERATORS", "PairFolder"]
+           "GENERATORS", "PairFolder", "real_frames"]
 
 GENERATORS = ("optics", "drawn")  # lightsr.data.optics, and the hand-drawn one in this file
 
@@ -225,31 +226,48 @@ class FrameFlarePairs:
     Each sample resizes a random photo so its short side is 1 to 1.4 times ``frame``, crops a
     ``frame`` x ``frame`` square (so a crop keeps at least 70% of the short side: a streak is
     seen whole), flips/rotates it and adds fresh flare from the ``optics`` generator with
-    probability ``optics_prob``, else from the hand-drawn one.
+    probability ``optics_prob``, else from the hand-drawn one. With ``pairs`` (a PairFolder of
+    real flare pairs), a share ``pairs_prob`` of the samples is instead a real pair, resized,
+    cropped and flipped the same way in input and target.
     """
 
     def __init__(self, photos: list[np.ndarray], frame: int, *, bank=None, optics_prob: float = 0.7,
-                 cfg: FlareConfig | None = None, optics_cfg=None):
+                 cfg: FlareConfig | None = None, optics_cfg=None, pairs: PairFolder | None = None,
+                 pairs_prob: float = 0.0):
         if not photos:
             raise LightSRError("no training photos")
         if optics_prob > 0 and bank is None:
             raise LightSRError("the optics generator needs a PSF bank")
+        if pairs_prob > 0 and not pairs:
+            raise LightSRError("a share of real pairs needs a folder of them (--pairs)")
         self.photos, self.frame, self.bank = photos, frame, bank
         self.optics_prob, self.cfg, self.optics_cfg = optics_prob, cfg or FlareConfig(), optics_cfg
+        self.pairs, self.pairs_prob = pairs, pairs_prob
+
+    def _frame(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
+        """The same random resize (short side 1 to 1.4 frames), square crop and flip/rotation of each image."""
+        p = self.frame
+        h, w = images[0].shape[:2]
+        f = rng.uniform(1.0, 1.4) * p / min(h, w)
+        size = (max(p, round(w * f)), max(p, round(h * f)))
+        y, x = rng.integers(size[1] - p + 1), rng.integers(size[0] - p + 1)
+        k = int(rng.integers(8))
+        out = []
+        for img in images:
+            crop = np.asarray(Image.fromarray(img).resize(size, Image.BOX))[y:y + p, x:x + p]
+            out.append(np.ascontiguousarray(np.rot90(crop[:, ::-1] if k >= 4 else crop, k % 4)))
+        return out
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(batch, frame, frame, 3) uint8 inputs and targets."""
         xs, ys = [], []
-        p = self.frame
         for _ in range(batch):
-            img = self.photos[rng.integers(len(self.photos))]
-            h, w = img.shape[:2]
-            f = rng.uniform(1.0, 1.4) * p / min(h, w)
-            img = np.asarray(Image.fromarray(img).resize((max(p, round(w * f)), max(p, round(h * f))), Image.BOX))
-            y, x = rng.integers(img.shape[0] - p + 1), rng.integers(img.shape[1] - p + 1)
-            crop = img[y:y + p, x:x + p]
-            k = int(rng.integers(8))
-            crop = np.ascontiguousarray(np.rot90(crop[:, ::-1] if k >= 4 else crop, k % 4))
+            if self.pairs_prob and rng.random() < self.pairs_prob:
+                a, b = self._frame(rng, *self.pairs[int(rng.integers(len(self.pairs)))])
+                xs.append(a)
+                ys.append(b)
+                continue
+            (crop,) = self._frame(rng, self.photos[rng.integers(len(self.photos))])
             if rng.random() < self.optics_prob:
                 a, b = synthesize_optics_pair(crop, rng, self.bank, self.optics_cfg)
             else:
@@ -280,8 +298,22 @@ def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 
     return out
 
 
+def real_frames(pairs: PairFolder, *, long_side: int = 512) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """Real pairs as a validation set like ``validation_frames``: both at ``long_side`` px, with the
+    flare layer estimated from the pair (max over channels of input minus target, 0..255: it
+    holds the pair's noise and misalignment too, so its region masks are approximate)."""
+    out = []
+    for i in range(len(pairs)):
+        a, b = (fit_long_side(x, long_side) for x in pairs[i])
+        flare = np.clip(a.astype(np.int16) - b.astype(np.int16), 0, 255).max(axis=2).astype(np.uint8)
+        out.append((a, b, {"flare": flare}))
+    return out
+
+
 class PairFolder:
-    """Real pairs: ``root/input/NAME`` and ``root/target/NAME`` with matching file names."""
+    """Real pairs: ``root/input/NAME`` and ``root/target/NAME`` with matching file names (the
+    layout of Flare7K++'s real test set and of camera image-quality competitions). Read on
+    use: ``pairs[i]`` is the (input, target) pair of uint8 (H, W, 3) arrays."""
 
     def __init__(self, root: str | Path):
         root = Path(root)
