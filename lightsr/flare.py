@@ -189,7 +189,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         if unknown.any():
             grown = Image.fromarray(unknown.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * grow + 1))
             unknown = (np.asarray(grown) > 0) & ~lamp_small
-            source = ~unknown & ~lamp_small  # the scene around it: neither the disc nor its lamp (whose white would glow)
+            source = ~unknown & ~lamp_small  # the scene around: not the disc, nor its lamp (its white would glow)
             if unknown.any() and source.any():
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
         # the flare the model removed, in linear light; never negative: removal only takes light away
