@@ -9,7 +9,7 @@ Every number in a card comes from running this code; published rows are labelled
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult
 
 from .evaluate import SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
-from .training import cpu_name
+from .training import cpu_name, read_run_record
 
 __all__ = ["PUBLISHED_SR", "hardware", "training_record", "base_model", "sr_card_context", "flare_card_context",
            "write_card", "example_image"]
@@ -46,11 +46,12 @@ def hardware(threads: int | str | None = None, cpu: str | None = None) -> str:
 
 
 def training_record(run_dir: str | Path) -> dict[str, Any]:
-    """Steps, hours, data and settings of a training run folder (args.json + last/training_state.json)."""
+    """What a training run folder says of itself: its run.json (the trainer's description), its
+    arguments (args.json) and its progress (last/training_state.json: steps, hours, sittings)."""
     run_dir = Path(run_dir)
     args = json.loads((run_dir / "args.json").read_text())
     state = json.loads((run_dir / "last" / "training_state.json").read_text())
-    return {"args": args, "step": state["step"], "hours": state["elapsed_s"] / 3600,
+    return {"record": read_run_record(run_dir), "args": args, "step": state["step"], "hours": state["elapsed_s"] / 3600,
             "skipped": state.get("guard", {}).get("skipped", 0), "best_psnr": state.get("best_psnr"),
             "rollbacks": state.get("guard", {}).get("rollbacks", 0), "segments": state.get("segments", [])}
 
@@ -82,21 +83,9 @@ def _sittings(rec: dict[str, Any]) -> dict[str, str]:
     return lines
 
 
-def _command(script: str, a: dict[str, Any], keys: list[str]) -> str:
-    """The training command line that reproduces a run, from its args.json."""
-    parts = [f"python train/{script}"]
-    for k in keys:
-        v = a.get(k)
-        if v is None or v is False or v in ("", []):  # 0 is a value (--frame 0), not an absent flag
-            continue
-        flag = "--" + k.replace("_", "-")
-        if v is True:  # a switch (store_true)
-            parts.append(flag)
-        elif isinstance(v, list):
-            parts.append(flag + " " + " ".join(f"'{x}'" if "[" in str(x) else str(x) for x in v))
-        else:
-            parts.append(f"{flag} {v}")
-    return " ".join(parts)
+def _shell(argv: list[str]) -> str:
+    """A recorded command as one line (a token with brackets quoted, as a shell needs)."""
+    return " ".join(f"'{t}'" if "[" in t else t for t in argv)
 
 
 def _psnr_ssim_results(psnr: float, ssim: float, **dataset: str) -> list[EvalResult]:
@@ -152,21 +141,10 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
     if speed:
         context["speed"] = speed
     if run_dir is not None:
-        context["training"], context["reproduce"] = _sr_training(run_dir, scale)
+        context["training"], context["reproduce"] = _training(
+            run_dir, "python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md")
         context["base_model"] = base_model(run_dir)
     return context
-
-
-_SR_COMMAND_KEYS = ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule", "warmup",
-                    "ema", "amp", "val_every", "out"]
-
-
-def _folder_scale(folder: str) -> int | None:
-    """The scale in a model folder's config.json, or None where the folder is not there to read."""
-    try:
-        return json.loads((Path(folder) / "config.json").read_text()).get("scale")
-    except (OSError, ValueError):
-        return None
 
 
 def base_model(run_dir: str | Path | Sequence[str | Path]) -> str | None:
@@ -179,84 +157,61 @@ def base_model(run_dir: str | Path | Sequence[str | Path]) -> str | None:
     return None
 
 
-def _staged(run_dir: str | Path | Sequence[str | Path], *, data: Callable[[dict], str], summary: Callable[[dict], str],
-            lines: Callable[[dict, str], dict[str, Any]], init_how: Callable[[list[dict]], str], script: str,
-            keys: list[str], bench: str, upgrade: Callable[[dict], dict] | None = None) -> tuple[dict[str, Any], str]:
-    """Training lines and reproduce block of a recipe of one or more runs, in order.
+def _with(argv: list[str], flag: str, value: str) -> list[str]:
+    """``argv`` with ``flag``'s value replaced (or the flag added)."""
+    if flag in argv:
+        i = argv.index(flag)
+        return [*argv[: i + 1], value, *argv[i + 2:]]
+    return [*argv, flag, value]
 
-    ``run_dir`` is one run folder or several. Each later run is a fine-tune warm-started
-    from the previous run's best weights. The
-    last run gets the full ``lines(record, prefix)``; each earlier one a single line made
-    of ``summary(record)``, its hours, hardware and note; then the totals and every
+
+def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[dict[str, Any], str]:
+    """Training lines and reproduce block of a recipe of one or more runs, in order, rendered from
+    what each run recorded (run.json, args.json, last/training_state.json) and nothing else.
+
+    Each later run is a fine-tune warm-started from the previous run's best weights. The last
+    run gets the full lines (prefixed with its stage when there are several); each earlier one
+    a single line of its steps, recipe, hours, hardware and note; then the totals and every
     stage's command (a later stage's ``--init`` pointing at the previous run's best/), then
-    the ``bench`` line that re-measures the card. ``upgrade`` rewrites a run's recorded
-    arguments into what today's script needs to repeat it (a default that changed since).
+    the ``bench`` line that re-measures the card.
     """
     stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
     recs = [training_record(r) for r in stages]
-    for rec in recs:
-        rec["args"] = upgrade(rec["args"]) if upgrade else rec["args"]
-    a, multi = recs[-1]["args"], len(stages) > 1
-    training: dict[str, Any] = {"data": data(a)}
-    for i, (r, rec) in enumerate(zip(stages, recs[:-1]), start=1):
+    last, multi = recs[-1], len(stages) > 1
+    a, r = last["args"], last["record"]
+    training: dict[str, Any] = {"data": r["data"]}
+    for i, (folder, rec) in enumerate(zip(stages, recs[:-1]), start=1):
         e = rec["args"]
         how = _sittings(rec)
-        training[f"stage {i} (`runs/{r.name}`)"] = (
-            f"{summary(rec)}, {rec['hours']:.2f} hours on {how['hardware']}"
-            + (f"; {how['sittings']}" if "sittings" in how else "")
+        training[f"stage {i} (`runs/{folder.name}`)"] = (
+            f"{rec['step']:,} of {e['steps']:,} steps, {rec['record']['recipe']}, {rec['hours']:.2f} hours on "
+            f"{how['hardware']}" + (f"; {how['sittings']}" if "sittings" in how else "")
             + (f". {e['card_extra']}" if e.get("card_extra") else ""))
-    training |= lines(recs[-1], f"stage {len(stages)} (`runs/{stages[-1].name}`): " if multi else "")
+    final = f"stage {len(stages)} (`runs/{stages[-1].name}`): " if multi else ""
+    training |= {
+        "objective": final + r["objective"],
+        "steps": f"{final}{last['step']:,} of the {a['steps']:,}-step schedule{r.get('steps_detail', '')}" + (
+            "" if last["step"] >= a["steps"] else " (interim weights: training continues)"),
+        "wall-clock": f"{final}{last['hours']:.2f} hours",
+        **_sittings(last),
+        "non-finite steps": f"{last['skipped']} skipped, {last['rollbacks']} rollbacks",
+        **r.get("lines", {}),
+    }
     if multi:
-        training["total"] = (f"{sum(r['step'] for r in recs):,} steps, {sum(r['hours'] for r in recs):.2f} hours "
+        training["total"] = (f"{sum(x['step'] for x in recs):,} steps, {sum(x['hours'] for x in recs):.2f} hours "
                              f"in {len(stages)} stages")
     if a.get("init"):
         source = f"stage {len(stages) - 1}'s best weights" if multi else a["init"]
-        training["initialisation"] = f"warm start from {source} ({init_how(recs)})"
+        training["initialisation"] = f"warm start from {source} ({r['initialisation']})"
     if a.get("card_extra"):
         training["note"] = a["card_extra"]
     commands = []
-    for i, (r, rec) in enumerate(zip(stages, recs)):
-        args = {**rec["args"], "out": f"runs/{r.name}"}
+    for i, (folder, rec) in enumerate(zip(stages, recs)):
+        argv = _with(rec["record"]["command"], "--out", f"runs/{folder.name}")
         if i > 0:  # a later stage starts from the previous stage's best weights, not a shipped folder
-            args["init"] = f"runs/{stages[i - 1].name}/best"
-        commands.append(_command(script, args, keys))
+            argv = _with(argv, "--init", f"runs/{stages[i - 1].name}/best")
+        commands.append(_shell(argv))
     return training, "```bash\n" + "\n".join([*commands, bench]) + "\n```"
-
-
-def _sr_training(run_dir: str | Path | Sequence[str | Path], scale: int) -> tuple[dict[str, Any], str]:
-    """The SR card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
-
-    def data(a):
-        sets = ", ".join(Path(d).name for d in a["data"]) + (f" + {len(a['video'])} video(s)" if a.get("video") else "")
-        return (f"{sets} (Sun-Hays 80 photos; never Set5/Set14), random {a['lr_patch'] * scale}px HR crops "
-                "with flips and 90-degree rotations, LR made on the fly by bicubic downscaling")
-
-    def summary(rec):
-        e = rec["args"]
-        return (f"{rec['step']:,} of {e['steps']:,} steps, {e['lr_patch'] * scale}px HR crops, batch {e['batch']}, "
-                f"{e['loss'].upper()}, lr {e['lr']} {e['schedule']}")
-
-    def lines(rec, final):
-        a = rec["args"]
-        return {
-            "objective": f"{final}{a['loss'].upper()} loss, Adam (lr {a['lr']}, {a['schedule']} schedule, "
-                         f"{a['warmup']} warm-up steps), EMA {a['ema']}, batch {a['batch']}",
-            "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule" + (
-                "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
-            "wall-clock": f"{final}{rec['hours']:.2f} hours",
-            **_sittings(rec),
-            "non-finite steps skipped": rec["skipped"],
-            "validation": f"Set5 every {a['val_every']:,} steps; the best EMA weights are kept",
-        }
-
-    def init_how(recs):
-        init_scale = recs[-2]["args"]["scale"] if len(recs) > 1 else _folder_scale(recs[-1]["args"]["init"])
-        return {scale: "all weights", None: "every tensor whose name and shape match"}.get(
-            init_scale, "every tensor whose name and shape match; the upsampler's last stage starts fresh")
-
-    return _staged(run_dir, data=data, summary=summary, lines=lines, init_how=init_how, script="train_sr.py",
-                   keys=_SR_COMMAND_KEYS,
-                   bench="python benchmarks/bench_sr.py   # re-measures this card's numbers and BENCHMARKS.md")
 
 
 FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator"}
@@ -298,71 +253,10 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     if speed:
         context["speed"] = speed
     if run_dir is not None:
-        context["training"], context["reproduce"] = _flare_training(run_dir, gan=model.architecture == "pix2pix")
+        context["training"], context["reproduce"] = _training(
+            run_dir, "python benchmarks/bench_flare.py   # re-measures this card's numbers")
         context["base_model"] = base_model(run_dir)
     return context
-
-
-_FLARE_COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "patch", "batch", "echo", "steps", "lr",
-                       "warmup", "flare_weight", "lamp_weight", "pairs", "pairs_prob", "val_every", "out"]
-
-
-def _flare_training(run_dir: str | Path | Sequence[str | Path], *, gan: bool) -> tuple[dict[str, Any], str]:
-    """The flare card's training lines and reproduce block for the runs of a (possibly staged) recipe."""
-
-    def data(a):
-        photos = f"{', '.join(Path(d).name for d in a['data'])} photos, the last {a['holdout']} held out for validation"
-        if a.get("frame"):
-            share = a.get("optics_prob", 0.0)
-            share_real = 0.3 if a.get("pairs_prob") is None else a["pairs_prob"]  # train_flare's default
-            real = (f"; real pairs from {a['pairs']} for {share_real:.0%} of samples, the synthetic share "
-                    "below applying to the rest") if a.get("pairs") else ""
-            return (f"synthetic flare on {photos}; whole {a['frame']}px frames (each most of a photo) with "
-                    f"flips/rotations; flare from the optics generator (lightsr.data.optics, wave-optics PSF bank) "
-                    f"for {share:.0%} of pairs, the hand-drawn one (lightsr.data.flare) for the rest{real}")
-        return (f"synthetic flare (lightsr.data.flare, hand-drawn) on {photos}; {a['patch']}px patches with "
-                "flips/rotations")
-
-    def objective(a):
-        config = f"; config {' '.join(a['set'])}" if a.get("set") else ""
-        flare = f" + {a['flare_weight']:g} x linear flare-layer L1" if a.get("flare_weight") else ""
-        flare += f" + {a['lamp_weight']:g} x lamp L1 (target pixels at white)" if a.get("lamp_weight") else ""
-        if gan:
-            return "GAN (PatchGAN) + %g x (L1%s), Adam(%g, beta1 0.5)%s" % (a["lambda_l1"], flare, a["lr"], config)
-        return f"L1{flare}, Adam (lr {a['lr']}, {a['schedule']}), AGC lambda {a['agc']} every step{config}"
-
-    def summary(rec):
-        a = rec["args"]
-        return f"{rec['step']:,} of {a['steps']:,} steps, batch {a['batch']}, {objective(a)}"
-
-    def lines(rec, final):
-        a = rec["args"]
-        return {
-            "objective": final + objective(a),
-            "steps": f"{final}{rec['step']:,} of the {a['steps']:,}-step schedule, batch {a['batch']}" + (
-                "" if rec["step"] >= a["steps"] else " (interim weights: training continues)"),
-            "wall-clock": f"{final}{rec['hours']:.2f} hours",
-            **_sittings(rec),
-            "non-finite steps": f"{rec['skipped']} skipped, {rec['rollbacks']} rollbacks",
-        }
-
-    return _staged(run_dir, data=data, summary=summary, lines=lines,
-                   init_how=lambda recs: "every tensor whose name and shape match", script="train_flare.py",
-                   keys=_FLARE_COMMAND_KEYS, upgrade=_flare_args_today,
-                   bench="python benchmarks/bench_flare.py   # re-measures this card's numbers")
-
-
-# What the flare presets were before whole-frame training and flare-layer output became their defaults.
-_FLARE_PRESETS_BEFORE_OPTICS = {"nf-resunet": ["upsample=nearest", "output=image"],
-                                "pix2pix-light": ["upsample=transpose", "output=image", "image_residual=true"]}
-
-
-def _flare_args_today(a: dict[str, Any]) -> dict[str, Any]:
-    """A flare run recorded before --frame existed trained on patches with the presets of then:
-    say so explicitly, so its reproduce command still repeats it (its own --set wins)."""
-    if "frame" in a:
-        return a
-    return {**a, "frame": 0, "set": _FLARE_PRESETS_BEFORE_OPTICS.get(a["model"], []) + list(a.get("set") or [])}
 
 
 def example_image(model: LightSRModel, image, *, zoom: int = 2, size: int = 128):

@@ -563,3 +563,58 @@ def record_segment(state: dict[str, Any], *, steps: int, lr: float, threads: int
     if device is not None and device.type == "cuda":
         entry["gpu"] = torch.cuda.get_device_name(device)
     state.setdefault("segments", []).append(entry)
+
+
+# -- the run's record of itself (what its card renders) ------------------------------------------
+RUN_RECORD = "run.json"
+
+
+def command_line(script: str, args: dict[str, Any], keys: list[str]) -> list[str]:
+    """The command that repeats a run: ``python train/SCRIPT`` and each flag of ``keys`` that was
+    given, with its value from ``args`` (a switch bare; 0 is a value, None/False/empty are absent)."""
+    parts = ["python", f"train/{script}"]
+    for k in keys:
+        v = args.get(k)
+        if v is None or v is False or v in ("", []):
+            continue
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            parts.append(flag)
+        elif isinstance(v, list):
+            parts += [flag, *(str(x) for x in v)]
+        else:
+            parts += [flag, str(v)]
+    return parts
+
+
+def write_run_record(out: Path, record: dict[str, Any]) -> None:
+    """Write ``out``/run.json atomically: what the run did, in the trainer's own words.
+
+    ``record`` holds ``script``; ``command`` (argv, from ``command_line``); ``data``,
+    ``objective`` (every loss term with its weight, the optimizer), ``recipe`` (a one-line
+    summary for a card's earlier-stage line) and ``architecture`` (strings); optional
+    ``initialisation`` (what a warm start copied), ``steps_detail`` (appended to the steps
+    line) and ``lines`` (further card lines). Steps, hours, hardware and every sitting are in
+    the checkpoint's training_state.json; cards render the two and nothing else."""
+    from .imaging import write_atomically
+
+    text = json.dumps(record, indent=1) + "\n"
+    write_atomically(Path(out) / RUN_RECORD, lambda f: f.write(text.encode()))
+
+
+def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run.json a trainer wrote in ``run_dir``."""
+    path = Path(run_dir) / RUN_RECORD
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LightSRError(f"{run_dir}: no {RUN_RECORD} (the record a trainer writes of what it did)") from None
+
+
+def warm_start_summary(copied: list[str], skipped: list[str]) -> str:
+    """What ``warm_start`` did, for a run's record: all weights, or which modules started fresh."""
+    if not skipped:
+        return "all weights"
+    fresh = sorted({k.rsplit(".", 1)[0] for k in skipped})
+    return (f"every tensor whose name and shape match ({len(copied)}); {len(skipped)} start fresh: "
+            + ", ".join(fresh))

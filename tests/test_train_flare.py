@@ -130,22 +130,22 @@ def test_pix2pix_ddp_two_processes_on_cpu(photos, tmp_path):
     assert "weights identical across 2 ranks" in result.stderr
 
 
-def test_cards_repeat_runs_recorded_before_whole_frame_training(tmp_path):
-    """A run from before --frame and output=flare trained on patches with the old presets: its
-    reproduce command must say so, or it would silently train something else today."""
-    from lightsr.cards import _flare_training
+def test_cards_render_what_runs_recorded(tmp_path):
+    """A card prints a run's own record (run.json) and refuses, in one line, a run without one.
+    The records reconstructed for runs from before run.json keep repeating what those runs did:
+    the first NF-ResUNet run trained on patches with the presets of then."""
+    from lightsr.cards import _training
 
-    run_dir = tmp_path / "runs" / "old"
-    run_dir.mkdir(parents=True)
-    (run_dir / "args.json").write_text(json.dumps({
-        "model": "nf-resunet", "set": [], "data": ["data/sr-train"], "holdout": 8, "patch": 128, "batch": 8,
-        "steps": 10, "lr": 5e-4, "schedule": "cosine", "warmup": 0, "agc": 0.01, "val_every": 5, "out": "x"}))
-    (run_dir / "last").mkdir()
-    (run_dir / "last" / "training_state.json").write_text(json.dumps({"step": 10, "elapsed_s": 60.0}))
-    training, reproduce = _flare_training(run_dir, gan=False)
+    training, reproduce = _training(ROOT / "runs" / "flare-nf", "bench")
     command = next(line for line in reproduce.splitlines() if line.startswith("python train/train_flare.py"))
     assert "--set upsample=nearest output=image" in command and "--frame 0" in command
     assert "128px patches" in training["data"]
+    bare = tmp_path / "runs" / "bare"
+    (bare / "last").mkdir(parents=True)
+    (bare / "args.json").write_text(json.dumps({"steps": 1}))
+    (bare / "last" / "training_state.json").write_text(json.dumps({"step": 1, "elapsed_s": 1.0}))
+    with pytest.raises(lightsr.LightSRError, match="no run.json"):
+        _training(bare, "bench")
 
 
 def test_warm_start_from_a_flare_output_model_keeps_its_head_and_echo_reuses_batches(photos, tmp_path):

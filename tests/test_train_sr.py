@@ -289,7 +289,8 @@ def test_batches_from_workers_are_fresh_and_in_process_batches_follow_the_rng():
 
 def test_cards_name_the_gpu_a_sitting_ran_on_and_repeat_switches_bare():
     """A card rendered on a CPU machine must not claim the CPU trained a run the GPU did."""
-    from lightsr.cards import _command, _sittings
+    from lightsr.cards import _shell, _sittings
+    from lightsr.training import command_line
 
     rec = {"args": {}, "segments": [{"step": 0, "steps": 10, "lr": 1e-3, "threads": 16, "gpu": "NVIDIA H200"}]}
     assert _sittings(rec)["hardware"] == "one NVIDIA H200 GPU"
@@ -297,5 +298,5 @@ def test_cards_name_the_gpu_a_sitting_ran_on_and_repeat_switches_bare():
     lines = _sittings(rec)
     assert lines["hardware"] == "Zen 9 (recorded), 2 CPU threads and one NVIDIA H200 GPU"  # not this machine's
     assert "resumed from the last checkpoint at step 10" in lines["sittings"]
-    assert _command("train_sr.py", {"amp": True, "ema": 0.999, "loss": False}, ["amp", "ema", "loss"]) == \
+    assert _shell(command_line("train_sr.py", {"amp": True, "ema": 0.999, "loss": False}, ["amp", "ema", "loss"])) == \
         "python train/train_sr.py --amp --ema 0.999"

@@ -55,6 +55,7 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
+    RUN_RECORD, command_line, read_run_record, warm_start_summary, write_run_record,
     CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
     learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
     warm_start,
@@ -124,6 +125,72 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
+                "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "agc", "ema",
+                "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
+DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "val_count": 12, "val_size": 512,
+            "psf_bank": OpticsConfig.bank_size}
+
+
+def command_args(args, lr: float) -> dict:
+    """``args`` for the reproduce command: defaults that every shipped run used left out, the
+    learning rate as used, the options of the other architecture and data mode dropped."""
+    a = {**vars(args), "lr": lr}
+    for k, v in DEFAULTS.items():
+        if a.get(k) == v:
+            a[k] = None
+    if a["model"].startswith("nf-resunet"):
+        a["lambda_l1"] = None  # a Pix2Pix option
+    else:
+        a["agc"] = None  # an NF-ResUNet option
+    if a["frame"]:
+        a["patch"] = None
+    return a
+
+
+def run_record(args, model, lr: float, photos: int, initialisation: str | None) -> dict:
+    """What this run does, in words a card prints (lightsr.training.write_run_record)."""
+    folders = ", ".join(Path(d).name for d in args.data)
+    held = f"{folders} photos ({photos} trained on), the last {args.holdout} held out for validation"
+    if args.frame:
+        data = (f"synthetic flare on {held}; whole {args.frame}px frames (each most of a photo) with "
+                f"flips/rotations; flare from the optics generator (lightsr.data.optics, {args.psf_bank}-PSF "
+                f"wave-optics bank) for {args.optics_prob:.0%} of pairs, the hand-drawn one (lightsr.data.flare) "
+                "for the rest")
+        if args.pairs:
+            share = 0.3 if args.pairs_prob is None else args.pairs_prob
+            data += (f"; real pairs from {args.pairs} for {share:.0%} of samples, the synthetic shares applying "
+                     "to the rest")
+    else:
+        data = (f"synthetic flare (lightsr.data.flare, hand-drawn) on {held}; {args.patch}px patches with "
+                "flips/rotations")
+    if args.echo > 1:
+        data += f"; each batch used {args.echo} times under fresh flips (data echoing)"
+    config = f"; config {' '.join(args.set)}" if args.set else ""
+    terms = "L1" + (f" + {args.flare_weight:g} x linear flare-layer L1" if args.flare_weight else "") + (
+        f" + {args.lamp_weight:g} x lamp L1 (target pixels at white)" if args.lamp_weight else "")
+    if model.architecture == "pix2pix":
+        layers = getattr(model.config, "disc_layers", None)
+        disc = f"PatchGAN, {layers} layers" if layers else "PatchGAN"
+        objective = f"GAN ({disc}) + {args.lambda_l1:g} x ({terms}), Adam({lr:g}, beta1 0.5){config}"
+    else:
+        objective = f"{terms}, Adam (lr {lr:g}, {args.schedule}), AGC lambda {args.agc} every step{config}"
+    record = {
+        "script": "train_flare.py", "data": data, "objective": objective,
+        "recipe": f"batch {args.batch}, {objective}", "steps_detail": f", batch {args.batch}",
+        "architecture": f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+                        f"config {json.dumps(model.hub_config(), sort_keys=True)}",
+        "lines": {"validation": f"{args.val_count} frame{'s' if args.val_count != 1 else ''} per generator at "
+                                f"{args.val_size}px every {args.val_every:,} steps; the best EMA weights (mean PSNR "
+                                "of both sets) are kept"},
+    }
+    if initialisation:
+        record["initialisation"] = initialisation
+    return record
+
+
 def load_photos(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Decode every photo once; split off the last --holdout as validation-only."""
     files = [f for folder in args.data for f in image_files(folder)]
@@ -183,10 +250,14 @@ def main(args: argparse.Namespace) -> dict:
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
+    initialisation = None
     if args.init and not args.resume:
         copied, skipped = warm_start(model, args.init)
         log.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
                  ", ".join(skipped) or "none")
+        initialisation = warm_start_summary(copied, skipped)
+    elif args.resume and (out / RUN_RECORD).is_file():
+        initialisation = read_run_record(out).get("initialisation")  # the first sitting's warm start
     gan = model.architecture == "pix2pix"
     lr = args.lr or (2e-4 if gan else 5e-4)
     betas = (0.5, 0.999) if gan else (0.9, 0.99)
@@ -200,6 +271,7 @@ def main(args: argparse.Namespace) -> dict:
         # a warm start from an image-output model: its head meant something else, so start it at "no flare"
         torch.nn.init.zeros_(model.final_layer().weight)
         torch.nn.init.zeros_(model.final_layer().bias)
+        initialisation += "; the head then set to zero (the source predicted an image, this model predicts flare)"
     if gan:
         disc = PatchDiscriminator(model.config).to(dist.device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
@@ -219,8 +291,13 @@ def main(args: argparse.Namespace) -> dict:
         (out / "log.csv").unlink(missing_ok=True)
     record_segment(state, steps=args.steps, lr=lr, threads=args.threads, device=dist.device)
 
+    record: dict = {}  # run.json: filled once the data is loaded
+
     def write_args() -> None:
         (out / "args.json").write_text(json.dumps({**vars(args), "lr": lr}, indent=1))
+        if record:  # the command repeats the planned schedule (--minutes rewrites --steps)
+            write_run_record(out, {**record, "command": command_line("train_flare.py", command_args(args, lr),
+                                                                     COMMAND_KEYS)})
 
     if dist.is_main:
         write_args()
@@ -248,6 +325,9 @@ def main(args: argparse.Namespace) -> dict:
     noop_psnr = float(np.mean([psnr(a, b, y_channel=False) for a, b, *_ in val]))
     log.info("%d training photos, %d validation pairs (no-op PSNR %.2f dB), %s with %d parameters",
              len(train_photos), len(val), noop_psnr, args.model, sum(p.numel() for p in model.parameters()))
+    record.update(run_record(args, model, lr, len(train_photos), initialisation))
+    if dist.is_main:
+        write_args()
     curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "flare_l1", "d_loss", "lr", "val_psnr", "val_ssim",
                                      "skipped", "elapsed_s", "lamp_l1"])
 

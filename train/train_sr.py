@@ -37,6 +37,7 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
+    RUN_RECORD, command_line, read_run_record, warm_start_summary, write_run_record,
     CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
     learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
     warm_start,
@@ -99,6 +100,61 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
+COMMAND_KEYS = ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule", "warmup",
+                "decay_every", "ema", "grad_clip", "amp", "val", "val_every", "data", "video", "fps", "out"]
+
+
+def command_args(args) -> dict:
+    """``args`` for the reproduce command: paths inside the checkout made relative to it, and
+    --data / --val left out where they are the defaults (every shipped run)."""
+    a = dict(vars(args))
+    a["data"] = [_relative(d) for d in a["data"]]
+    a["val"] = _relative(a["val"])
+    if a["data"] == ["data/sr-train"]:
+        a["data"] = None
+    if a["val"] == "data/sr-bench/Set5":
+        a["val"] = None
+    if not a["video"]:
+        a["fps"] = None  # only video frames read it
+    if a["schedule"] != "step":
+        a["decay_every"] = None  # only the step schedule reads it
+    if a["grad_clip"] == 1.0:
+        a["grad_clip"] = None  # the default
+    return a
+
+
+def _relative(path: str) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else path
+
+
+def run_record(args, model, images: int, initialisation: str | None) -> dict:
+    """What this run does, in words a card prints (lightsr.training.write_run_record)."""
+    crops = args.lr_patch * args.scale
+    sources = ", ".join(f"{Path(d).name} ({len(image_files(d))} images)" for d in args.data)
+    if args.video:
+        sources += f" + {len(args.video)} video(s) at {args.fps:g} frame(s) per second"
+    loss = args.loss.upper()
+    extras = (", bf16 autocast on CUDA" if args.amp else "") + (
+        f", gradient norm clipped at {args.grad_clip:g}" if args.grad_clip > 0 else "")
+    record = {
+        "script": "train_sr.py",
+        "data": f"{sources}: {images} images used (short side at least {(args.lr_patch + 4) * args.scale}px), "
+                f"random {crops}px HR crops with flips and 90-degree rotations, LR made on the fly by bicubic "
+                "downscaling",
+        "objective": f"{loss} loss, Adam (lr {args.lr}, betas 0.9/0.99, {args.schedule} schedule, {args.warmup} "
+                     f"warm-up steps), EMA {args.ema}, batch {args.batch}{extras}",
+        "recipe": f"{crops}px HR crops, batch {args.batch}, {loss}, lr {args.lr} {args.schedule}",
+        "architecture": f"{args.model} x{args.scale}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+                        f"config {json.dumps(model.hub_config(), sort_keys=True)}",
+        "lines": {"validation": f"{Path(args.val).name} every {args.val_every:,} steps; the best EMA weights are kept"},
+    }
+    if initialisation:
+        record["initialisation"] = initialisation
+    return record
+
+
 def load_hr_images(args) -> list[np.ndarray]:
     """Decode every training image once into memory (uint8 RGB arrays)."""
     images = []
@@ -151,10 +207,14 @@ def main(args: argparse.Namespace) -> dict:
     model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
     if dist.device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # about 2x faster convs on this CPU
+    initialisation = None
     if args.init and not args.resume:
         copied, skipped = warm_start(model, args.init)
         log.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
                  ", ".join(skipped) or "none")
+        initialisation = warm_start_summary(copied, skipped)
+    elif args.resume and (out / RUN_RECORD).is_file():
+        initialisation = read_run_record(out).get("initialisation")  # the first sitting's warm start
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     ema = None
     if args.ema > 0:
@@ -172,8 +232,12 @@ def main(args: argparse.Namespace) -> dict:
         (out / "log.csv").unlink(missing_ok=True)
     record_segment(state, steps=args.steps, lr=args.lr, threads=args.threads, device=dist.device)
 
+    record: dict = {}  # run.json: filled once the data is loaded
+
     def write_args() -> None:
         (out / "args.json").write_text(json.dumps(vars(args), indent=1))
+        if record:  # the command repeats the planned schedule (--minutes rewrites --steps)
+            write_run_record(out, {**record, "command": command_line("train_sr.py", command_args(args), COMMAND_KEYS)})
 
     if dist.is_main:
         write_args()
@@ -186,6 +250,9 @@ def main(args: argparse.Namespace) -> dict:
     images = load_hr_images(args)
     log.info("%d training images, model %s with %d parameters", len(images), args.model,
              sum(p.numel() for p in model.parameters()))
+    record.update(run_record(args, model, len(images), initialisation))
+    if dist.is_main:
+        write_args()
     curve = CSVLog(out / "log.csv", ["step", "loss", "lr", "val_psnr", "val_ssim", "skipped", "elapsed_s"])
     loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
 
