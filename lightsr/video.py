@@ -203,8 +203,10 @@ def upscale_video(
                                                         timings, stop), daemon=True)
         reader.start()
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            done = _transcode(model, net, out, vstream, astream, frames_q, audio_packets, info, crf, preset,
-                              batch_size, total, progress, timings)
+            writer = _Writer(out, vstream, astream, audio_packets, scale=model.scale, crf=crf, preset=preset,
+                             timings=timings)
+            done = _transcode(net, next(model.parameters()).device, frames_q, writer, batch_size=batch_size,
+                              total=total, progress=progress, timings=timings)
         reader.join()
         if done == 0:
             raise LightSRError(f"{src}: the video has no frames")
@@ -219,64 +221,100 @@ def upscale_video(
     return timings
 
 
-def _transcode(model, net, out, vstream, astream, frames_q, audio_packets, info, crf, preset, batch_size, total,
-               progress, timings) -> int:
-    """Main thread: the model. Writer thread: RGB->YUV, x264 and muxing (audio included)."""
-    s = model.scale
-    device = next(model.parameters()).device
-    copy_audio = astream is not None and astream.codec_context.name in BROWSER_AUDIO
-    streams: dict = {}
-    write_q: queue.Queue = queue.Queue(maxsize=2)  # batches waiting for the encoder
-    writer_error: list[BaseException] = []
+class _Writer:
+    """The encoding side, on its own thread: RGB -> YUV, x264, and muxing with the audio.
 
-    def open_streams(h: int, w: int) -> None:
-        ovs = out.add_stream("libx264", rate=vstream.average_rate or vstream.guessed_rate or Fraction(25),
-                             options={"crf": str(crf), "preset": preset})
-        ovs.width, ovs.height = (w * s) // 2 * 2, (h * s) // 2 * 2  # yuv420p needs even sizes
+    ``put`` hands it a batch of (pts, HxWx3 uint8) frames; ``close`` flushes the encoders and
+    re-raises whatever failed on the thread. The video stream is opened on the first frame
+    size (``open``), at ``scale`` times it, cropped to even sizes for yuv420p."""
+
+    def __init__(self, out, vstream, astream, audio_packets: list, *, scale: int, crf: int, preset: str,
+                 timings: Timings):
+        self.out, self.vstream, self.astream, self.audio_packets = out, vstream, astream, audio_packets
+        self.scale, self.crf, self.preset, self.timings = scale, crf, preset, timings
+        self.copy_audio = astream is not None and astream.codec_context.name in BROWSER_AUDIO
+        self.video = self.audio = None
+        self.error: list[BaseException] = []
+        self._q: queue.Queue = queue.Queue(maxsize=2)  # batches waiting for the encoder
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def open(self, h: int, w: int) -> None:
+        v = self.vstream
+        ovs = self.out.add_stream("libx264", rate=v.average_rate or v.guessed_rate or Fraction(25),
+                                  options={"crf": str(self.crf), "preset": self.preset})
+        ovs.width, ovs.height = (w * self.scale) // 2 * 2, (h * self.scale) // 2 * 2  # yuv420p needs even sizes
         ovs.pix_fmt = "yuv420p"
-        ovs.time_base = ovs.codec_context.time_base = vstream.time_base  # keep every frame's own pts
-        streams["video"] = ovs
-        if astream is not None:
-            if copy_audio:
-                streams["audio"] = out.add_stream_from_template(astream)
+        ovs.time_base = ovs.codec_context.time_base = v.time_base  # keep every frame's own pts
+        self.video = ovs
+        a = self.astream
+        if a is not None:
+            if self.copy_audio:
+                self.audio = self.out.add_stream_from_template(a)
             else:
-                oas = out.add_stream("aac", rate=astream.codec_context.sample_rate or 48000)
-                oas.layout = astream.codec_context.layout if astream.codec_context.layout else "stereo"
-                streams["audio"] = oas
+                self.audio = self.out.add_stream("aac", rate=a.codec_context.sample_rate or 48000)
+                self.audio.layout = a.codec_context.layout if a.codec_context.layout else "stereo"
 
-    def mux_audio() -> None:
-        oas = streams.get("audio")
-        while audio_packets:
-            packet = audio_packets.pop(0)
-            if copy_audio:
-                packet.stream = oas
-                out.mux(packet)
+    def put(self, batch: list) -> None:
+        if self.error:
+            raise self.error[0]
+        self._q.put(batch)
+
+    def _mux_audio(self) -> None:
+        while self.audio_packets:
+            packet = self.audio_packets.pop(0)
+            if self.copy_audio:
+                packet.stream = self.audio
+                self.out.mux(packet)
             else:
                 for frame in packet.decode():
                     frame.pts = None  # the encoder numbers its own (resampled) frames
-                    for p in oas.encode(frame):
-                        out.mux(p)
+                    for p in self.audio.encode(frame):
+                        self.out.mux(p)
 
-    def writer() -> None:
+    def _run(self) -> None:
         try:
-            while (item := write_q.get()) is not _END:
+            while (batch := self._q.get()) is not _END:
                 t = time.perf_counter()
-                ovs = streams["video"]
-                for pts, arr in item:
+                ovs = self.video
+                for pts, arr in batch:
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr[: ovs.height, : ovs.width]),
                                                        format="rgb24")
-                    frame.pts, frame.time_base = pts, vstream.time_base
+                    frame.pts, frame.time_base = pts, self.vstream.time_base
                     for p in ovs.encode(frame):
-                        out.mux(p)
-                mux_audio()
-                timings.encode += time.perf_counter() - t
+                        self.out.mux(p)
+                self._mux_audio()
+                self.timings.encode += time.perf_counter() - t
         except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
-            writer_error.append(err)
-            while write_q.get() is not _END:  # keep draining so the main thread never blocks
+            self.error.append(err)
+            while self._q.get() is not _END:  # keep draining so the main thread never blocks
                 pass
 
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
+    def stop(self) -> None:
+        """Wait for the queued frames to be encoded (or dropped, after a failure on the thread)."""
+        if self._thread.is_alive():
+            self._q.put(_END)
+            self._thread.join()
+
+    def finish(self) -> None:
+        """After the last frame: re-raise a failure on the thread, else flush the encoders."""
+        self.stop()
+        if self.error:
+            raise self.error[0]
+        if self.video is not None:
+            for p in self.video.encode(None):
+                self.out.mux(p)
+            self._mux_audio()
+            if self.audio is not None and not self.copy_audio:
+                for p in self.audio.encode(None):
+                    self.out.mux(p)
+
+
+def _transcode(net, device: torch.device, frames_q: queue.Queue, writer: _Writer, *, batch_size: int,
+               total: int | None, progress, timings: Timings) -> int:
+    """The model, on the calling thread: frames from the reader, in batches of ``batch_size``
+    (one frame size per batch), through ``net``, to the writer. Returns the frames done."""
+    channels_last = device.type == "cpu" and isinstance(net, torch.nn.Module)
     done = 0
     pending: list = []
 
@@ -286,12 +324,12 @@ def _transcode(model, net, out, vstream, astream, frames_q, audio_packets, info,
             return
         t = time.perf_counter()
         x = to_unit_range(np.stack([a for _, _, a in pending]), device)
-        if device.type == "cpu" and net is model:
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             y = net(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         timings.model += time.perf_counter() - t
-        write_q.put([(pts, arr) for (pts, _, _), arr in zip(pending, y)])
+        writer.put([(pts, arr) for (pts, _, _), arr in zip(pending, y)])
         done += len(pending)
         timings.frames = done
         pending.clear()
@@ -302,10 +340,8 @@ def _transcode(model, net, out, vstream, astream, frames_q, audio_packets, info,
         while (item := frames_q.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            if writer_error:
-                raise writer_error[0]
-            if not streams:
-                open_streams(*item[2].shape[:2])
+            if writer.video is None:
+                writer.open(*item[2].shape[:2])
             if pending and pending[0][2].shape != item[2].shape:
                 run_batch()  # a mid-stream size change: keep batches uniform
             pending.append(item)
@@ -313,17 +349,8 @@ def _transcode(model, net, out, vstream, astream, frames_q, audio_packets, info,
                 run_batch()
         run_batch()
     finally:
-        write_q.put(_END)
-        thread.join()
-    if writer_error:
-        raise writer_error[0]
-    if streams:
-        for p in streams["video"].encode(None):
-            out.mux(p)
-        mux_audio()
-        if "audio" in streams and not copy_audio:
-            for p in streams["audio"].encode(None):
-                out.mux(p)
+        writer.stop()  # on an error too: the thread must not outlive the output container
+    writer.finish()
     return done
 
 
