@@ -256,9 +256,10 @@ def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
                            "--val-every", "1000"))
     planned = json.loads((out / "args.json").read_text())["steps"]
     state = json.loads((out / "last" / "training_state.json").read_text())
-    assert 200 < planned < 100000 and state["step"] == planned, planned  # the schedule ran to its planned end
-    assert state["segments"][0]["steps"] == planned
-    # the plan extrapolates the first 200 steps' rate; on a shared machine later steps can be slower
+    assert 200 < planned < 100000 and state["segments"][0]["steps"] == planned, planned
+    # the schedule runs to its planned end, unless the machine slowed after the 200 steps the
+    # plan extrapolates from: then the budget stops it once spent (a shared CI machine does that)
+    assert state["step"] == planned or (state["step"] > 200 and state["elapsed_s"] >= 0.25 * 60), state
     assert state["elapsed_s"] < 0.25 * 60 * 1.5, state["elapsed_s"]
     import lightsr
 
