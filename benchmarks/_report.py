@@ -55,3 +55,12 @@ def write_section(name: str, text: str) -> None:
     header = ("# Benchmarks\n\nEvery number below was measured by the script named in its section, on the "
               "machine it names, from this repository's code. Re-run a script to refresh its section.\n")
     (ROOT / "BENCHMARKS.md").write_text(header + "".join("\n" + p.read_text() for p in sections))
+
+
+def write_results(name: str, results: dict) -> None:
+    """The measurements a model card prints, per shipped model: benchmarks/results/<name>.json
+    (``benchmarks/render_cards.py`` renders the cards from it)."""
+    import json
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), "models": results}, indent=1) + "\n")

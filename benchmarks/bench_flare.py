@@ -13,13 +13,15 @@ generalisation across syntheses shows.
 Per model and inference method of ``lightsr.flare.remove_flare`` ("lowres", the default:
 the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, streak- and
 background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's gain, a
-checkerboard/block measure, and seconds and peak memory for one 4000x3000 photo. Each
-model's card is re-rendered with these numbers.
+checkerboard/block measure, and seconds and peak memory for one 4000x3000 photo. Writes its
+BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.json);
+``python benchmarks/render_cards.py`` renders the cards from them.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import json
 import subprocess
 import sys
@@ -27,10 +29,9 @@ import sys
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from _report import ROOT, machine, training_runs, write_section
+from _report import ROOT, machine, write_results, write_section
 
 from lightsr import zoo
-from lightsr.cards import example_image, flare_card_context, write_card
 from lightsr.data.flare import GENERATORS, PairFolder, real_frames, validation_frames
 from lightsr.data.optics import psf_bank
 from lightsr.evaluate import evaluate_flare
@@ -95,7 +96,7 @@ def main() -> None:
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
-    rows, shown = [], {}
+    rows, shown, results = [], {}, {}
     for entry in zoo.available("flare-removal"):
         model = zoo.get_model(entry)
         scores, grids = {}, {}
@@ -112,20 +113,10 @@ def main() -> None:
                                 photo=str(image_files(DATA)[0]))
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
-        run = training_runs(RUNS, entry.name)
         text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
                 f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads)")
-        folder = zoo.CHECKPOINTS / entry.name
-        examples = []
-        for name, caption in (("night-lamps.png", "flare from the optics generator"),
-                              ("night-street.png", "flare from the hand-drawn generator")):
-            example_image(model, open_image(ROOT / "examples" / "flare" / name)).save(folder / f"example-{name}")
-            examples.append({"path": f"example-{name}", "caption": f"Left: a made night scene with {caption} "
-                             f"(examples/flare/{name}, CC0); right: this model's output, lamps kept."})
-        write_card(folder, model, **flare_card_context(model, {g: scores["lowres", g] for g in GENERATORS},
-                                                       {g: noop[g] for g in GENERATORS}, run_dir=run, speed=text),
-                   repo_id=f"lightsr/{entry.name}", examples=examples)
-        (folder / "example.png").unlink(missing_ok=True)
+        results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in GENERATORS},
+                               "noop": {g: asdict(noop[g]) for g in GENERATORS}, "speed": text}
         rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed))
         print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
                            for k, v in scores.items()}, speed)
@@ -176,6 +167,7 @@ def main() -> None:
               "", "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
               "`python benchmarks/bench_flare.py`."]
     write_section("flare", "\n".join(lines))
+    write_results("flare", results)
     if shown:
         before_after(sets, shown).save(ROOT / "docs" / "flare-before-after.png", optimize=True)
 

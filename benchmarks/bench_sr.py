@@ -1,4 +1,4 @@
-"""Super-resolution quality and speed of the shipped checkpoints; refreshes their model cards.
+"""Super-resolution quality and speed of the shipped checkpoints.
 
     python benchmarks/bench_sr.py [--threads 2] [--frames 10]
 
@@ -8,22 +8,23 @@ output is 1280x720 (640x360 in at x2, 320x180 at x4; fp32, channels_last, batch 
 of --frames runs), with Pillow bicubic timed on the same frames. Speed is set against
 what this CPU can do: a large 3x3 convolution (64 -> 64 channels on a 640x360 map,
 channels_last) is timed first, and each model's GFLOPs per frame divided by its time is
-given as a fraction of that roofline. The card of each checkpoint is re-rendered with
-these numbers and its training record from the run folder named in RUNS. Run it on an
-otherwise idle machine.
+given as a fraction of that roofline. Writes its BENCHMARKS.md section and the numbers
+the cards print (benchmarks/results/sr.json); ``python benchmarks/render_cards.py`` then
+renders each checkpoint's card from them and from the run folders named in RUNS. Run it
+on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 import numpy as np
 import torch
-from _report import ROOT, machine, median_time, training_runs, write_section
+from _report import ROOT, machine, median_time, write_results, write_section
 
 import lightsr
 from lightsr import zoo
-from lightsr.cards import example_image, sr_card_context, write_card
 from lightsr.evaluate import evaluate_sr
 from lightsr.imaging import bicubic_upscale
 from PIL import Image
@@ -80,6 +81,7 @@ def main() -> None:
     roofline = conv_roofline(args.frames)
     print(f"3x3 conv roofline: {roofline:.0f} GFLOP/s")
     rows = []
+    results = {}
     for entry in zoo.available("super-resolution"):
         folder = zoo.CHECKPOINTS / entry.name
         model = lightsr.load(folder)
@@ -90,12 +92,7 @@ def main() -> None:
         scores = {n: evaluate_sr(model, BENCH / n) for n in ("Set5", "Set14")}
         speed = (f"{sec * 1000:.0f} ms per {w}x{h} frame to 1280x720 ({1 / sec:.1f} frames/s, model only, "
                  f"{args.threads} threads)")
-        run = training_runs(RUNS, entry.name)
-        example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
-        examples = [{"path": "example.png", "caption": f"Left to right: bicubic x{model.scale}, this model, the "
-                     "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
-        write_card(folder, model, **sr_card_context(model, bench_dir=BENCH, run_dir=run, speed=speed, scores=scores),
-                   repo_id=f"lightsr/{entry.name}", examples=examples)
+        results[entry.name] = {"scores": {n: asdict(v) for n, v in scores.items()}, "speed": speed}
         params = f"{d['inference_parameters']:,}" + (
             f" ({d['parameters']:,} stored)" if d["parameters"] != d["inference_parameters"] else "")
         rows.append((entry.name, params, gflops, scores, (w, h), sec))
@@ -128,6 +125,7 @@ def main() -> None:
         lines.append(f"| bicubic x{scale} (Pillow) | 0 | | | | {w}x{h} | | {sec * 1000:.1f} ms ({1 / sec:.0f}) | |")
     lines += ["", "Reproduce: `python benchmarks/bench_sr.py`; the model cards are re-rendered from the same run."]
     write_section("sr", "\n".join(lines))
+    write_results("sr", results)
 
 if __name__ == "__main__":
     main()

@@ -5,8 +5,8 @@
 
 Copies config.json, model.safetensors and the trainer's card (README.md, when the run
 finished and rendered one) of RUN/best atomically into checkpoints/NAME; then run
-benchmarks/bench_sr.py (or the flare benchmark) to add speed and an example image to
-the card and to refresh BENCHMARKS.md.
+benchmarks/bench_sr.py (or bench_flare.py) to measure it and refresh BENCHMARKS.md, then
+benchmarks/render_cards.py to render its card with those numbers and an example image.
 
 ``--last-ema`` publishes the EMA weights of the resumable checkpoint RUN/last instead:
 interim weights of a run that has not finished (the card, rendered by the benchmark,
