@@ -82,12 +82,12 @@ def find(task: str, *, label: str | None = None, scale: int | None = None, kind:
 
 
 def get_model(entry: Entry, *, namespace: str | None = None) -> LightSRModel:
-    """Load ``entry`` once per process (thread-safe) and return the cached model."""
-    ns = _namespace(namespace)
-    key = (entry.name, ns)
+    """``resolve(entry.name)`` once per process (thread-safe): the cached model the app and the
+    benchmarks share."""
+    key = (entry.name, _namespace(namespace))
     with _lock:
         if key not in _cache:
-            _cache[key] = load(f"{ns}/{entry.name}" if ns else CHECKPOINTS / entry.name)
+            _cache[key] = resolve(entry.name, namespace=namespace)
         return _cache[key]
 
 
@@ -95,19 +95,22 @@ def resolve(name: str | os.PathLike, *, task: str | None = None, revision: str |
             namespace: str | None = None) -> LightSRModel:
     """Load ``name``: a model folder, a Hub repo id (``namespace/name``), or a shipped name.
 
-    A shipped name (one of ``CATALOGUE``) loads from ``checkpoints/NAME`` when that folder is
-    there, else from the Hub repo ``{namespace}/NAME`` (``LIGHTSR_HUB_NAMESPACE``, default
-    ``lightsr``) into the Hugging Face cache. Anything else raises one line naming what was
+    The one resolver (the CLI, the app through ``get_model``, the benchmarks). A shipped name
+    (one of ``CATALOGUE``) loads from the Hub repo ``{namespace}/NAME`` when a namespace is
+    asked for (``namespace``, or ``LIGHTSR_HUB_NAMESPACE``), else from ``checkpoints/NAME``
+    when that folder is there (``LIGHTSR_CHECKPOINTS`` moves it), else from ``lightsr/NAME``
+    on the Hub, into the Hugging Face cache. Anything else raises one line naming what was
     tried. ``task`` checks the model's task.
     """
     text = str(name)
     shipped = [e.name for e in CATALOGUE]
+    asked = namespace or os.environ.get("LIGHTSR_HUB_NAMESPACE")
     if Path(text).expanduser().exists() or "/" in text or text.startswith((".", "~")):
         model = load(name, revision=revision)
-    elif (CHECKPOINTS / text / "config.json").is_file():
+    elif (CHECKPOINTS / text / "config.json").is_file() and not (asked and text in shipped):
         model = load(CHECKPOINTS / text, revision=revision)
     elif text in shipped:
-        repo = f"{_namespace(namespace) or DEFAULT_NAMESPACE}/{text}"
+        repo = f"{asked or DEFAULT_NAMESPACE}/{text}"
         try:
             model = load(repo, revision=revision)
         except LightSRError as err:

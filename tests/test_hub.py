@@ -285,3 +285,20 @@ def test_shipped_names_resolve_to_checkpoints_then_to_the_hub(hub, monkeypatch, 
     assert cli.main(["upscale", "a.png", str(tmp_path / "b.png"), "--model", "ecbsr-x2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no-checkpoints" in err and "'lightsr/ecbsr-x2'" in err and "cache" in err
+
+
+def test_get_model_and_resolve_follow_one_rule(hub, monkeypatch, tmp_path):
+    """The app's cached loader is resolve: a local checkpoint by default, the Hub namespace
+    when one is asked for (LIGHTSR_HUB_NAMESPACE), for the CLI and the app alike."""
+    from lightsr import zoo
+
+    local = tmp_path / "ckpts"
+    lightsr.create_model("ecbsr-test").save_pretrained(local / "ecbsr-x2")
+    lightsr.create_model("rdn-test").push_to_hub("mirror/ecbsr-x2")
+    monkeypatch.setattr(zoo, "CHECKPOINTS", local)
+    monkeypatch.setattr(zoo, "_cache", {})
+    entry = next(e for e in zoo.CATALOGUE if e.name == "ecbsr-x2")
+    assert zoo.resolve("ecbsr-x2").architecture == zoo.get_model(entry).architecture == "ecbsr"
+    monkeypatch.setenv("LIGHTSR_HUB_NAMESPACE", "mirror")
+    assert zoo.resolve("ecbsr-x2").architecture == zoo.get_model(entry).architecture == "rdn"
+    assert zoo.get_model(entry) is zoo.get_model(entry)  # cached per name and namespace
