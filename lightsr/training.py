@@ -29,6 +29,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -618,3 +619,86 @@ def warm_start_summary(copied: list[str], skipped: list[str]) -> str:
     fresh = sorted({k.rsplit(".", 1)[0] for k in skipped})
     return (f"every tensor whose name and shape match ({len(copied)}); {len(skipped)} start fresh: "
             + ", ".join(fresh))
+
+
+# -- what the two trainers' loops share -----------------------------------------------------------
+class Bookkeeping:
+    """The bookkeeping a training loop shares, not the loop itself (which each script keeps in
+    view): the guarded optimizer step, the tail of every step (elapsed time, the time budget, the
+    curve's row, validation, the checkpoint cadence) and the end of the run.
+
+    ``state`` is the checkpointed dict (step, elapsed_s, best_psnr, segments); ``validate()``
+    scores and keeps the best weights, returning the PSNR; ``checkpoint()`` saves ``last``;
+    ``write_args()`` rewrites args.json and run.json when --minutes plans the schedule.
+    """
+
+    def __init__(self, args, dist, out: Path, state: dict[str, Any], *, model, net, optimizer, ema, guard,
+                 validate: Callable[[], float], checkpoint: Callable[[], None], write_args: Callable[[], None],
+                 bar):
+        self.args, self.dist, self.out, self.state = args, dist, Path(out), state
+        self.model, self.net, self.optimizer, self.ema, self.guard = model, net, optimizer, ema, guard
+        self.validate, self.checkpoint, self.write_args, self.bar = validate, checkpoint, write_args, bar
+        self.stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
+        self.budget = TimeBudget(args.minutes, start=state["step"] + 200)
+        self.start = time.monotonic() - state["elapsed_s"]
+        self.last_save = time.monotonic()
+        self.val_psnr = float("nan")
+        guard.remember(net, optimizer)
+
+    @property
+    def running(self) -> bool:
+        return self.state["step"] < self.stop
+
+    def optimizer_step(self, step: int, finite: bool) -> None:
+        """Step (and update the EMA) if the NaN guard lets this step through; it rolls back and
+        lowers the learning rate after repeated non-finite steps, from a state remembered every 100."""
+        if self.guard.check(finite, step, self.net, self.optimizer):
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            if step % 100 == 0:
+                self.guard.remember(self.net, self.optimizer)
+
+    def after_step(self, curve: CSVLog, row: Callable[[], dict[str, Any]], **postfix: str) -> None:
+        """Count the step; plan or end the schedule by the budget; then, on the main process, the
+        curve's row every --log-every steps and at the stop, validation every --val-every steps
+        and at the end, the progress bar, and a checkpoint every --save-every-min and at the stop."""
+        state, args = self.state, self.args
+        state["step"] += 1
+        state["elapsed_s"] = time.monotonic() - self.start
+        self.stop = self.budget.after_step(state, args, self.stop,
+                                           on_plan=lambda: (setattr(self.bar, "total", args.steps), self.write_args()))
+        if not self.dist.is_main:
+            return
+        if state["step"] % args.log_every == 0 or state["step"] == self.stop:
+            curve.write(step=state["step"], skipped=self.guard.skipped, elapsed_s=f"{state['elapsed_s']:.0f}", **row())
+        if state["step"] % args.val_every == 0 or state["step"] == args.steps:
+            self.val_psnr = self.validate()
+        self.bar.set_postfix(**postfix, psnr=f"{self.val_psnr:.2f}", skipped=self.guard.skipped)
+        self.bar.update(1)
+        if time.monotonic() - self.last_save > args.save_every_min * 60 or state["step"] == self.stop:
+            self.checkpoint()
+            self.last_save = time.monotonic()
+
+    def finish(self) -> bool:
+        """End the loop: True on the main process when the schedule is complete and best/ holds
+        validated weights (then the trainer cards and pushes them); False when the run stopped
+        early (--stop-at, the budget), after saying how to resume, and on other processes."""
+        self.bar.close()
+        check_replicas_identical(self.model, self.dist)
+        if not self.dist.is_main:
+            return False
+        if self.state["step"] < self.args.steps:
+            logger.info("stopped at step %d of %d; continue with the same command plus --resume",
+                        self.state["step"], self.args.steps)
+            return False
+        if not (self.out / "best").exists():
+            self.validate()
+        if not (self.out / "best").exists():
+            raise LightSRError(f"no validation of this run gave a finite score, so there is no {self.out / 'best'} "
+                               f"to card or push; the last finite weights are in {self.out / 'last'}")
+        return True
+
+    def close(self) -> None:
+        if self.dist.world_size > 1:
+            torch.distributed.destroy_process_group()

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,8 +54,8 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    RUN_RECORD, command_line, read_run_record, warm_start_summary, write_run_record,
-    CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
+    RUN_RECORD, Bookkeeping, command_line, read_run_record, warm_start_summary, write_run_record,
+    CSVLog, NaNGuard, all_finite, batches, find_checkpoint, keep_if_best,
     learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
     warm_start,
 )
@@ -346,14 +345,12 @@ def main(args: argparse.Namespace) -> dict:
 
     stream = batches(pairs.sample, rng, args.batch, workers=args.workers, seed=[args.seed, dist.rank, state["step"]],
                      pin_memory=dist.device.type == "cuda")
-    budget = TimeBudget(args.minutes, start=state["step"] + 200)
     echo_left = 0
-    guard.remember(net, optimizer)
-    last_save, start = time.monotonic(), time.monotonic() - state["elapsed_s"]
-    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    d_loss = torch.zeros(())
     bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
-    val_psnr, d_loss = float("nan"), torch.zeros(())
-    while state["step"] < stop:
+    book = Bookkeeping(args, dist, out, state, model=model, net=net, optimizer=optimizer, ema=ema, guard=guard,
+                       validate=run_validation, checkpoint=checkpoint, write_args=write_args, bar=bar)
+    while book.running:
         step = state["step"]
         cur_lr = learning_rate(step, base=lr, total=args.steps, schedule=args.schedule,
                                warmup=args.warmup) * guard.lr_scale
@@ -399,40 +396,14 @@ def main(args: argparse.Namespace) -> dict:
         # checks together with the loss
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
         finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
-        if guard.check(finite, step, net, optimizer):
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            if step % 100 == 0:
-                guard.remember(net, optimizer)
-        state["step"] = step + 1
-        state["elapsed_s"] = time.monotonic() - start
-        stop = budget.after_step(state, args, stop, on_plan=lambda: (setattr(bar, "total", args.steps), write_args()))
-        if dist.is_main:
-            if state["step"] % args.log_every == 0 or state["step"] == stop:
-                curve.write(step=state["step"], loss=f"{loss.item():.5f}", l1=f"{l1.item():.5f}",
-                            flare_l1=f"{flare_l1.item():.5f}", lamp_l1=f"{lamp_l1.item():.5f}",
-                            d_loss=f"{d_loss.item():.4f}" if gan else "", lr=f"{cur_lr:.3g}", skipped=guard.skipped,
-                            elapsed_s=f"{state['elapsed_s']:.0f}")
-            if state["step"] % args.val_every == 0 or state["step"] == args.steps:
-                val_psnr = run_validation()
-            bar.set_postfix(l1=f"{l1.item():.4f}", psnr=f"{val_psnr:.2f}", skipped=guard.skipped)
-            bar.update(1)
-            if time.monotonic() - last_save > args.save_every_min * 60 or state["step"] == stop:
-                checkpoint()
-                last_save = time.monotonic()
-    bar.close()
-    check_replicas_identical(model, dist)
-    if dist.is_main and state["step"] < args.steps:
-        log.info("stopped at step %d of %d; continue with the same command plus --resume", state["step"], args.steps)
-    elif dist.is_main:
-        if not (out / "best").exists():
-            run_validation()
+        book.optimizer_step(step, finite)
+        book.after_step(curve, lambda: {
+            "loss": f"{loss.item():.5f}", "l1": f"{l1.item():.5f}", "flare_l1": f"{flare_l1.item():.5f}",
+            "lamp_l1": f"{lamp_l1.item():.5f}", "d_loss": f"{d_loss.item():.4f}" if gan else "", "lr": f"{cur_lr:.3g}"},
+            l1=f"{l1.item():.4f}")
+    if book.finish():
         log.info("done: %d steps, %d non-finite skipped, best validation PSNR %.2f dB (no-op %.2f), %.2f h",
                  state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
-        if not (out / "best").exists():
-            raise lightsr.LightSRError(f"no validation of this run gave a finite score, so there is no {out / 'best'} "
-                                       f"to card or push; the last finite weights are in {out / 'last'}")
         best = lightsr.load(out / "best")
         scores = {g: evaluate_flare(v, [remove_flare(best, a) for a, *_ in v]) for g, v in val_sets.items()}
         noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in val_sets.items()}
@@ -441,8 +412,7 @@ def main(args: argparse.Namespace) -> dict:
         if args.push_to_hub:
             push_folder(out / "best", args.push_to_hub, message=f"{args.model}: {state['step']} steps")
             log.info("pushed %s to %s", out / "best", args.push_to_hub)
-    if dist.world_size > 1:
-        torch.distributed.destroy_process_group()
+    book.close()
     return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"],
             "noop_psnr": noop_psnr}
 

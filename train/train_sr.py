@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -37,8 +36,8 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    RUN_RECORD, command_line, read_run_record, warm_start_summary, write_run_record,
-    CSVLog, NaNGuard, TimeBudget, all_finite, batches, check_replicas_identical, find_checkpoint, keep_if_best,
+    RUN_RECORD, Bookkeeping, command_line, read_run_record, warm_start_summary, write_run_record,
+    CSVLog, NaNGuard, all_finite, batches, find_checkpoint, keep_if_best,
     learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
     warm_start,
 )
@@ -271,14 +270,10 @@ def main(args: argparse.Namespace) -> dict:
 
     stream = batches(partial(sample_batch, images, args=args), rng, args.batch, workers=args.workers,
                      seed=[args.seed, dist.rank, state["step"]], pin_memory=dist.device.type == "cuda")
-    budget = TimeBudget(args.minutes, start=state["step"] + 200)
-    guard.remember(net, optimizer)
-    last_save = time.monotonic()
-    start = time.monotonic() - state["elapsed_s"]
     bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
-    val_psnr = float("nan")
-    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
-    while state["step"] < stop:
+    book = Bookkeeping(args, dist, out, state, model=model, net=net, optimizer=optimizer, ema=ema, guard=guard,
+                       validate=validate, checkpoint=checkpoint, write_args=write_args, bar=bar)
+    while book.running:
         step = state["step"]
         lr = learning_rate(step, base=args.lr, total=args.steps, schedule=args.schedule, warmup=args.warmup,
                            decay_every=args.decay_every) * guard.lr_scale
@@ -297,33 +292,9 @@ def main(args: argparse.Namespace) -> dict:
         max_norm = args.grad_clip if args.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
-        if guard.check(finite, step, net, optimizer):
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            if step % 100 == 0:
-                guard.remember(net, optimizer)
-        state["step"] = step + 1
-        state["elapsed_s"] = time.monotonic() - start
-        stop = budget.after_step(state, args, stop, on_plan=lambda: (setattr(bar, "total", args.steps), write_args()))
-        if dist.is_main:
-            if state["step"] % args.log_every == 0 or state["step"] == stop:
-                curve.write(step=state["step"], loss=f"{loss.item():.5f}", lr=f"{lr:.3g}", skipped=guard.skipped,
-                            elapsed_s=f"{state['elapsed_s']:.0f}")
-            if state["step"] % args.val_every == 0 or state["step"] == args.steps:
-                val_psnr = validate()
-            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{val_psnr:.2f}", skipped=guard.skipped)
-            bar.update(1)
-            if time.monotonic() - last_save > args.save_every_min * 60 or state["step"] == stop:
-                checkpoint()
-                last_save = time.monotonic()
-    bar.close()
-    check_replicas_identical(model, dist)
-    if dist.is_main and state["step"] < args.steps:
-        log.info("stopped at step %d of %d; continue with the same command plus --resume", state["step"], args.steps)
-    elif dist.is_main:
-        if not (out / "best").exists():
-            validate()
+        book.optimizer_step(step, finite)
+        book.after_step(curve, lambda: {"loss": f"{loss.item():.5f}", "lr": f"{lr:.3g}"}, loss=f"{loss.item():.4f}")
+    if book.finish():
         log.info("done: %d steps, %d skipped, best Set5 PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
                  state["best_psnr"], state["elapsed_s"] / 3600)
         # The card of the best weights, measured on Set5 and Set14 now (evaluation only).
@@ -334,8 +305,7 @@ def main(args: argparse.Namespace) -> dict:
             message = f"{args.model} x{args.scale}: {state['step']} steps, Set5 {state['best_psnr']:.2f} dB"
             push_folder(out / "best", args.push_to_hub, message=message)
             log.info("pushed %s to %s", out / "best", args.push_to_hub)
-    if dist.world_size > 1:
-        torch.distributed.destroy_process_group()
+    book.close()
     return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"]}
 
 
