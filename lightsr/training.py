@@ -702,3 +702,33 @@ class Bookkeeping:
     def close(self) -> None:
         if self.dist.world_size > 1:
             torch.distributed.destroy_process_group()
+
+
+def resume_or_start(args, dist, out: Path, *, model, optimizer, ema, rng, guard, lr: float,
+                    extras: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's state: with --resume, everything ``out``/last holds (weights, optimizer, EMA,
+    data stream, NaN guard, ``extras`` such as a discriminator) loaded back; else a fresh state
+    and a fresh curve. Either way this sitting is recorded (``record_segment``)."""
+    state: dict[str, Any] = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0}
+    if args.resume:
+        ckpt = find_checkpoint(Path(out) / "last")
+        if ckpt is None:
+            raise LightSRError(f"--resume: no checkpoint in {Path(out) / 'last'}")
+        state = load_checkpoint(ckpt, model, optimizer, ema=ema, data_rng=rng if dist.is_main else None,
+                                extras=extras)
+        guard.load_state_dict(state.pop("guard"))
+        logger.info("resumed from %s at step %d", ckpt, state["step"])
+    elif dist.is_main:
+        (Path(out) / "log.csv").unlink(missing_ok=True)
+    record_segment(state, steps=args.steps, lr=lr, threads=args.threads, device=dist.device)
+    return state
+
+
+def save_last(out: Path, state: dict[str, Any], *, model, optimizer, ema, rng, guard,
+              extras: dict[str, Any] | None = None) -> None:
+    """Save the resumable checkpoint ``out``/last (atomically), the NaN guard's state with it."""
+    state["guard"] = guard.state_dict()
+    try:
+        save_checkpoint(Path(out) / "last", model, optimizer, state, ema=ema, data_rng=rng, extras=extras)
+    finally:
+        state.pop("guard")

@@ -54,10 +54,9 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    RUN_RECORD, Bookkeeping, command_line, read_run_record, warm_start_summary, write_run_record,
-    CSVLog, NaNGuard, all_finite, batches, find_checkpoint, keep_if_best,
-    learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
-    warm_start,
+    RUN_RECORD, all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, learning_rate, make_ema,
+    NaNGuard, parse_overrides, read_run_record, resume_or_start, save_last, start_run, warm_start, warm_start_summary,
+    write_run_record,
 )
 
 log = logging.getLogger("train_flare")
@@ -277,18 +276,8 @@ def main(args: argparse.Namespace) -> dict:
         extras = {"disc": disc, "disc_optimizer": disc_opt}
     ema = make_ema(model, args.ema) if args.ema > 0 else None
     guard = NaNGuard(patience=args.nan_patience)
-    state = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0}
-    if args.resume:
-        ckpt = find_checkpoint(out / "last")
-        if ckpt is None:
-            raise lightsr.LightSRError(f"--resume: no checkpoint in {out / 'last'}")
-        state = load_checkpoint(ckpt, model, optimizer, ema=ema, data_rng=rng if dist.is_main else None,
-                                extras=extras)
-        guard.load_state_dict(state.pop("guard"))
-        log.info("resumed from %s at step %d", ckpt, state["step"])
-    elif dist.is_main:
-        (out / "log.csv").unlink(missing_ok=True)
-    record_segment(state, steps=args.steps, lr=lr, threads=args.threads, device=dist.device)
+    state = resume_or_start(args, dist, out, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard,
+                            lr=lr, extras=extras)
 
     record: dict = {}  # run.json: filled once the data is loaded
 
@@ -331,9 +320,7 @@ def main(args: argparse.Namespace) -> dict:
                                      "skipped", "elapsed_s", "lamp_l1"])
 
     def checkpoint():
-        state.update(guard=guard.state_dict())
-        save_checkpoint(out / "last", model, optimizer, state, ema=ema, data_rng=rng, extras=extras)
-        state.pop("guard")
+        save_last(out, state, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard, extras=extras)
 
     def run_validation() -> float:
         scored = ema.module if ema is not None else model

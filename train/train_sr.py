@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -36,10 +35,9 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    RUN_RECORD, Bookkeeping, command_line, read_run_record, warm_start_summary, write_run_record,
-    CSVLog, NaNGuard, all_finite, batches, find_checkpoint, keep_if_best,
-    learning_rate, load_checkpoint, make_ema, parse_overrides, record_segment, save_checkpoint, start_run,
-    warm_start,
+    RUN_RECORD, all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, learning_rate, make_ema,
+    NaNGuard, parse_overrides, read_run_record, resume_or_start, save_last, start_run, warm_start, warm_start_summary,
+    write_run_record,
 )
 
 log = logging.getLogger("train_sr")
@@ -219,17 +217,8 @@ def main(args: argparse.Namespace) -> dict:
     if args.ema > 0:
         ema = make_ema(model, args.ema)
     guard = NaNGuard(patience=args.nan_patience)
-    state = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0}
-    if args.resume:
-        ckpt = find_checkpoint(out / "last")
-        if ckpt is None:
-            raise lightsr.LightSRError(f"--resume: no checkpoint in {out / 'last'}")
-        state = load_checkpoint(ckpt, model, optimizer, ema=ema, data_rng=rng if dist.is_main else None)
-        guard.load_state_dict(state.pop("guard"))
-        log.info("resumed from %s at step %d", ckpt, state["step"])
-    elif dist.is_main:
-        (out / "log.csv").unlink(missing_ok=True)
-    record_segment(state, steps=args.steps, lr=args.lr, threads=args.threads, device=dist.device)
+    state = resume_or_start(args, dist, out, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard,
+                            lr=args.lr)
 
     record: dict = {}  # run.json: filled once the data is loaded
 
@@ -256,9 +245,7 @@ def main(args: argparse.Namespace) -> dict:
     loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
 
     def checkpoint():
-        state.update(guard=guard.state_dict())
-        save_checkpoint(out / "last", model, optimizer, state, ema=ema, data_rng=rng)
-        state.pop("guard")
+        save_last(out, state, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard)
 
     def validate() -> float:
         scored = ema.module if ema is not None else model
