@@ -19,6 +19,7 @@ bfloat16 where the CPU reports it (AVX-512 BF16 / AMX); it changes outputs by up
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -74,11 +75,11 @@ def example_input(model: LightSRModel) -> torch.Tensor:
     return torch.rand(1, 3, n + 1, n + 3)
 
 
-def convert_openvino(model: LightSRModel):
-    """``model``'s eval-mode forward as an OpenVINO graph with dynamic N, H and W (traced once;
-    flare models pad inside the graph, so any size at or above their multiple works)."""
-    import openvino as ov
-
+@contextlib.contextmanager
+def tracing(model: LightSRModel):
+    """For a tracer (OpenVINO's converter, the ONNX exporter): ``model`` in eval mode, gradients
+    off, run once on the yielded ``example_input`` so re-parameterised convs are cached and the
+    trace holds them as constants; the model's mode is restored afterwards."""
     was = model.training
     model.eval()
     example = example_input(model)
@@ -87,10 +88,19 @@ def convert_openvino(model: LightSRModel):
             # the shape check in forward is Python, fixed at trace time: what the warning says, and fine
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            model(example)  # caches re-parameterised convs, so the trace holds them as constants
-            graph = ov.convert_model(model, example_input=example)
+            model(example)
+            yield example
     finally:
         model.train(was)
+
+
+def convert_openvino(model: LightSRModel):
+    """``model``'s eval-mode forward as an OpenVINO graph with dynamic N, H and W (traced once;
+    flare models pad inside the graph, so any size at or above their multiple works)."""
+    import openvino as ov
+
+    with tracing(model) as example:
+        graph = ov.convert_model(model, example_input=example)
     graph.reshape({graph.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
     return graph
 

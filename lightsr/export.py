@@ -29,8 +29,9 @@ from pathlib import Path
 
 import torch
 
-from .backends import convert_openvino, example_input, openvino_available
+from .backends import convert_openvino, openvino_available, tracing
 from .errors import LightSRError
+from .imaging import new_file_mode
 from .models.base import LightSRModel
 
 __all__ = ["FORMATS", "export", "compact_state_dict", "min_size"]
@@ -50,7 +51,6 @@ def compact_state_dict(model: LightSRModel) -> tuple[dict[str, torch.Tensor], di
     if model.architecture != "ecbsr":
         raise LightSRError(f"the compact format is SRVGGNetCompact's layout, which only ECBSR has, "
                            f"not {model.architecture}; use --format onnx or openvino")
-    model.eval()
     state: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         i = 0
@@ -84,19 +84,14 @@ def export(model: LightSRModel, out: str | os.PathLike, fmt: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.stem}.export-"))
     try:
         writer(model, tmp / out.name)
+        for f in tmp.iterdir():  # some writers (safetensors) make private 0600 files
+            f.chmod(new_file_mode())
         if fmt == "openvino":  # the weights first: the .xml is what a reader opens
             os.replace(tmp / out.with_suffix(".bin").name, out.with_suffix(".bin"))
         os.replace(tmp / out.name, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out.chmod(0o666 & ~_umask())
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _write_onnx(model: LightSRModel, path: Path) -> None:
@@ -104,13 +99,10 @@ def _write_onnx(model: LightSRModel, path: Path) -> None:
         import onnx  # noqa: F401 - the exporter needs it; say so before tracing
     except ImportError:
         raise LightSRError('ONNX export needs the onnx package: pip install "lightsr[export]"') from None
-    model.eval()
     dims = {0: "batch", 2: "height", 3: "width"}
-    example = example_input(model)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about the Python shape check in forward
-            model(example)  # caches re-parameterised convs, so the graph holds them as constants
+        with tracing(model) as example, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's own deprecation and tracer notes
             torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17,
                               input_names=["image"], output_names=["output"],
                               dynamic_axes={"image": dims, "output": dims})

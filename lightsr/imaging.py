@@ -170,6 +170,12 @@ def _umask() -> int:
     return mask
 
 
+def new_file_mode() -> int:
+    """The mode a new file gets by default: 0666 less the umask (for files a library wrote
+    privately, 0600, in a temporary place before renaming them into place)."""
+    return 0o666 & ~_umask()
+
+
 def write_atomically(path: str | os.PathLike, write) -> None:
     """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it into place;
     on any failure the temporary file is removed and ``path`` is left as it was. The file gets
@@ -179,7 +185,7 @@ def write_atomically(path: str | os.PathLike, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -137,6 +137,9 @@ def test_cli_export(tmp_path, capsys):
     lightsr.create_model("ecbsr-test").save_pretrained(folder)
     assert cli.main(["export", str(folder), str(tmp_path / "out.safetensors"), "--format", "compact"]) == 0
     assert (tmp_path / "out.safetensors").is_file()
+    from lightsr.imaging import new_file_mode  # safetensors writes 0600; the export gets the usual mode
+
+    assert (tmp_path / "out.safetensors").stat().st_mode & 0o777 == new_file_mode()
     assert cli.main(["export", str(folder), str(tmp_path / "out.onnx"), "--format", "compact"]) == 2
     assert "is a .safetensors file" in capsys.readouterr().err
 

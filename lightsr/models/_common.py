@@ -24,13 +24,12 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
 
     Reflection where the image is big enough (it keeps edge statistics natural),
     replication otherwise (reflection cannot pad more than the size minus one).
-    Returns the padded tensor and the original (H, W) to crop back to. Under ``torch.export``
-    it is one branch for every size, always a reflection (possibly by 0), so an exported graph
-    pads inside itself for any input of at least ``multiple`` pixels a side.
+    Returns the padded tensor and the original (H, W) to crop back to. Under tracing (ONNX
+    export, OpenVINO conversion) it is one branch for every size, always a reflection (possibly
+    by 0), so a traced graph pads inside itself for any input of at least ``multiple`` pixels a side.
     """
     h, w = x.shape[-2:]
-    # written as (rounded-up size) - size, so a symbolic shape tracer sees the padded sizes as multiples
-    ph, pw = (h + multiple - 1) // multiple * multiple - h, (w + multiple - 1) // multiple * multiple - w
+    ph, pw = (-h) % multiple, (-w) % multiple
     if torch.jit.is_tracing():  # one branch for every size: the recorded pad amounts follow the input's shape
         return F.pad(x, (0, pw, 0, ph), mode="reflect"), h, w
     if ph == 0 and pw == 0:
