@@ -612,13 +612,22 @@ def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise LightSRError(f"{run_dir}: no {RUN_RECORD} (the record a trainer writes of what it did)") from None
 
 
-def warm_start_summary(copied: list[str], skipped: list[str]) -> str:
-    """What ``warm_start`` did, for a run's record: all weights, or which modules started fresh."""
-    if not skipped:
-        return "all weights"
-    fresh = sorted({k.rsplit(".", 1)[0] for k in skipped})
-    return (f"every tensor whose name and shape match ({len(copied)}); {len(skipped)} start fresh: "
-            + ", ".join(fresh))
+def initial_weights(model: torch.nn.Module, args, out: Path) -> str | None:
+    """A new run with --init: warm-start ``model`` (``warm_start``), log it, and return the words
+    for its record (all weights, or which modules started fresh). A resumed run: the first
+    sitting's words, from its run.json. Else None."""
+    if args.init and not args.resume:
+        copied, skipped = warm_start(model, args.init)
+        logger.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
+                    ", ".join(skipped) or "none")
+        if not skipped:
+            return "all weights"
+        fresh = sorted({k.rsplit(".", 1)[0] for k in skipped})
+        return (f"every tensor whose name and shape match ({len(copied)}); {len(skipped)} start fresh: "
+                + ", ".join(fresh))
+    if args.resume and (Path(out) / RUN_RECORD).is_file():
+        return read_run_record(out).get("initialisation")
+    return None
 
 
 # -- what the two trainers' loops share -----------------------------------------------------------

@@ -54,8 +54,8 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    RUN_RECORD, all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, learning_rate, make_ema,
-    NaNGuard, parse_overrides, read_run_record, resume_or_start, save_last, start_run, warm_start, warm_start_summary,
+    all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, initial_weights, learning_rate, make_ema,
+    NaNGuard, parse_overrides, resume_or_start, save_last, start_run,
     write_run_record,
 )
 
@@ -248,14 +248,7 @@ def main(args: argparse.Namespace) -> dict:
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
-    initialisation = None
-    if args.init and not args.resume:
-        copied, skipped = warm_start(model, args.init)
-        log.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
-                 ", ".join(skipped) or "none")
-        initialisation = warm_start_summary(copied, skipped)
-    elif args.resume and (out / RUN_RECORD).is_file():
-        initialisation = read_run_record(out).get("initialisation")  # the first sitting's warm start
+    initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
     gan = model.architecture == "pix2pix"
     lr = args.lr or (2e-4 if gan else 5e-4)
     betas = (0.5, 0.999) if gan else (0.9, 0.99)

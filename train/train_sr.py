@@ -35,8 +35,8 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    RUN_RECORD, all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, learning_rate, make_ema,
-    NaNGuard, parse_overrides, read_run_record, resume_or_start, save_last, start_run, warm_start, warm_start_summary,
+    all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, initial_weights, learning_rate, make_ema,
+    NaNGuard, parse_overrides, resume_or_start, save_last, start_run,
     write_run_record,
 )
 
@@ -204,14 +204,7 @@ def main(args: argparse.Namespace) -> dict:
     model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
     if dist.device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # about 2x faster convs on this CPU
-    initialisation = None
-    if args.init and not args.resume:
-        copied, skipped = warm_start(model, args.init)
-        log.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
-                 ", ".join(skipped) or "none")
-        initialisation = warm_start_summary(copied, skipped)
-    elif args.resume and (out / RUN_RECORD).is_file():
-        initialisation = read_run_record(out).get("initialisation")  # the first sitting's warm start
+    initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     ema = None
     if args.ema > 0:
