@@ -174,6 +174,22 @@ def test_dihedral_gives_the_eight_symmetries_of_the_square():
     assert len({tuple(o.flatten().tolist()) for o in outs}) == 8
 
 
+def test_background_loss_counts_only_unflared_unsaturated_pixels():
+    target = torch.full((1, 3, 4, 4), 0.5)
+    target[..., 0, 0] = 1.0  # a lamp: saturated in the target
+    inp = target.clone()
+    inp[..., 3, :] += 0.2  # flare over the last row
+    fake = target.clone()
+    assert train_flare.background_loss(fake, inp, target) == 0
+    fake[..., 0, 0] = 0.0  # a dimmed lamp is the lamp loss's business, not the background's
+    fake[..., 3, :] = 0.0  # so is what is done under the flare
+    assert train_flare.background_loss(fake, inp, target) == 0
+    fake[:, :, 1, 1] += 0.3  # one of the 11 background pixels changed, in every channel
+    assert train_flare.background_loss(fake, inp, target).item() == pytest.approx(0.09 / 11)
+    fake[..., 3, :] = 0.5
+    assert train_flare.background_loss(fake, target, target).item() == pytest.approx(0.09 / 15)  # no flare: all
+
+
 def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
     pairs = tmp_path / "pairs"
     for sub in ("input", "target"):
@@ -184,13 +200,14 @@ def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
         Image.fromarray(np.clip(clean.astype(int) + 60, 0, 255).astype(np.uint8)).save(pairs / "input" / f"{i}.png")
     out = tmp_path / "run"
     result = run(photos, out, "--model", "pix2pix-flare-test", "--steps", "2", "--pairs", str(pairs),
-                 "--pairs-prob", "0.5", "--lamp-weight", "0.1")
+                 "--pairs-prob", "0.5", "--lamp-weight", "0.1", "--background-weight", "50")
     assert result["step"] == 2
     card = (out / "best" / "README.md").read_text()
     assert f"real pairs from {pairs} for 50% of samples" in card and "0.1 x lamp L1" in card
-    assert f"--pairs {pairs} --pairs-prob 0.5" in card  # the reproduce command repeats it
+    assert "50 x background MSE" in card
+    assert f"--pairs {pairs} --pairs-prob 0.5" in card and "--background-weight 50" in card  # repeated to reproduce
     header = (out / "log.csv").read_text().splitlines()[0].split(",")
-    assert "lamp_l1" in header
+    assert "lamp_l1" in header and "bg_mse" in header
     with pytest.raises(lightsr.LightSRError, match="whole frames"):
         run(photos, tmp_path / "patches", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
             "--pairs", str(pairs))

@@ -17,7 +17,8 @@ their mean PSNR. --pairs DIR mixes real pairs (DIR/input, DIR/target) into train
 Loss: L1 on the image plus --flare-weight x L1 on the flare layer in linear light (what
 the model predicts with output="flare", as Flare7K++ does), plus --lamp-weight x L1 over
 the lamps alone (target pixels at the sensor's white: a few hundred of a frame's pixels,
-which a whole-image mean would let the model grey out). Pix2Pix adds the GAN loss of
+which a whole-image mean would let the model grey out), plus --background-weight x the squared
+error over the background alone (what bench_flare's background PSNR measures). Pix2Pix adds the GAN loss of
 a 70x70 PatchGAN to lambda times that (Isola et al., Adam 2e-4, beta1 0.5). NF-ResUNet
 uses Adaptive Gradient Clipping on every step. Both: the NaN guard, atomic pickle-free
 checkpoints, --resume, --stop-at, CUDA/DDP like train_sr.py (see lightsr/training.py).
@@ -102,6 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--lamp-weight", type=float, default=0.0,
                    help="weight of an L1 over the lamps alone (pixels saturated in the target), so a lamp inside "
                         "its saturated glare disc stays a lamp instead of being averaged into a grey blob")
+    g.add_argument("--background-weight", type=float, default=0.0,
+                   help="weight of a squared error over the background alone (pixels where input and target "
+                        "differ by under 1/255 and the target is not saturated): what bench_flare's background "
+                        "PSNR measures, so any change the model makes outside the flare costs")
     g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
     g.add_argument("--ema", type=float, default=0.999)
     g.add_argument("--nan-patience", type=int, default=3)
@@ -125,10 +130,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
-                "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "agc", "ema",
+                "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "background_weight",
+                "agc", "ema",
                 "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
-            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "val_count": 12, "val_size": 512,
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "val_count": 12, "val_size": 512,
             "psf_bank": OpticsConfig.bank_size}
 
 
@@ -168,7 +174,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
         data += f"; each batch used {args.echo} times under fresh flips (data echoing)"
     config = f"; config {' '.join(args.set)}" if args.set else ""
     terms = "L1" + (f" + {args.flare_weight:g} x linear flare-layer L1" if args.flare_weight else "") + (
-        f" + {args.lamp_weight:g} x lamp L1 (target pixels at white)" if args.lamp_weight else "")
+        f" + {args.lamp_weight:g} x lamp L1 (target pixels at white)" if args.lamp_weight else "") + (
+        f" + {args.background_weight:g} x background MSE (input = target within 1/255)"
+        if args.background_weight else "")
     if model.architecture == "pix2pix":
         layers = getattr(model.config, "disc_layers", None)
         disc = f"PatchGAN, {layers} layers" if layers else "PatchGAN"
@@ -237,6 +245,17 @@ def lamp_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     (SATURATED, as remove_flare's blend-back reads them); 0 for a batch without lamps."""
     lamp = (target.amax(dim=1, keepdim=True) >= SATURATED).to(fake.dtype)
     return ((fake - target).abs() * lamp).sum() / (lamp.sum() * fake.shape[1]).clamp(min=1)
+
+
+def background_loss(fake: torch.Tensor, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the background alone: the pixels no flare reaches (input and target
+    within 1/255 in every channel; the synthesis adds the same noise and JPEG to both) that are not
+    lamps (target below SATURATED). Squared, as the background PSNR that bench_flare reports is:
+    a few badly dimmed lamp rims or a spill past the flare's edge cost far more than many
+    pixels off by a level. 0 for a batch with no background."""
+    bg = (((inp - target).abs().amax(dim=1, keepdim=True) < 1 / 255)
+          & (target.amax(dim=1, keepdim=True) < SATURATED)).to(fake.dtype)
+    return ((fake - target).square() * bg).sum() / (bg.sum() * fake.shape[1]).clamp(min=1)
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -310,7 +329,7 @@ def main(args: argparse.Namespace) -> dict:
     if dist.is_main:
         write_args()
     curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "flare_l1", "d_loss", "lr", "val_psnr", "val_ssim",
-                                     "skipped", "elapsed_s", "lamp_l1"])
+                                     "skipped", "elapsed_s", "lamp_l1", "bg_mse"])
 
     def checkpoint():
         save_last(out, state, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard, extras=extras)
@@ -349,6 +368,7 @@ def main(args: argparse.Namespace) -> dict:
         # the true flare layer, in the linear light the model predicts it in
         flare_l1 = F.l1_loss(flare, to_linear(inp) - to_linear(target))
         lamp_l1 = lamp_loss(fake, target)
+        bg_mse = background_loss(fake, inp, target)
         if gan:
             # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
             real_logits, fake_logits = dnet(inp, target), dnet(inp, fake.detach())
@@ -358,13 +378,15 @@ def main(args: argparse.Namespace) -> dict:
             d_loss.backward()
             if all_finite(d_loss.detach(), dist):
                 disc_opt.step()
+        l1 = F.l1_loss(fake, target)
+        reconstruction = (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
+                          + args.background_weight * bg_mse)
+        if gan:
             logits = dnet(inp, fake)
-            l1 = F.l1_loss(fake, target)
             loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) \
-                + args.lambda_l1 * (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1)
+                + args.lambda_l1 * reconstruction
         else:
-            l1 = F.l1_loss(fake, target)
-            loss = l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
+            loss = reconstruction
         if step in args.inject_nan_at:
             loss = loss * float("nan")
         optimizer.zero_grad(set_to_none=True)
@@ -379,7 +401,8 @@ def main(args: argparse.Namespace) -> dict:
         book.optimizer_step(step, finite)
         book.after_step(curve, lambda: {
             "loss": f"{loss.item():.5f}", "l1": f"{l1.item():.5f}", "flare_l1": f"{flare_l1.item():.5f}",
-            "lamp_l1": f"{lamp_l1.item():.5f}", "d_loss": f"{d_loss.item():.4f}" if gan else "", "lr": f"{cur_lr:.3g}"},
+            "lamp_l1": f"{lamp_l1.item():.5f}",
+            "bg_mse": f"{bg_mse.item():.3g}", "d_loss": f"{d_loss.item():.4f}" if gan else "", "lr": f"{cur_lr:.3g}"},
             l1=f"{l1.item():.4f}")
     if book.finish():
         log.info("done: %d steps, %d non-finite skipped, best validation PSNR %.2f dB (no-op %.2f), %.2f h",
