@@ -8,9 +8,12 @@ re-parameterised graph with dynamic height and width, so every tile size shares 
 compilation), compiles it for the CPU and reuses it; the converted graph is cached on disk
 (``$LIGHTSR_CACHE`` or ``~/.cache/lightsr``, keyed by the weights, the config and the
 OpenVINO version), so only the first use of a model pays the conversion. ``"auto"``
-(default; ``$LIGHTSR_BACKEND`` overrides it) takes OpenVINO when it is installed and the
-model is on the CPU, else PyTorch. A model that fails to convert or compile falls back to
-PyTorch with one warning line.
+(default; ``$LIGHTSR_BACKEND`` overrides it) picks, per model, whichever of OpenVINO and
+PyTorch runs it faster on this machine: the first use times both on one probe tile
+(``PROBE`` px, the best of ``PROBE_RUNS`` runs each), and the choice is cached on disk beside
+the graph, per thread count. Both are fp32 and equal within 1e-4, so speed is the only thing
+to choose on. Without OpenVINO, or with the model off the CPU, ``auto`` is PyTorch. A model
+that fails to convert or compile falls back to PyTorch with one warning line.
 
 Precision is fp32 (equal to PyTorch within 1e-4, tested). ``precision="bf16"`` asks for
 bfloat16 where the CPU reports it (AVX-512 BF16 / AMX); it changes outputs by up to about
@@ -28,6 +31,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 import weakref
 from dataclasses import asdict
@@ -46,8 +50,11 @@ __all__ = ["BACKENDS", "runner", "openvino_available", "OpenVINOModel"]
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
+PROBE = 128  # px, the square tile "auto" times both backends on
+PROBE_RUNS = 3  # after one warm-up run each
 PRECISIONS = ("fp32", "bf16")
-_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(precision, key): OpenVINOModel}
+# model -> {(precision, weights version): OpenVINOModel, or None where PyTorch runs it; ("auto", ...): the same}
+_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -117,8 +124,8 @@ class OpenVINOModel:
         core = ov.Core()
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise LightSRError("this CPU does not report bf16 support to OpenVINO; use precision='fp32'")
-        self.model, self.scale, self.precision = model, model.scale, precision
-        path = _graph_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
+        self.scale, self.precision = model.scale, precision
+        self.graph_path = path = _graph_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
         if path.is_file():
             graph = core.read_model(str(path))
         else:
@@ -170,5 +177,62 @@ def runner(model: LightSRModel, backend: str | None = "auto", *,
             except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
                 logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch",
                                model.architecture, str(err).splitlines()[0] if str(err) else type(err).__name__)
-                per_model[key] = model
-        return per_model[key]
+                per_model[key] = None  # PyTorch (the model itself is not stored: it is this dict's weak key)
+        compiled = per_model[key]
+        if backend == "auto" and compiled is not None:
+            auto_key = ("auto", *key)
+            if auto_key not in per_model:
+                per_model[auto_key] = compiled if _faster_backend(model, compiled) == "openvino" else None
+            compiled = per_model[auto_key]
+        return model if compiled is None else compiled
+
+
+def probe_times(model: LightSRModel, compiled: OpenVINOModel) -> dict[str, float]:
+    """Seconds per run of a PROBE x PROBE tile on each backend: the best of PROBE_RUNS runs after a
+    warm-up (the best, not the mean: these machines are shared, and noise only ever adds time)."""
+    n = -(-PROBE // model.size_multiple()) * model.size_multiple()
+    x = torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(0))
+    times = {}
+    was = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for name, fn in (("torch", model), ("openvino", compiled)):
+                fn(x)
+                best = float("inf")
+                for _ in range(PROBE_RUNS):
+                    start = time.perf_counter()
+                    fn(x)
+                    best = min(best, time.perf_counter() - start)
+                times[name] = best
+    finally:
+        model.train(was)
+    return times
+
+
+def _faster_backend(model: LightSRModel, compiled: OpenVINOModel) -> str:
+    """"openvino" or "torch", whichever ran ``model`` faster here: timed once (probe_times) and
+    kept in ``<graph>.auto.json`` per precision and thread count, so later processes only read it."""
+    path = compiled.graph_path.with_suffix(".auto.json")
+    slot = f"{compiled.precision}, {torch.get_num_threads()} threads"
+    try:
+        choices = json.loads(path.read_text())
+        if not isinstance(choices, dict):
+            choices = {}
+    except (OSError, ValueError):
+        choices = {}
+    if isinstance(choices.get(slot), dict) and choices[slot].get("backend") in ("torch", "openvino"):
+        return choices[slot]["backend"]
+    times = probe_times(model, compiled)
+    choice = "openvino" if times["openvino"] < times["torch"] else "torch"
+    logger.info("auto backend for %s: %s (a %d px tile: OpenVINO %.1f ms, PyTorch %.1f ms)", model.architecture,
+                choice, PROBE, times["openvino"] * 1e3, times["torch"] * 1e3)
+    choices[slot] = {"backend": choice, **{f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}}
+    try:  # a cache: failing to write it only means timing again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(choices, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return choice

@@ -168,9 +168,9 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     ``tile``: ``"auto"`` (default) picks a tile that keeps activation memory near 1 GiB;
     ``None`` runs the whole image at once; an int is the tile side in input pixels.
     ``overlap``: context pixels around each tile; the model's ``tile_overlap()`` by default.
-    ``progress(done, total)`` is called after each tile. ``backend``: "auto" (OpenVINO when
-    installed, else PyTorch), "torch" or "openvino"; None reads ``$LIGHTSR_BACKEND``, default
-    "auto" (``lightsr.backends``).
+    ``progress(done, total)`` is called after each tile. ``backend``: "auto" (per model, the
+    faster of OpenVINO and PyTorch on this machine, timed once), "torch" or "openvino"; None
+    reads ``$LIGHTSR_BACKEND``, default "auto" (``lightsr.backends``).
     """
     if not isinstance(model, LightSRModel):
         raise LightSRError(f"expected a lightsr model (from lightsr.load or create_model), got {type(model).__name__}")

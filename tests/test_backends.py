@@ -1,5 +1,6 @@
 """lightsr.backends: OpenVINO equals PyTorch, tiles still match, and failures fall back cleanly."""
 
+import json
 import logging
 
 import numpy as np
@@ -78,6 +79,44 @@ def test_selection_errors_and_fallback(monkeypatch, caplog):
         assert backends.runner(other, "openvino") is other  # one warning line, then PyTorch
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "running it with PyTorch" in lines[0] and "\n" not in lines[0]
+
+
+def test_auto_takes_the_faster_backend_per_model_and_remembers_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(backends, "_graph_dir", lambda: tmp_path)
+    fast_torch, fast_openvino = _trained_like("rdn-test"), _trained_like("span-test")
+    timed = []
+
+    def probe(model, compiled):
+        timed.append(model.architecture)
+        return {"torch": 0.01, "openvino": 0.02} if model is fast_torch else {"torch": 0.02, "openvino": 0.01}
+
+    monkeypatch.setattr(backends, "probe_times", probe)
+    assert backends.runner(fast_torch, "auto") is fast_torch
+    assert isinstance(backends.runner(fast_openvino, "auto"), backends.OpenVINOModel)
+    assert isinstance(backends.runner(fast_torch, "openvino"), backends.OpenVINOModel)  # asked for: given
+    assert backends.runner(fast_torch, "auto") is fast_torch and timed == ["rdn", "span"]  # timed once
+    # a new process reads the choice from beside the cached graph, per precision and thread count
+    backends._compiled.clear()
+    monkeypatch.setattr(backends, "probe_times", lambda *a: pytest.fail("timed again"))
+    assert backends.runner(fast_torch, "auto") is fast_torch
+    assert isinstance(backends.runner(fast_openvino, "auto"), backends.OpenVINOModel)
+    choices = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.auto.json"))]
+    assert sorted(c[f"fp32, {torch.get_num_threads()} threads"]["backend"] for c in choices) == ["openvino", "torch"]
+
+
+def test_probe_times_both_backends_and_the_cache_lets_models_go():
+    import gc
+    import weakref
+
+    model = _trained_like("ecbsr-test")
+    times = backends.probe_times(model, backends.runner(model, "openvino"))
+    assert set(times) == {"torch", "openvino"} and all(0 < t < 10 for t in times.values())
+    backends.runner(model, "auto")
+    assert model in backends._compiled
+    alive = weakref.ref(model)
+    del model
+    gc.collect()  # the compiled-model cache holds models weakly: nothing in it refers back to the model
+    assert alive() is None
 
 
 def test_bf16_where_the_cpu_has_it(photo):
