@@ -57,9 +57,11 @@ def main() -> None:
         torch_ms = frame_ms(model.to(memory_format=torch.channels_last),
                             x.contiguous(memory_format=torch.channels_last), args.frames)
         ov_ms = frame_ms(compiled, x, args.frames)
+        probe = backends.probe_times(model, compiled)  # what backend="auto" decides on
+        auto = "openvino" if probe["openvino"] < probe["torch"] else "torch"
         scores = {b: {n: evaluate_sr(model, BENCH / n, backend=b) for n in ("Set5", "Set14")}
                   for b in ("torch", "openvino")}
-        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, cold, warm, scores))
+        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, cold, warm, scores, auto, probe))
         print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms, first use {cold:.1f} s / {warm:.1f} s",
               {b: round(s["Set5"].psnr, 3) for b, s in scores.items()})
     shutil.rmtree(os.environ["LIGHTSR_CACHE"], ignore_errors=True)
@@ -72,17 +74,19 @@ def main() -> None:
         "1280x720, median of " + f"{args.frames}" + " runs after a warm-up (PyTorch channels_last, OpenVINO with "
         "dynamic height and width, so every tile size shares one compilation); first use: OpenVINO "
         "converting and compiling with an empty graph cache / compiling from the cached graph (every later "
-        "process). `auto` (the default of `enhance` and `upscale_video`) picks OpenVINO when it is installed. "
-        "Machine: " + machine() + ".",
+        "process). `auto` (the default of `enhance` and `upscale_video`) takes, per model, the faster backend on "
+        f"a {backends.PROBE} px probe tile (timed at first use, then cached); the last column is its choice "
+        "here, with the probe's ms (torch / openvino). Machine: " + machine() + ".",
         "",
         "| checkpoint | input frame | Set5 torch / openvino | Set14 torch / openvino | ms / frame torch | "
-        "ms / frame openvino | speed-up | first use (cold / cached) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, size, t_ms, o_ms, cold, warm, s in rows:
+    for name, size, t_ms, o_ms, cold, warm, s, auto, probe in rows:
         lines.append(f"| {name} | {size} | {s['torch']['Set5'].psnr:.3f} / {s['openvino']['Set5'].psnr:.3f} | "
                      f"{s['torch']['Set14'].psnr:.3f} / {s['openvino']['Set14'].psnr:.3f} | {t_ms:.0f} | "
-                     f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s |")
+                     f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s | {auto} "
+                     f"({probe['torch'] * 1e3:.0f} / {probe['openvino'] * 1e3:.0f}) |")
     lines += ["", "Reproduce: `python benchmarks/bench_backends.py`."]
     write_section("backends", "\n".join(lines))
 
