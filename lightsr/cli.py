@@ -52,7 +52,8 @@ def _process(model, img, args, task: str, progress=None):
     from .flare import remove_flare
 
     if task == "flare-removal":
-        return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress)
+        return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress,
+                            backend=args.backend)
     tile = None if args.tile == 0 else (args.tile or "auto")
     return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend)
 
@@ -212,10 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("output", help="the output image (its extension picks the format), or a folder for a folder "
                                        "(same file names; images already there are skipped)")
         model_opts(sp, default)
+        backend_opt(sp)
         if name == "upscale":  # deflare's tiles follow from --method
             sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
             sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
-            backend_opt(sp)
         else:
             sp.add_argument("--method", choices=["lowres", "tiled"], default="lowres",
                             help="lowres (default): flare estimated on the whole photo at 512 px, as the models "

@@ -35,6 +35,7 @@ from PIL import Image, ImageFilter, ImageOps
 from .errors import LightSRError
 from .models.base import LightSRModel
 from .imaging import fit_long_side, to_unit_range
+from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
 
@@ -155,19 +156,21 @@ def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, thresh
 
 
 def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_size: int = 512,
-                 keep_sources: bool = True, progress=None):
+                 keep_sources: bool = True, progress=None, backend: str | None = None):
     """Remove lens flare from an RGB photo (PIL image or uint8 (H, W, 3) array; same kind back).
 
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
     on its long side and subtracted, upsampled, at full resolution; the default) or
     ``"tiled"`` (full-resolution inference in tiles). ``keep_sources`` blends the lamps
-    (saturated pixels the model keeps saturated) back from the input. The flare models run on
-    PyTorch, what BENCHMARKS.md measured them on (OpenVINO is not measured for them yet).
+    (saturated pixels the model keeps saturated) back from the input. ``backend``: "auto",
+    "torch" or "openvino" (``lightsr.backends.runner``; None reads ``$LIGHTSR_BACKEND``,
+    default "auto": per model, the faster of the two here; both fp32, equal within 1e-4).
     """
     if model.task != "flare-removal":
         raise LightSRError(f"flare removal needs a flare-removal model, not {model.task}")
     if method not in METHODS:
         raise LightSRError(f"method must be 'lowres' or 'tiled', got {method!r}")
+    net = runner(model, backend)  # before the image is read: a bad backend name fails first
     as_pil = isinstance(image, Image.Image)
     if as_pil:
         rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
@@ -180,8 +183,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         f = min(1.0, work_size / max(h, w))
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)
         # one whole-frame pass (a work_size above 1536 px goes through tiles, memory bounded)
-        clean_small = _model_float(model, small) if max(small.shape[:2]) <= 1536 else \
-            enhance(model, small, progress=progress, backend="torch").astype(np.float32) / 255.0
+        clean_small = _model_float(model, net, small) if max(small.shape[:2]) <= 1536 else \
+            enhance(model, small, progress=progress, backend=backend).astype(np.float32) / 255.0
         lamp_small = _channel_max(clean_small) >= LAMP
         # the clipped glare disc (and its rim): the scene is lost there, so fill it from around it
         grow = max(1, round(FILL_GROW * max(small.shape[:2]) / 512))
@@ -203,7 +206,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         if progress:
             progress(1, 1)
     else:
-        out = enhance(model, rgb, progress=progress, backend="torch")
+        out = enhance(model, rgb, progress=progress, backend=backend)
         lamp = _channel_max(out) >= LAMP * 255
 
         def lamp_at(ys, xs):
@@ -215,15 +218,16 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
 
 
 @torch.inference_mode()
-def _model_float(model: LightSRModel, rgb: np.ndarray) -> np.ndarray:
-    """The model's (H, W, 3) float32 output in [0, 1] for one small uint8 image, not rounded
-    to 8 bits (rounding would leave a faint bias in the subtracted flare)."""
+def _model_float(model: LightSRModel, net, rgb: np.ndarray) -> np.ndarray:
+    """The model's (H, W, 3) float32 output in [0, 1] for one small uint8 image, run by ``net``
+    (the model or its compiled form), not rounded to 8 bits (rounding would leave a faint bias
+    in the subtracted flare)."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was = model.training
     model.eval()
     x = to_unit_range(rgb, device)
-    y = model(x)[0].permute(1, 2, 0).float().cpu().numpy()
+    y = net(x)[0].permute(1, 2, 0).float().cpu().numpy()
     model.train(was)
     if not np.isfinite(y).all():
         raise LightSRError("the model's output is not finite (are these weights broken?)")

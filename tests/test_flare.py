@@ -122,3 +122,21 @@ def test_cli_deflare(tmp_path, model, lamp_photo):
     assert cli.main(["deflare", str(tmp_path / "in.jpg"), str(tmp_path / "out.png"), "--model",
                      str(tmp_path / "flare"), "--method", "lowres"]) == 0
     assert Image.open(tmp_path / "out.png").size == (96, 72)
+
+
+@pytest.mark.parametrize("name", ["nf-resunet-flare-test", "pix2pix-flare-test"])
+def test_openvino_gives_the_torch_result(name, lamp_photo):
+    pytest.importorskip("openvino")
+    torch.manual_seed(0)
+    m = lightsr.create_model(name).eval()
+    with torch.no_grad():  # every branch active: an untrained flare head predicts nothing
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    odd = np.asarray(Image.fromarray(lamp_photo).resize((101, 67)))  # not a multiple of the padding
+    for method in ("lowres", "tiled"):
+        reference = remove_flare(m, odd, method=method, backend="torch").astype(int)
+        compiled = remove_flare(m, odd, method=method, backend="openvino").astype(int)
+        assert np.abs(reference - compiled).max() <= 1 and np.abs(reference - odd).max() > 8
+    with pytest.raises(lightsr.LightSRError, match="backend must be one of"):
+        remove_flare(m, odd, backend="gpu")
+
