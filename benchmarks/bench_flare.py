@@ -1,14 +1,15 @@
-"""Flare removal: quality on two synthetic validation sets, harm outside the flare, time per 12 MP photo.
+"""Flare removal: quality on three synthetic validation sets, harm outside the flare, time per 12 MP photo.
 
     python benchmarks/bench_flare.py [--threads 2]
 
-Two validation sets of whole frames (512 px on the long side) from the last 8 sr-train
-photos, which the flare trainer never sees: one with flare from the optics generator
+Three validation sets of whole frames (512 px on the long side) from the last 8 sr-train
+photos, which the flare trainer never sees: flare from the optics generator
 (lightsr.data.optics: wave-optics PSFs of dirty, scratched apertures, ghosts, lamps 30 to
-5,000 times the sensor's white), one from the hand-drawn generator (lightsr.data.flare).
-Their seed differs from the trainer's validation seed, so the weights were not selected on
-these pairs. A model trained mostly on one generator is measured on the other too, so
-generalisation across syntheses shows.
+5,000 times the sensor's white), from the hand-drawn generator (lightsr.data.flare), and
+from the streak generator (lightsr.data.streaks: Moffat glow, long thin streaks through the
+lamps, iris ghosts with lateral colour), which no trainer uses, so how a model does on flare
+drawn some other way shows. Their seed differs from the trainer's validation seed, so the
+weights were not selected on these pairs.
 
 Per model and inference method of ``lightsr.flare.remove_flare`` ("lowres", the default:
 the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, streak- and
@@ -32,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from _report import ROOT, machine, write_results, write_section
 
 from lightsr import zoo
-from lightsr.data.flare import GENERATORS, PairFolder, real_frames, validation_frames
+from lightsr.data.flare import GENERATORS, HELD_OUT_GENERATORS, PairFolder, real_frames, validation_frames
 from lightsr.data.optics import psf_bank
 from lightsr.evaluate import evaluate_flare
 from lightsr.imaging import image_files
@@ -41,6 +42,7 @@ from lightsr.imaging import open_image
 
 DATA = ROOT / "data" / "sr-train"
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
+BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
@@ -54,15 +56,17 @@ sys.path.insert(0, {root!r})
 import numpy as np, torch
 from PIL import Image
 from lightsr import zoo
+from lightsr.backends import runner
 from lightsr.flare import remove_flare
 torch.set_num_threads({threads})
 model = zoo.get_model(zoo.find("flare-removal", label={label!r}))
+backend = "torch" if runner(model, None) is model else "openvino"  # start-up: compiled and chosen once
 photo = np.asarray(Image.open({photo!r}).convert("RGB").resize((4000, 3000)))
 t = time.perf_counter()
 remove_flare(model, photo, method={method!r})
 sec = time.perf_counter() - t
 peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024
-print(json.dumps(dict(seconds=sec, peak_mb=peak)))
+print(json.dumps(dict(seconds=sec, peak_mb=peak, backend=backend)))
 """
 
 
@@ -93,7 +97,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
     bank = psf_bank()
-    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank) for g in GENERATORS}
+    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank)
+            for g in GENERATORS + HELD_OUT_GENERATORS}
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
@@ -115,9 +120,11 @@ def main() -> None:
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
         text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
-                f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads)")
-        results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in GENERATORS},
-                               "noop": {g: asdict(noop[g]) for g in GENERATORS}, "speed": text}
+                f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads, "
+                f"{BACKEND_NAMES[speed['lowres']['backend']]} as backend='auto' picked)")
+        synthetic = GENERATORS + HELD_OUT_GENERATORS
+        results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in synthetic},
+                               "noop": {g: asdict(noop[g]) for g in synthetic}, "speed": text}
         rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed))
         print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
                            for k, v in scores.items()}, speed)
@@ -129,9 +136,11 @@ def main() -> None:
     lines = [
         "## Flare removal (`benchmarks/bench_flare.py`)",
         "",
-        f"Two sets of {args.count} whole frames (512 px on the long side) from the last {args.holdout} sr-train "
+        f"Three sets of {args.count} whole frames (512 px on the long side) from the last {args.holdout} sr-train "
         "photos, which the flare trainer never sees, seeded apart from its validation set: flare from the **optics** "
-        "generator (`lightsr.data.optics`) and from the **hand-drawn** one (`lightsr.data.flare`). RGB PSNR / SSIM "
+        "generator (`lightsr.data.optics`) and the **hand-drawn** one (`lightsr.data.flare`), which the models "
+        "train on, and from the **streaks** generator (`lightsr.data.streaks`: Moffat glow, long thin streaks "
+        "through the lamps, iris ghosts with lateral colour), which no trainer uses. RGB PSNR / SSIM "
         "of the whole image (mean over images) and its gain over returning the input; G: glare region (noise-free "
         "flare layer >= 64/255), S: streaks, ghosts and haze (4/255 to 64/255), BG: background (flare layer "
         "under 1/255 and not saturated in the target: any change there is harm), each PSNR pooled over the "
@@ -139,7 +148,8 @@ def main() -> None:
         "(the default; the whole frame at up to 512 px, flare subtracted at full resolution) and **tiled** "
         "(full-resolution tiles). Lamps are blended back "
         "in both. Grid 16 / 2: the correction's mean gradient across a 16-px / 2-px grid over elsewhere (1.00: no "
-        "blocks, no checkerboard), on the optics set. Speed: one 4000x3000 photo, fresh process, peak RSS. "
+        "blocks, no checkerboard), on the optics set. Speed: one 4000x3000 photo, fresh process (the backend "
+        "compiled and chosen before the clock starts, as a server does once), peak RSS. "
         "Machine: " + machine() + "."
         + (f" **real**: {len(sets['real'])} real pairs from `{args.pairs}` at 512 px, their flare layer estimated "
            "as input minus target (noise and misalignment included, so G/S/BG are approximate)." if args.pairs else ""),
@@ -156,14 +166,17 @@ def main() -> None:
             for g in sets:
                 grid = f"{gr[method, 'optics'][0]:.2f} / {gr[method, 'optics'][1]:.2f}" if g == "optics" else ""
                 lines.append(f"| {e.label} | {method} | {g} | {cells(s[method, g], noop[g])} | {grid} |")
-    lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled |", "| --- | --- | --- | --- |"]
+    lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled | backend (auto's pick) |",
+              "| --- | --- | --- | --- | --- |"]
     for e, n, _s, _gr, sp in rows:
         lines.append(f"| {e.label} | {n:,} | {sp['lowres']['seconds']:.1f} s, {sp['lowres']['peak_mb']:.0f} MB | "
-                     f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB |")
+                     f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB | "
+                     f"{BACKEND_NAMES[sp['lowres']['backend']]} |")
     if not rows:
-        lines.append("| (no flare model shipped yet) | | | |")
+        lines.append("| (no flare model shipped yet) | | | | |")
     lines += ["", "Before / after on validation frames (`docs/flare-before-after.png`): input, each model's output "
-              "(default method), target; two optics frames, then two hand-drawn ones.", "",
+              "(default method), target; two optics frames, two hand-drawn ones, then two from the held-out streak "
+              "generator.", "",
               "![Flare removal before and after](docs/flare-before-after.png)",
               "", "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
               "`python benchmarks/bench_flare.py`."]

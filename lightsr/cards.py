@@ -214,7 +214,8 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
     return training, "```bash\n" + "\n".join([*commands, bench]) + "\n```"
 
 
-FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator"}
+FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator",
+              "streaks": "held-out streak generator (never trained on)"}
 
 
 def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[str, Any], *, long_side: int = 512,
@@ -240,8 +241,11 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     count = next(iter(scores.values())).images if scores else 0
     context: dict[str, Any] = {
         "results": rows,
-        "results_intro": (f"Two sets of {count} fixed, seeded whole frames ({long_side} px long side) made "
-                          "from held-out photos that were never trained on, one per flare generator. RGB "
+        "results_intro": (f"{len(scores)} sets of {count} fixed, seeded whole frames ({long_side} px long side) "
+                          "made from held-out photos that were never trained on, one per flare generator"
+                          + (" (the streak generator, `lightsr.data.streaks`, is used by no trainer: it shows "
+                             "how the model does on flare drawn some other way)" if "streaks" in scores else "")
+                          + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method, "
                           "lamps kept); glare: pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
                           "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "

@@ -34,11 +34,13 @@ from ..errors import LightSRError
 from ..imaging import image_files
 from ..imaging import fit_long_side, open_image
 from .optics import synthesize_optics_pair
+from .streaks import synthesize_streak_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
-           "GENERATORS", "PairFolder", "real_frames"]
+           "GENERATORS", "HELD_OUT_GENERATORS", "PairFolder", "real_frames"]
 
-GENERATORS = ("optics", "drawn")  # lightsr.data.optics, and the hand-drawn one in this file
+GENERATORS = ("optics", "drawn")  # trained on: lightsr.data.optics, and the hand-drawn one in this file
+HELD_OUT_GENERATORS = ("streaks",)  # measured only (lightsr.data.streaks): flare drawn some other way
 
 # Colours of common light sources in linear RGB (normalised to a max of 1).
 LIGHT_TINTS = np.array([
@@ -280,11 +282,13 @@ class FrameFlarePairs:
 def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 24, long_side: int = 512,
                       seed: int = 1234, bank=None) -> list[tuple[np.ndarray, np.ndarray, dict]]:
     """A fixed validation set of whole frames: held-out photos at ``long_side`` px, flare from
-    ``generator`` ("optics" or "drawn"), ``count`` seeded pairs with their flare layers."""
+    ``generator`` ("optics", "drawn", or the held-out "streaks" that no trainer uses), ``count``
+    seeded pairs with their flare layers."""
     if not photos:
         raise LightSRError("validation needs at least one held-out photo")
-    if generator not in GENERATORS:
-        raise LightSRError(f"generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
+    if generator not in GENERATORS + HELD_OUT_GENERATORS:
+        raise LightSRError(f"generator must be one of {', '.join(GENERATORS + HELD_OUT_GENERATORS)}, "
+                           f"got {generator!r}")
     if generator == "optics" and bank is None:
         raise LightSRError("the optics generator needs a PSF bank")
     rng = np.random.default_rng(seed)
@@ -293,6 +297,8 @@ def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 
         scene = fit_long_side(photos[i % len(photos)], long_side)
         if generator == "optics":
             out.append(synthesize_optics_pair(scene, rng, bank, return_layers=True))
+        elif generator == "streaks":
+            out.append(synthesize_streak_pair(scene, rng, return_layers=True))
         else:
             out.append(synthesize_pair(scene, rng, return_layers=True))
     return out

@@ -358,7 +358,7 @@ def synthesize_optics_pair(scene: np.ndarray, rng: np.random.Generator, bank: PS
     inp, target = render(scatter + ghost), render(np.zeros_like(scatter))
     if rng.random() < cfg.jpeg_prob:
         quality = int(rng.integers(75, 96))
-        inp, target = _jpeg(inp, quality), _jpeg(target, quality)
+        inp, target = jpeg_roundtrip(inp, quality), jpeg_roundtrip(target, quality)
     if not return_layers:
         return inp, target
     clean = render(np.zeros_like(scatter), noisy=False).astype(np.int16)
@@ -369,7 +369,7 @@ def synthesize_optics_pair(scene: np.ndarray, rng: np.random.Generator, bank: PS
     return inp, target, {"flare": diff(scatter + ghost), "scatter": diff(scatter), "ghost": diff(ghost)}
 
 
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "JPEG", quality=quality)
     buf.seek(0)
