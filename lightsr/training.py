@@ -169,29 +169,40 @@ def batches(sample, rng: np.random.Generator, batch: int, *, workers: int = 0, s
 class TimeBudget:
     """Fit a run's schedule to a wall-clock budget (``--minutes``) on hardware of unknown speed.
 
-    The schedule is a function of the step and the total, so the total must be known: after
-    ``probe`` steps past ``start`` (the warm-up, when data workers have settled) the measured
-    step rate sets it, so the schedule ends when the budget does (``safety`` leaves time for
-    validation and the last checkpoint). ``expired`` stops a run that still overruns.
+    The schedule is a function of the step and the total, so the total must be known: the
+    measurement starts at step ``start`` (past the warm-up, when data workers have settled) or
+    once 5% of the budget is spent, whichever comes first, and lasts ``probe`` steps or 10% of
+    the budget (at least ``MIN_PROBE`` steps), whichever comes first; the measured step rate
+    then sets the total, so the schedule ends when the budget does (``safety`` leaves time for
+    validation and the last checkpoint). The time caps matter on a CPU, where 200 steps of a
+    flare model can take longer than the budget. ``expired`` stops a run that still overruns.
     """
+
+    SETTLE, MEASURE, MIN_PROBE = 0.05, 0.10, 5  # budget shares; steps
 
     def __init__(self, minutes: float, start: int, probe: int = 200, safety: float = 0.93):
         self.seconds, self.start, self.probe, self.safety = minutes * 60, start, probe, safety
         self.t0 = time.monotonic()
         self.mark: tuple[int, float] | None = None
+        self.planned = False
 
     def total(self, step: int, current: int) -> int:
         """The run's total steps given that ``step`` steps are done (``current`` until it is known)."""
-        if self.seconds <= 0:
+        if self.seconds <= 0 or self.planned:
             return current
-        if step == self.start:
-            self.mark = (step, time.monotonic())
-        elif self.mark and step == self.mark[0] + self.probe:
-            rate = self.probe / (time.monotonic() - self.mark[1])
-            left = self.seconds * self.safety - (time.monotonic() - self.t0)
+        now = time.monotonic()
+        if self.mark is None:
+            if step >= self.start or now - self.t0 >= self.SETTLE * self.seconds:
+                self.mark = (step, now)
+            return current
+        measured = step - self.mark[0]
+        timed_out = measured >= self.MIN_PROBE and now - self.mark[1] >= self.MEASURE * self.seconds
+        if measured >= self.probe or timed_out:
+            rate = measured / (now - self.mark[1])
+            left = self.seconds * self.safety - (now - self.t0)
             planned = max(step + 1, step + int(rate * left))
             logger.info("time budget: %.2f steps/s, %.0f s left: the schedule ends at step %d", rate, left, planned)
-            self.mark = None
+            self.planned = True
             return planned
         return current
 

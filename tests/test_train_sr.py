@@ -248,6 +248,18 @@ def test_time_budget_plans_the_schedule_from_the_measured_step_rate(monkeypatch)
     clock[0] += 551
     assert budget.expired()
     assert training.TimeBudget(minutes=0, start=0).total(0, 77) == 77  # no budget: the given total
+    # slow steps (a flare model on a CPU): measuring starts once 5% of the budget is spent and plans
+    # once 10% more is, long before the 200 steps that would take longer than the budget
+    clock[0] = 0.0
+    slow = training.TimeBudget(minutes=100, start=200, probe=200, safety=1.0)
+    for step in range(0, 30):
+        assert slow.total(step, 100000) == 100000, step
+        clock[0] += 10  # 10 s a step: the measurement starts at step 30 (300 s = 5%)
+    for step in range(30, 90):
+        assert slow.total(step, 100000) == 100000, step
+        clock[0] += 10
+    assert slow.total(90, 100000) == 90 + int(0.1 * (6000 - 900))  # 600 s (10%) measured: 0.1 steps/s
+    assert slow.total(91, 600) == 600  # planned once
 
 
 def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
