@@ -25,6 +25,20 @@ def test_flare_only_adds_light_and_sources_stay(photo):
         assert (target.max(axis=2) == 255).any()  # the saturated light sources are in the target
 
 
+def test_a_long_streak_is_optional_and_leaves_the_seeded_sets_alone(photo):
+    cfg = FlareConfig(sources=(1, 1), rays=(4, 4), ghosts=(0, 0), veil=(0.0, 0.0), strength=(1.0, 1.0),
+                      noise=(0.0, 0.0))
+    plain, _, layers = synthesize_pair(photo, np.random.default_rng(2), cfg, return_layers=True)
+    again, _ = synthesize_pair(photo, np.random.default_rng(2), FlareConfig(**{**cfg.__dict__, "line_prob": 0.0}))
+    assert np.array_equal(plain, again)  # line_prob 0 draws nothing more: seeded sets are unchanged
+    lined, _, lined_layers = synthesize_pair(photo, np.random.default_rng(2),
+                                             FlareConfig(**{**cfg.__dict__, "line_prob": 1.0}), return_layers=True)
+    added = lined_layers["flare"].astype(int) - layers["flare"]
+    assert (added > 8).sum() > 5 * (added < -8).sum() + 20  # more light (the later draws, a blur, differ)
+    ys, xs = np.nonzero(added > 8)
+    assert max(np.ptp(ys), np.ptp(xs)) > 0.3 * max(photo.shape[:2])  # a long one
+
+
 def test_flare_pairs_and_validation_set(photo):
     pairs = FlarePairs([photo] * 3, patch=48)
     x, y = pairs.sample(np.random.default_rng(0), 4)

@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 import lightsr  # noqa: E402
 from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
-from lightsr.data.flare import GENERATORS, FlarePairs, FrameFlarePairs, PairFolder, validation_frames  # noqa: E402
+from lightsr.data.flare import (  # noqa: E402
+    GENERATORS, FlareConfig, FlarePairs, FrameFlarePairs, PairFolder, validation_frames)
 from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
@@ -74,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--frame", type=int, default=384, help="whole-frame training size; 0: --patch crops")
     g.add_argument("--optics-prob", type=float, default=0.7,
                    help="share of training pairs from the optics generator (the rest hand-drawn)")
+    g.add_argument("--line-prob", type=float, default=0.0,
+                   help="hand-drawn generator: share of sources that also get a long thin streak through them")
     g.add_argument("--pairs", metavar="DIR",
                    help="real flare pairs (DIR/input/NAME and DIR/target/NAME) mixed into the whole-frame training")
     g.add_argument("--pairs-prob", type=float, default=None,
@@ -129,13 +132,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
-COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
-                "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "background_weight",
-                "agc", "ema",
-                "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "pairs", "pairs_prob", "patch", "batch",
+                "echo", "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight",
+                "background_weight", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout",
+                "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
-            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "val_count": 12, "val_size": 512,
-            "psf_bank": OpticsConfig.bank_size}
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "line_prob": 0.0, "val_count": 12,
+            "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -163,6 +166,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
                 f"flips/rotations; flare from the optics generator (lightsr.data.optics, {args.psf_bank}-PSF "
                 f"wave-optics bank) for {args.optics_prob:.0%} of pairs, the hand-drawn one (lightsr.data.flare) "
                 "for the rest")
+        if args.line_prob:
+            data += f" ({args.line_prob:.0%} of its sources with a long thin streak through them)"
         if args.pairs:
             share = 0.3 if args.pairs_prob is None else args.pairs_prob
             data += (f"; real pairs from {args.pairs} for {share:.0%} of samples, the synthetic shares applying "
@@ -314,7 +319,7 @@ def main(args: argparse.Namespace) -> dict:
         real = PairFolder(args.pairs) if args.pairs else None
         real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
-                                pairs=real, pairs_prob=real_prob)
+                                cfg=FlareConfig(line_prob=args.line_prob), pairs=real, pairs_prob=real_prob)
     elif args.pairs:
         raise lightsr.LightSRError("--pairs trains on whole frames: give --frame")
     else:

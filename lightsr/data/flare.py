@@ -64,6 +64,10 @@ class FlareConfig:
     ghosts: tuple[int, int] = (2, 7)
     veil: tuple[float, float] = (0.0, 0.06)
     noise: tuple[float, float] = (0.0, 0.01)  # sensor noise std in linear light
+    # a long thin streak through a source (a smeared or scratched front element, a windscreen):
+    # the streak of real night photos. 0 leaves the draws, and so every seeded set, as they were
+    line_prob: float = 0.0
+    line_gain: tuple[float, float] = (0.3, 2.5)  # peak over the sensor's white, before strength
 
 
 def _u(rng: np.random.Generator, lo_hi) -> float:
@@ -111,6 +115,15 @@ def _flare_layer(h: int, w: int, sx: float, sy: float, rng: np.random.Generator,
     width = _u(rng, (0.004, 0.03))
     rays = np.exp(-((off / width) ** 2)) * np.exp(-d / _u(rng, (0.05, 0.35)))
     layer += (_u(rng, (0.1, 0.8)) * rays)[..., None] * tint
+
+    if cfg.line_prob and rng.random() < cfg.line_prob:
+        phi = _u(rng, (0, math.pi))
+        along = dx * math.cos(phi) + dy * math.sin(phi)
+        across = -dx * math.sin(phi) + dy * math.cos(phi)
+        sigma = _u(rng, (0.4, 2.5)) * diag / 640  # px at a 512 x 384 frame
+        length = _u(rng, (0.3, 1.2)) * diag
+        fall = np.clip(1 - np.abs(along) / length, 0, 1) ** _u(rng, (1.0, 3.0))
+        layer += (_u(rng, cfg.line_gain) * np.exp(-0.5 * (across / sigma) ** 2) * fall)[..., None] * tint
 
     # ghosts on the line from the source through the centre
     cx, cy = w / 2, h / 2
