@@ -46,7 +46,7 @@ BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
-                             "runs/flare-nf-lamp"),
+                             "runs/flare-nf-lamp", "runs/flare-nf-bg"),
         "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics", "runs/flare-pix2pix-gpu",
                           "runs/flare-pix2pix-lamp")}
 
