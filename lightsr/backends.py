@@ -55,6 +55,11 @@ PROBE_RUNS = 3  # after one warm-up run each
 PRECISIONS = ("fp32", "bf16")
 # model -> {(precision, weights version): OpenVINOModel, or None where PyTorch runs it; ("auto", ...): the same}
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Every compilation is also kept for the process's life (it holds no reference to its model, so
+# the model is still freed): freed by the garbage collector, an OpenVINO compiled model and its
+# per-thread infer requests are destroyed on whatever thread the collector runs, and a test run
+# aborted once inside such a collection. A server compiles a handful of models; this is their cost.
+_keep_alive: list = []
 _lock = threading.Lock()
 
 
@@ -172,6 +177,7 @@ def runner(model: LightSRModel, backend: str | None = "auto", *,
             try:
                 per_model.clear()  # older weights' compilations are stale
                 per_model[key] = OpenVINOModel(model, precision=precision)
+                _keep_alive.append(per_model[key])
             except LightSRError:
                 raise
             except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
