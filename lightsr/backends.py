@@ -41,7 +41,7 @@ from typing import Callable
 import torch
 
 from .errors import LightSRError
-from .imaging import cache_dir
+from .imaging import cache_dir, write_atomically
 from .models._common import weights_version
 from .models.base import LightSRModel
 
@@ -236,11 +236,9 @@ def _faster_backend(model: LightSRModel, compiled: OpenVINOModel) -> str:
     logger.info("auto backend for %s: %s (a %d px tile: OpenVINO %.1f ms, PyTorch %.1f ms)", model.architecture,
                 choice, PROBE, times["openvino"] * 1e3, times["torch"] * 1e3)
     choices[slot] = {"backend": choice, **{f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}}
+    text = json.dumps(choices, indent=1).encode()
     try:  # a cache: failing to write it only means timing again next time
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(choices, indent=1))
-        os.replace(tmp, path)
+        write_atomically(path, lambda f: f.write(text))
     except OSError:
         pass
     return choice
