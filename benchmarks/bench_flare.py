@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from _report import ROOT, machine, write_results, write_section
 
 from lightsr import zoo
-from lightsr.data.flare import GENERATORS, HELD_OUT_GENERATORS, PairFolder, real_frames, validation_frames
+from lightsr.data.flare import MEASURED_GENERATORS, PairFolder, real_frames, validation_frames
 from lightsr.data.optics import psf_bank
 from lightsr.evaluate import evaluate_flare
 from lightsr.imaging import image_files
@@ -98,7 +98,7 @@ def main() -> None:
     held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
     bank = psf_bank()
     sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank)
-            for g in GENERATORS + HELD_OUT_GENERATORS}
+            for g in MEASURED_GENERATORS}
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
@@ -122,9 +122,8 @@ def main() -> None:
         text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
                 f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads, "
                 f"{BACKEND_NAMES[speed['lowres']['backend']]} as backend='auto' picked)")
-        synthetic = GENERATORS + HELD_OUT_GENERATORS
-        results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in synthetic},
-                               "noop": {g: asdict(noop[g]) for g in synthetic}, "speed": text}
+        results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in MEASURED_GENERATORS},
+                               "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text}
         rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed))
         print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
                            for k, v in scores.items()}, speed)

@@ -37,10 +37,11 @@ from .optics import synthesize_optics_pair
 from .streaks import synthesize_streak_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
-           "GENERATORS", "HELD_OUT_GENERATORS", "PairFolder", "real_frames"]
+           "GENERATORS", "HELD_OUT_GENERATORS", "MEASURED_GENERATORS", "PairFolder", "real_frames"]
 
 GENERATORS = ("optics", "drawn")  # trained on: lightsr.data.optics, and the hand-drawn one in this file
 HELD_OUT_GENERATORS = ("streaks",)  # measured only (lightsr.data.streaks): flare drawn some other way
+MEASURED_GENERATORS = GENERATORS + HELD_OUT_GENERATORS  # what validation_frames draws
 
 # Colours of common light sources in linear RGB (normalised to a max of 1).
 LIGHT_TINTS = np.array([
@@ -299,9 +300,8 @@ def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 
     seeded pairs with their flare layers."""
     if not photos:
         raise LightSRError("validation needs at least one held-out photo")
-    if generator not in GENERATORS + HELD_OUT_GENERATORS:
-        raise LightSRError(f"generator must be one of {', '.join(GENERATORS + HELD_OUT_GENERATORS)}, "
-                           f"got {generator!r}")
+    if generator not in MEASURED_GENERATORS:
+        raise LightSRError(f"generator must be one of {', '.join(MEASURED_GENERATORS)}, got {generator!r}")
     if generator == "optics" and bank is None:
         raise LightSRError("the optics generator needs a PSF bank")
     rng = np.random.default_rng(seed)
