@@ -1,6 +1,7 @@
 """Flare removal: quality on three synthetic validation sets, harm outside the flare, time per 12 MP photo.
 
     python benchmarks/bench_flare.py [--threads 2]
+    python benchmarks/bench_flare.py --screen runs/A/best runs/B/best --seed 7 --count 16
 
 Three validation sets of whole frames (512 px on the long side) from the last 8 sr-train
 photos, which the flare trainer never sees: flare from the optics generator
@@ -17,6 +18,11 @@ background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's 
 checkerboard/block measure, and seconds and peak memory for one 4000x3000 photo. Writes its
 BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.json);
 ``python benchmarks/render_cards.py`` renders the cards from them.
+
+``--screen DIR ...`` compares candidate model folders (a training run's best/, a shipped
+checkpoint) with the default method on a draw of their own (``--seed``, not the
+benchmark's, so choosing among candidates does not tune to the published numbers), prints
+a table and writes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 from _report import ROOT, machine, write_results, write_section
 
 from lightsr import zoo
+from lightsr.models.base import LightSRModel
 from lightsr.data.flare import MEASURED_GENERATORS, PairFolder, real_frames, validation_frames
 from lightsr.data.optics import psf_bank
 from lightsr.evaluate import evaluate_flare
@@ -56,6 +63,7 @@ sys.path.insert(0, {root!r})
 import numpy as np, torch
 from PIL import Image
 from lightsr import zoo
+from lightsr.models.base import LightSRModel
 from lightsr.backends import runner
 from lightsr.flare import remove_flare
 torch.set_num_threads({threads})
@@ -93,12 +101,18 @@ def main() -> None:
                    help="pairs per validation set (at 24 the pooled background PSNR swung by 5 dB between draws)")
     p.add_argument("--pairs", metavar="DIR", help="also measure on real pairs: DIR/input/NAME and DIR/target/NAME "
                                                   "(e.g. Flare7K++'s real test set); they are not shipped here")
+    p.add_argument("--screen", nargs="+", metavar="MODEL_DIR",
+                   help="compare these model folders on a draw of --seed and print the table; writes nothing")
+    p.add_argument("--seed", type=int, default=SEED, help="with --screen: the draw (the benchmark's is %(default)s)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
     bank = psf_bank()
-    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank)
+    seed = args.seed if args.screen else SEED
+    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=seed, bank=bank)
             for g in MEASURED_GENERATORS}
+    if args.screen:
+        return screen(args.screen, sets, seed)
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
@@ -183,6 +197,21 @@ def main() -> None:
     write_results("flare", results)
     if shown:
         before_after(sets, shown).save(ROOT / "docs" / "flare-before-after.png", optimize=True)
+
+
+def screen(folders: list[str], sets: dict, seed: int) -> None:
+    """Print gain / background PSNR / worst gain of each model folder on each set (default method)."""
+    noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
+    print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB)")
+    print("| model | " + " | ".join(sets) + " |")
+    print("| --- |" + " --- |" * len(sets))
+    for folder in folders:
+        model = LightSRModel.from_pretrained(folder)
+        cells = []
+        for g, v in sets.items():
+            s = evaluate_flare(v, [remove_flare(model, a) for a, *_ in v])
+            cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f}")
+        print(f"| {folder} | " + " | ".join(cells) + " |", flush=True)
 
 
 def before_after(sets, shown) -> Image.Image:

@@ -6,6 +6,7 @@ from PIL import Image
 
 import lightsr
 from lightsr.data.flare import FlareConfig, FlarePairs, PairFolder, synthesize_pair, validation_pairs
+from lightsr.data.flare import _glow, _rimmed_ghost
 
 
 def test_same_seed_same_pair(photo):
@@ -37,6 +38,24 @@ def test_a_long_streak_is_optional_and_leaves_the_seeded_sets_alone(photo):
     assert (added > 8).sum() > 5 * (added < -8).sum() + 20  # more light (the later draws, a blur, differ)
     ys, xs = np.nonzero(added > 8)
     assert max(np.ptp(ys), np.ptp(xs)) > 0.3 * max(photo.shape[:2])  # a long one
+
+
+def test_a_power_law_glow_reaches_farther():
+    d = np.array([0.0, 0.5], np.float32)  # at the lamp, and half a diagonal away
+    far = {tail: np.median([_glow(d, np.random.default_rng(s), FlareConfig(tail_prob=tail))[1] for s in range(50)])
+           for tail in (0.0, 1.0)}
+    assert far[1.0] > 3 * far[0.0]  # an exponential glow is all but gone there; a power law is not
+    again = [_glow(d, np.random.default_rng(s), FlareConfig())[1] for s in range(50)]
+    assert np.median(again) == far[0.0]  # tail_prob 0 draws nothing more
+
+
+def test_a_rimmed_ghost_has_a_bright_edge_and_coloured_fringes():
+    yy, xx = np.mgrid[0:101, 0:101].astype(np.float32)
+    ghost = _rimmed_ghost(xx - 50, yy - 50, 30.0, 6, 0.0, rim=2.0, width=0.1, spread=0.05)
+    g = ghost[..., 1]
+    assert g[50, 50] == pytest.approx(1.0) and g[50, 50 + 28] > 2.0 and g[50, 50 + 36] == 0  # fill, rim, outside
+    red, blue = ghost[..., 0] > 0.5, ghost[..., 2] > 0.5
+    assert red.sum() > blue.sum() and (red & ~blue).any() and not (blue & ~red).any()  # red larger: a fringe
 
 
 def test_flare_pairs_and_validation_set(photo):

@@ -77,6 +77,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of training pairs from the optics generator (the rest hand-drawn)")
     g.add_argument("--line-prob", type=float, default=0.0,
                    help="hand-drawn generator: share of sources that also get a long thin streak through them")
+    g.add_argument("--glow-gain", type=float, nargs=2, default=list(FlareConfig.glow_gain), metavar=("LO", "HI"),
+                   help="hand-drawn generator: the glow's peak over the sensor's white (above about 1 it clips)")
+    g.add_argument("--tail-prob", type=float, default=0.0,
+                   help="hand-drawn generator: share of glows with a power-law tail that reaches across the frame")
+    g.add_argument("--rim-prob", type=float, default=0.0,
+                   help="hand-drawn generator: share of sources whose ghosts have a bright rim and lateral colour")
     g.add_argument("--pairs", metavar="DIR",
                    help="real flare pairs (DIR/input/NAME and DIR/target/NAME) mixed into the whole-frame training")
     g.add_argument("--pairs-prob", type=float, default=None,
@@ -132,13 +138,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
-COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "pairs", "pairs_prob", "patch", "batch",
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "glow_gain", "tail_prob", "rim_prob",
+                "pairs", "pairs_prob", "patch", "batch",
                 "echo", "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight",
                 "background_weight", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout",
                 "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "line_prob": 0.0, "val_count": 12,
-            "val_size": 512, "psf_bank": OpticsConfig.bank_size}
+            "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "val_size": 512,
+            "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -157,6 +165,12 @@ def command_args(args, lr: float) -> dict:
     return a
 
 
+def drawn_config(args) -> FlareConfig:
+    """The hand-drawn generator's settings from the command line."""
+    return FlareConfig(line_prob=args.line_prob, glow_gain=tuple(args.glow_gain), tail_prob=args.tail_prob,
+                       rim_prob=args.rim_prob)
+
+
 def run_record(args, model, lr: float, photos: int, initialisation: str | None) -> dict:
     """What this run does, in words a card prints (lightsr.training.write_run_record)."""
     folders = ", ".join(Path(d).name for d in args.data)
@@ -166,8 +180,18 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
                 f"flips/rotations; flare from the optics generator (lightsr.data.optics, {args.psf_bank}-PSF "
                 f"wave-optics bank) for {args.optics_prob:.0%} of pairs, the hand-drawn one (lightsr.data.flare) "
                 "for the rest")
-        if args.line_prob:
-            data += f" ({args.line_prob:.0%} of its sources with a long thin streak through them)"
+        drawn = drawn_config(args)
+        extras = []
+        if drawn.line_prob:
+            extras.append(f"{drawn.line_prob:.0%} of its sources with a long thin streak through them")
+        if drawn.glow_gain != FlareConfig.glow_gain:
+            extras.append(f"glow peaks {drawn.glow_gain[0]:g} to {drawn.glow_gain[1]:g} x white")
+        if drawn.tail_prob:
+            extras.append(f"{drawn.tail_prob:.0%} of glows with a power-law tail")
+        if drawn.rim_prob:
+            extras.append(f"{drawn.rim_prob:.0%} of sources with rimmed, colour-fringed ghosts")
+        if extras:
+            data += f" ({'; '.join(extras)})"
         if args.pairs:
             share = 0.3 if args.pairs_prob is None else args.pairs_prob
             data += (f"; real pairs from {args.pairs} for {share:.0%} of samples, the synthetic shares applying "
@@ -319,7 +343,7 @@ def main(args: argparse.Namespace) -> dict:
         real = PairFolder(args.pairs) if args.pairs else None
         real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
-                                cfg=FlareConfig(line_prob=args.line_prob), pairs=real, pairs_prob=real_prob)
+                                cfg=drawn_config(args), pairs=real, pairs_prob=real_prob)
     elif args.pairs:
         raise lightsr.LightSRError("--pairs trains on whole frames: give --frame")
     else:

@@ -69,6 +69,14 @@ class FlareConfig:
     # the streak of real night photos. 0 leaves the draws, and so every seeded set, as they were
     line_prob: float = 0.0
     line_gain: tuple[float, float] = (0.3, 2.5)  # peak over the sensor's white, before strength
+    # how far real glare reaches: the glow's peak (over the sensor's white, before strength; above
+    # about 1 it clips into a disc), and the share of glows with a power-law tail (scattering glare
+    # falls off as a power of the angle, not exponentially, so it reaches across the frame)
+    glow_gain: tuple[float, float] = (0.15, 0.6)
+    tail_prob: float = 0.0
+    # the share of sources whose ghosts have a bright rim and lateral colour (the red, green and blue
+    # images of a ghost differ in size, as a real lens's do). 0, like tail_prob 0, draws nothing extra
+    rim_prob: float = 0.0
 
 
 def _u(rng: np.random.Generator, lo_hi) -> float:
@@ -93,6 +101,29 @@ def _polygon_mask(dx: np.ndarray, dy: np.ndarray, radius: float, sides: int, ang
     return np.clip((edge - r) / max(soft, 1e-3) + 0.5, 0, 1)
 
 
+def _glow(d: np.ndarray, rng: np.random.Generator, cfg: FlareConfig) -> np.ndarray:
+    """A lamp's glow at ``d`` (distance as a fraction of the diagonal): an exponential fall-off, or with
+    probability ``cfg.tail_prob`` mostly a power law ``(d0 / (d0 + d))^p``: a sharp core and a tail
+    that an exponential lacks (scattering glare falls off as a power of the angle)."""
+    glow = _u(rng, cfg.glow_gain) * np.exp(-d / _u(rng, (0.02, 0.12)))
+    if cfg.tail_prob and rng.random() < cfg.tail_prob:
+        d0, p = _u(rng, (0.003, 0.03)), _u(rng, (1.0, 2.5))
+        glow = glow * 0.3 + _u(rng, cfg.glow_gain) * (d0 / (d0 + d)) ** p
+    return glow
+
+
+def _rimmed_ghost(dx: np.ndarray, dy: np.ndarray, radius: float, sides: int, angle: float, rim: float,
+                  width: float, spread: float) -> np.ndarray:
+    """(H, W, 3) an aperture ghost with a sharp edge and a bright rim (``rim`` times its fill, ``width``
+    of its radius wide), drawn per channel at sizes 1 + spread, 1, 1 - spread (lateral colour)."""
+    out = np.empty((*dx.shape, 3), np.float32)
+    for c, s in enumerate((1 + spread, 1.0, 1 - spread)):
+        outer = _polygon_mask(dx, dy, radius * s, sides, angle, soft=1.0)
+        inner = _polygon_mask(dx, dy, radius * s * (1 - width), sides, angle, soft=1.0)
+        out[..., c] = outer + rim * (outer - inner)
+    return out
+
+
 def _flare_layer(h: int, w: int, sx: float, sy: float, rng: np.random.Generator, cfg: FlareConfig,
                  diag: float) -> np.ndarray:
     """(H, W, 3) linear flare light of one source at (sx, sy)."""
@@ -103,7 +134,7 @@ def _flare_layer(h: int, w: int, sx: float, sy: float, rng: np.random.Generator,
     layer = np.zeros((h, w, 3), np.float32)
 
     # glow with radial falloff, and a faint halo ring
-    glow = _u(rng, (0.15, 0.6)) * np.exp(-d / _u(rng, (0.02, 0.12)))
+    glow = _glow(d, rng, cfg)
     ring_r, ring_w = _u(rng, (0.05, 0.25)), _u(rng, (0.005, 0.03))
     halo = _u(rng, (0.0, 0.08)) * np.exp(-((d - ring_r) ** 2) / (2 * ring_w**2))
     layer += (glow + halo)[..., None] * tint
@@ -130,13 +161,20 @@ def _flare_layer(h: int, w: int, sx: float, sy: float, rng: np.random.Generator,
     cx, cy = w / 2, h / 2
     sides = int(rng.choice([0, 5, 6, 7, 8]))
     angle = _u(rng, (0, math.pi))
+    rimmed = bool(cfg.rim_prob) and rng.random() < cfg.rim_prob
     for _ in range(int(rng.integers(cfg.ghosts[0], cfg.ghosts[1] + 1))):
         t = _u(rng, (-1.6, 0.7))  # 1 is the source, 0 the centre, negative beyond it
         gx, gy = cx + t * (sx - cx), cy + t * (sy - cy)
         radius = _u(rng, (0.01, 0.09)) * diag
-        ghost = _polygon_mask(xx - gx, yy - gy, radius, sides, angle, soft=_u(rng, (0.5, 0.25 * radius + 1)))
+        soft = _u(rng, (0.5, 0.25 * radius + 1))
         colour = _tint(rng) * rng.uniform(0.4, 1.0, 3)
-        layer += (_u(rng, (0.01, 0.12)) * ghost)[..., None] * colour
+        gain = _u(rng, (0.01, 0.12))
+        if not rimmed:
+            ghost = _polygon_mask(xx - gx, yy - gy, radius, sides, angle, soft=soft)
+            layer += (gain * ghost)[..., None] * colour
+        else:
+            rim, width, spread = _u(rng, (0.5, 3.0)), _u(rng, (0.04, 0.2)), _u(rng, (-0.08, 0.08))
+            layer += _rimmed_ghost(xx - gx, yy - gy, radius, sides, angle, rim, width, spread) * (gain * colour)
 
     # veiling glare: a low-frequency haze over the whole frame, stronger near the source
     veil = _u(rng, cfg.veil) * (0.6 + 0.4 * np.exp(-d / 0.5))
