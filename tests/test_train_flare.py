@@ -211,3 +211,24 @@ def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
     with pytest.raises(lightsr.LightSRError, match="whole frames"):
         run(photos, tmp_path / "patches", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
             "--pairs", str(pairs))
+
+
+def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_recorded(photos, tmp_path):
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    run(photos, base, "--model", "pix2pix-test", "--steps", "2")
+    harsh = ["--optics-prob", "0", "--line-prob", "1", "--glow-gain", "1", "2", "--tail-prob", "1", "--rim-prob", "1"]
+    run(photos, tuned, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--freeze-bn",
+        "--ema", "0", *harsh)
+    start = load_file(str(base / "best" / "model.safetensors"))
+    end = load_file(str(tuned / "last" / "model.safetensors"))
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(start[k], end[k]) for k in stats)  # BatchNorm statistics untouched
+    assert any(not torch.equal(start[k], end[k]) for k in start if k.endswith(".weight"))  # the weights trained
+    record = json.loads((tuned / "run.json").read_text())
+    assert "BatchNorm frozen" in record["objective"] and "--freeze-bn" in record["command"]
+    assert all(s in record["data"] for s in ("long thin streak", "glow peaks 1 to 2", "power-law", "rimmed"))
+    # without --freeze-bn the same fine-tune moves them: the test can fail
+    moved = tmp_path / "moved"
+    run(photos, moved, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--ema", "0", *harsh)
+    again = load_file(str(moved / "last" / "model.safetensors"))
+    assert any(not torch.equal(start[k], again[k]) for k in stats)

@@ -116,6 +116,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of a squared error over the background alone (pixels where input and target "
                         "differ by under 1/255 and the target is not saturated): what bench_flare's background "
                         "PSNR measures, so any change the model makes outside the flare costs")
+    g.add_argument("--freeze-bn", action="store_true",
+                   help="keep the model's BatchNorm layers on their running statistics, not updated (fine-tuning at a "
+                        "small batch: batch statistics of a few frames differ from the ones the model is used with)")
     g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
     g.add_argument("--ema", type=float, default=0.999)
     g.add_argument("--nan-patience", type=int, default=3)
@@ -139,12 +142,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "glow_gain", "tail_prob", "rim_prob",
-                "pairs", "pairs_prob", "patch", "batch",
-                "echo", "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight",
-                "background_weight", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout",
-                "out"]
+                "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule", "warmup", "lambda_l1",
+                "flare_weight", "lamp_weight", "background_weight", "freeze_bn", "agc", "ema", "val_every", "val_count",
+                "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
-            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "line_prob": 0.0, "val_count": 12,
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "freeze_bn": False, "line_prob": 0.0,
+            "val_count": 12,
             "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "val_size": 512,
             "psf_bank": OpticsConfig.bank_size}
 
@@ -163,6 +166,14 @@ def command_args(args, lr: float) -> dict:
     if a["frame"]:
         a["patch"] = None
     return a
+
+
+def freeze_batch_norm(model: torch.nn.Module) -> None:
+    """Put ``model``'s BatchNorm layers in eval mode: they normalise with their running statistics
+    and do not update them (their affine weights still train)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def drawn_config(args) -> FlareConfig:
@@ -210,6 +221,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
         layers = getattr(model.config, "disc_layers", None)
         disc = f"PatchGAN, {layers} layers" if layers else "PatchGAN"
         objective = f"GAN ({disc}) + {args.lambda_l1:g} x ({terms}), Adam({lr:g}, beta1 0.5){config}"
+        if args.freeze_bn:
+            objective += "; BatchNorm frozen (running statistics, not updated)"
     else:
         objective = f"{terms}, Adam (lr {lr:g}, {args.schedule}), AGC lambda {args.agc} every step{config}"
     record = {
@@ -393,6 +406,8 @@ def main(args: argparse.Namespace) -> dict:
         inp, target = (dihedral(t, k) for t in fresh)
         echo_left -= 1
         net.train()
+        if args.freeze_bn:
+            freeze_batch_norm(model)
         fake, flare = net(inp)
         # the true flare layer, in the linear light the model predicts it in
         flare_l1 = F.l1_loss(flare, to_linear(inp) - to_linear(target))
