@@ -190,6 +190,21 @@ def test_background_loss_counts_only_unflared_unsaturated_pixels():
     assert train_flare.background_loss(fake, target, target).item() == pytest.approx(0.09 / 15)  # no flare: all
 
 
+def test_clipped_glare_over_the_scene_is_weighted_down_and_lamps_are_not():
+    target = torch.full((1, 3, 2, 2), 0.25)
+    target[..., 0, 0] = 1.0  # a lamp: clipped in input and target alike, so fully counted
+    inp = target.clone()
+    inp[..., 0, 1] = 1.0  # glare clipped over the scene: the scene there is lost
+    inp[..., 1, 0] = 0.6  # flare that does not clip: fully counted
+    w = train_flare.clipped_weights(inp, target, 0.1)
+    assert w.flatten().tolist() == pytest.approx([1.0, 0.1, 1.0, 1.0])
+    fake = target.clone()
+    fake[..., 0, 1] = 0.75  # off by 0.5 where the scene is lost
+    assert train_flare.weighted_l1(fake, target, w).item() == pytest.approx(0.1 * 0.5 / 3.1)
+    assert train_flare.clipped_weights(inp, target, 1.0) is None  # weight 1: the plain L1, as before
+    assert train_flare.weighted_l1(fake, target, None).item() == pytest.approx(0.5 / 4)
+
+
 def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
     pairs = tmp_path / "pairs"
     for sub in ("input", "target"):
@@ -218,7 +233,7 @@ def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_r
     run(photos, base, "--model", "pix2pix-test", "--steps", "2")
     harsh = ["--optics-prob", "0", "--line-prob", "1", "--glow-gain", "1", "2", "--tail-prob", "1", "--rim-prob", "1"]
     run(photos, tuned, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--freeze-bn",
-        "--ema", "0", *harsh)
+        "--ema", "0", "--clipped-weight", "0.1", *harsh)
     start = load_file(str(base / "best" / "model.safetensors"))
     end = load_file(str(tuned / "last" / "model.safetensors"))
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
@@ -226,6 +241,7 @@ def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_r
     assert any(not torch.equal(start[k], end[k]) for k in start if k.endswith(".weight"))  # the weights trained
     record = json.loads((tuned / "run.json").read_text())
     assert "BatchNorm frozen" in record["objective"] and "--freeze-bn" in record["command"]
+    assert "weighted 0.1 where the input is clipped" in record["objective"] and "--clipped-weight" in record["command"]
     assert all(s in record["data"] for s in ("long thin streak", "glow peaks 1 to 2", "power-law", "rimmed"))
     # without --freeze-bn the same fine-tune moves them: the test can fail
     moved = tmp_path / "moved"

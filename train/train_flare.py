@@ -116,6 +116,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of a squared error over the background alone (pixels where input and target "
                         "differ by under 1/255 and the target is not saturated): what bench_flare's background "
                         "PSNR measures, so any change the model makes outside the flare costs")
+    g.add_argument("--clipped-weight", type=float, default=1.0,
+                   help="weight of the image and flare-layer L1 where the input is clipped and the target is not "
+                        "(the scene under a saturated glare disc, which inference fills from around it)")
     g.add_argument("--freeze-bn", action="store_true",
                    help="keep the model's BatchNorm layers on their running statistics, not updated (fine-tuning at a "
                         "small batch: batch statistics of a few frames differ from the ones the model is used with)")
@@ -143,10 +146,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "glow_gain", "tail_prob", "rim_prob",
                 "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule", "warmup", "lambda_l1",
-                "flare_weight", "lamp_weight", "background_weight", "freeze_bn", "agc", "ema", "val_every", "val_count",
-                "val_size", "psf_bank", "data", "holdout", "out"]
+                "flare_weight", "lamp_weight", "background_weight", "clipped_weight", "freeze_bn", "agc", "ema",
+                "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
-            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "freeze_bn": False, "line_prob": 0.0,
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "freeze_bn": False,
+            "clipped_weight": 1.0, "line_prob": 0.0,
             "val_count": 12,
             "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "val_size": 512,
             "psf_bank": OpticsConfig.bank_size}
@@ -216,7 +220,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
     terms = "L1" + (f" + {args.flare_weight:g} x linear flare-layer L1" if args.flare_weight else "") + (
         f" + {args.lamp_weight:g} x lamp L1 (target pixels at white)" if args.lamp_weight else "") + (
         f" + {args.background_weight:g} x background MSE (input = target within 1/255)"
-        if args.background_weight else "")
+        if args.background_weight else "") + (
+        f", the L1s weighted {args.clipped_weight:g} where the input is clipped and the target is not"
+        if args.clipped_weight != 1 else "")
     if model.architecture == "pix2pix":
         layers = getattr(model.config, "disc_layers", None)
         disc = f"PatchGAN, {layers} layers" if layers else "PatchGAN"
@@ -280,6 +286,23 @@ def validate(model, pairs, device) -> tuple[float, float]:
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """One of the 8 flips/rotations of the square, applied to an (N, C, H, W) batch."""
     return torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, dims=(-2, -1))
+
+
+def clipped_weights(inp: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor | None:
+    """(N, 1, H, W) per-pixel loss weights: ``weight`` where the input is clipped by the sensor and the
+    target is not (glare over the scene: what lies there is lost, remove_flare fills it from around
+    it, and an L1 there only teaches the average scene), 1 elsewhere; None for weight 1."""
+    if weight == 1:
+        return None
+    lost = (inp.amax(dim=1, keepdim=True) >= SATURATED) & (target.amax(dim=1, keepdim=True) < SATURATED)
+    return torch.where(lost, weight, 1.0).to(inp.dtype)
+
+
+def weighted_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean absolute error, each pixel counted ``weight`` times (all once for None)."""
+    if weight is None:
+        return F.l1_loss(x, y)
+    return ((x - y).abs() * weight).sum() / (weight.sum() * x.shape[1]).clamp(min=1e-8)
 
 
 def lamp_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -410,7 +433,8 @@ def main(args: argparse.Namespace) -> dict:
             freeze_batch_norm(model)
         fake, flare = net(inp)
         # the true flare layer, in the linear light the model predicts it in
-        flare_l1 = F.l1_loss(flare, to_linear(inp) - to_linear(target))
+        weight = clipped_weights(inp, target, args.clipped_weight)
+        flare_l1 = weighted_l1(flare, to_linear(inp) - to_linear(target), weight)
         lamp_l1 = lamp_loss(fake, target)
         bg_mse = background_loss(fake, inp, target)
         if gan:
@@ -422,7 +446,7 @@ def main(args: argparse.Namespace) -> dict:
             d_loss.backward()
             if all_finite(d_loss.detach(), dist):
                 disc_opt.step()
-        l1 = F.l1_loss(fake, target)
+        l1 = weighted_l1(fake, target, weight)
         reconstruction = (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
                           + args.background_weight * bg_mse)
         if gan:
