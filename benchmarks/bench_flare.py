@@ -63,7 +63,6 @@ sys.path.insert(0, {root!r})
 import numpy as np, torch
 from PIL import Image
 from lightsr import zoo
-from lightsr.models.base import LightSRModel
 from lightsr.backends import runner
 from lightsr.flare import remove_flare
 torch.set_num_threads({threads})

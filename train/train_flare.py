@@ -149,11 +149,9 @@ COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "gl
                 "flare_weight", "lamp_weight", "background_weight", "clipped_weight", "freeze_bn", "agc", "ema",
                 "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
-            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "freeze_bn": False,
-            "clipped_weight": 1.0, "line_prob": 0.0,
-            "val_count": 12,
-            "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "val_size": 512,
-            "psf_bank": OpticsConfig.bank_size}
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "clipped_weight": 1.0,
+            "freeze_bn": False, "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0,
+            "rim_prob": 0.0, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
