@@ -21,8 +21,9 @@ BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.
 
 ``--screen DIR ...`` compares candidate model folders (a training run's best/, a shipped
 checkpoint) with the default method on a draw of their own (``--seed``, not the
-benchmark's, so choosing among candidates does not tune to the published numbers), prints
-a table and writes nothing.
+benchmark's, so choosing among candidates does not tune to the published numbers), and
+on the held-out photos as they are, without flare (how far the output moves from the input:
+where there is no flare, nothing should change), prints a table and writes nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from lightsr.data.optics import psf_bank
 from lightsr.evaluate import evaluate_flare
 from lightsr.imaging import image_files
 from lightsr.flare import METHODS, remove_flare
-from lightsr.imaging import open_image
+from lightsr.imaging import fit_long_side, open_image
+from lightsr.metrics import psnr
 
 DATA = ROOT / "data" / "sr-train"
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
@@ -111,7 +113,7 @@ def main() -> None:
     sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=seed, bank=bank)
             for g in MEASURED_GENERATORS}
     if args.screen:
-        return screen(args.screen, sets, seed)
+        return screen(args.screen, sets, seed, [fit_long_side(im, 512) for im in held])
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
@@ -198,18 +200,23 @@ def main() -> None:
         before_after(sets, shown).save(ROOT / "docs" / "flare-before-after.png", optimize=True)
 
 
-def screen(folders: list[str], sets: dict, seed: int) -> None:
-    """Print gain / background PSNR / worst gain of each model folder on each set (default method)."""
+def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) -> None:
+    """Print gain / background PSNR / worst gain of each model folder on each set (default method),
+    and how far it moves flare-free ``photos`` (the held-out photos as they are: mean / worst PSNR
+    of the output against the input; inf where nothing changed), which no synthetic set measures."""
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
-    print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB)")
-    print("| model | " + " | ".join(sets) + " |")
-    print("| --- |" + " --- |" * len(sets))
+    print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB); "
+          f"flare-free: {len(photos)} held-out photos, PSNR of the output to the input, mean / worst (dB)")
+    print("| model | " + " | ".join(sets) + " | flare-free |")
+    print("| --- |" + " --- |" * (len(sets) + 1))
     for folder in folders:
         model = LightSRModel.from_pretrained(folder)
         cells = []
         for g, v in sets.items():
             s = evaluate_flare(v, [remove_flare(model, a) for a, *_ in v])
             cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f}")
+        moved = [psnr(remove_flare(model, p), p, y_channel=False) for p in photos]
+        cells.append(f"{np.mean(np.minimum(moved, 99)):.2f} / {min(moved):.2f}")
         print(f"| {folder} | " + " | ".join(cells) + " |", flush=True)
 
 
