@@ -105,3 +105,18 @@ def test_real_pairs_in_training_frames_and_as_a_measured_set(tmp_path, photo):
     (empty / "target").mkdir()
     with pytest.raises(lightsr.LightSRError, match="holds no images"):
         PairFolder(empty)
+
+
+def test_flare_free_share_of_training_frames(photo):
+    """--clean-prob: that share of synthetic frames has no flare (input equals target); at 0 the
+    seeded stream is exactly what it was (no extra random draw); a share outside [0, 1) is refused."""
+    from lightsr.data.flare import FrameFlarePairs
+
+    a, b = FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=0.999).sample(np.random.default_rng(0), 4)
+    assert np.array_equal(a, b) and a.std() > 0  # the frame itself, not blank
+    a, b = FrameFlarePairs([photo], 48, optics_prob=0.0).sample(np.random.default_rng(0), 4)
+    assert not np.array_equal(a, b)  # without it every frame gets flare
+    c, d = FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=0.0).sample(np.random.default_rng(0), 4)
+    assert np.array_equal(a, c) and np.array_equal(b, d)
+    with pytest.raises(lightsr.LightSRError, match="flare-free"):
+        FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=1.0)

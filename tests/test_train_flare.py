@@ -226,6 +226,9 @@ def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
     with pytest.raises(lightsr.LightSRError, match="whole frames"):
         run(photos, tmp_path / "patches", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
             "--pairs", str(pairs))
+    with pytest.raises(lightsr.LightSRError, match="whole frames"):
+        run(photos, tmp_path / "patches-clean", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
+            "--clean-prob", "0.2")
 
 
 def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_recorded(photos, tmp_path):
@@ -233,7 +236,7 @@ def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_r
     run(photos, base, "--model", "pix2pix-test", "--steps", "2")
     harsh = ["--optics-prob", "0", "--line-prob", "1", "--glow-gain", "1", "2", "--tail-prob", "1", "--rim-prob", "1"]
     run(photos, tuned, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--freeze-bn",
-        "--ema", "0", "--clipped-weight", "0.1", *harsh)
+        "--ema", "0", "--clipped-weight", "0.1", "--clean-prob", "0.2", *harsh)
     start = load_file(str(base / "best" / "model.safetensors"))
     end = load_file(str(tuned / "last" / "model.safetensors"))
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
@@ -243,6 +246,8 @@ def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_r
     assert "BatchNorm frozen" in record["objective"] and "--freeze-bn" in record["command"]
     assert "weighted 0.1 where the input is clipped" in record["objective"] and "--clipped-weight" in record["command"]
     assert all(s in record["data"] for s in ("long thin streak", "glow peaks 1 to 2", "power-law", "rimmed"))
+    assert "20% of synthetic samples without flare" in record["data"]
+    assert record["command"][record["command"].index("--clean-prob") + 1] == "0.2"
     # without --freeze-bn the same fine-tune moves them: the test can fail
     moved = tmp_path / "moved"
     run(photos, moved, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--ema", "0", *harsh)

@@ -75,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--frame", type=int, default=384, help="whole-frame training size; 0: --patch crops")
     g.add_argument("--optics-prob", type=float, default=0.7,
                    help="share of training pairs from the optics generator (the rest hand-drawn)")
+    g.add_argument("--clean-prob", type=float, default=0.0,
+                   help="share of synthetic training frames left without flare (target = input), so the model "
+                        "learns to leave flare-free photos, clipped daylight included, alone")
     g.add_argument("--line-prob", type=float, default=0.0,
                    help="hand-drawn generator: share of sources that also get a long thin streak through them")
     g.add_argument("--glow-gain", type=float, nargs=2, default=list(FlareConfig.glow_gain), metavar=("LO", "HI"),
@@ -144,14 +147,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
-COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "line_prob", "glow_gain", "tail_prob", "rim_prob",
-                "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule", "warmup", "lambda_l1",
-                "flare_weight", "lamp_weight", "background_weight", "clipped_weight", "freeze_bn", "agc", "ema",
-                "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "line_prob", "glow_gain", "tail_prob",
+                "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule", "warmup",
+                "lambda_l1", "flare_weight", "lamp_weight", "background_weight", "clipped_weight", "freeze_bn", "agc",
+                "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "clipped_weight": 1.0,
-            "freeze_bn": False, "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0,
-            "rim_prob": 0.0, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
+            "freeze_bn": False, "clean_prob": 0.0, "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain),
+            "tail_prob": 0.0, "rim_prob": 0.0, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -205,6 +208,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
             extras.append(f"{drawn.rim_prob:.0%} of sources with rimmed, colour-fringed ghosts")
         if extras:
             data += f" ({'; '.join(extras)})"
+        if args.clean_prob:
+            data += f"; {args.clean_prob:.0%} of synthetic samples without flare (target = input)"
         if args.pairs:
             share = 0.3 if args.pairs_prob is None else args.pairs_prob
             data += (f"; real pairs from {args.pairs} for {share:.0%} of samples, the synthetic shares applying "
@@ -377,9 +382,9 @@ def main(args: argparse.Namespace) -> dict:
         real = PairFolder(args.pairs) if args.pairs else None
         real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
-                                cfg=drawn_config(args), pairs=real, pairs_prob=real_prob)
-    elif args.pairs:
-        raise lightsr.LightSRError("--pairs trains on whole frames: give --frame")
+                                cfg=drawn_config(args), pairs=real, pairs_prob=real_prob, clean_prob=args.clean_prob)
+    elif args.pairs or args.clean_prob:
+        raise lightsr.LightSRError("--pairs and --clean-prob train on whole frames: give --frame")
     else:
         pairs = FlarePairs(train_photos, args.patch)
     val_sets = {g: validation_frames(val_photos, g, count=args.val_count, long_side=args.val_size, bank=bank)

@@ -282,19 +282,23 @@ class FrameFlarePairs:
     seen whole), flips/rotates it and adds fresh flare from the ``optics`` generator with
     probability ``optics_prob``, else from the hand-drawn one. With ``pairs`` (a PairFolder of
     real flare pairs), a share ``pairs_prob`` of the samples is instead a real pair, resized,
-    cropped and flipped the same way in input and target.
+    cropped and flipped the same way in input and target. A share ``clean_prob`` of the
+    synthetic samples gets no flare at all (input = target = the frame as it is), so a model
+    also learns to leave flare-free photos alone, clipped daylight skies and highlights included.
     """
 
     def __init__(self, photos: list[np.ndarray], frame: int, *, bank=None, optics_prob: float = 0.7,
                  cfg: FlareConfig | None = None, optics_cfg=None, pairs: PairFolder | None = None,
-                 pairs_prob: float = 0.0):
+                 pairs_prob: float = 0.0, clean_prob: float = 0.0):
         if not photos:
             raise LightSRError("no training photos")
         if optics_prob > 0 and bank is None:
             raise LightSRError("the optics generator needs a PSF bank")
         if pairs_prob > 0 and not pairs:
             raise LightSRError("a share of real pairs needs a folder of them (--pairs)")
-        self.photos, self.frame, self.bank = photos, frame, bank
+        if not 0.0 <= clean_prob < 1.0:
+            raise LightSRError(f"the share of flare-free samples must be in [0, 1), got {clean_prob}")
+        self.photos, self.frame, self.bank, self.clean_prob = photos, frame, bank, clean_prob
         self.optics_prob, self.cfg, self.optics_cfg = optics_prob, cfg or FlareConfig(), optics_cfg
         self.pairs, self.pairs_prob = pairs, pairs_prob
 
@@ -322,7 +326,9 @@ class FrameFlarePairs:
                 ys.append(b)
                 continue
             (crop,) = self._frame(rng, self.photos[rng.integers(len(self.photos))])
-            if rng.random() < self.optics_prob:
+            if self.clean_prob and rng.random() < self.clean_prob:  # no draw at 0: seeded streams unchanged
+                a, b = crop, crop
+            elif rng.random() < self.optics_prob:
                 a, b = synthesize_optics_pair(crop, rng, self.bank, self.optics_cfg)
             else:
                 a, b = synthesize_pair(crop, rng, self.cfg)
