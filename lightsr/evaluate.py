@@ -34,9 +34,10 @@ class SRScores:
 
 
 @torch.inference_mode()
-def evaluate_sr(model: torch.nn.Module, folder: str | Path, *, scale: int | None = None,
+def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scale: int | None = None,
                 device: torch.device | str | None = None, backend: str = "torch") -> SRScores:
-    """Mean Y-channel PSNR/SSIM of ``model`` and of bicubic over the HR images in ``folder``.
+    """Mean Y-channel PSNR/SSIM of ``model`` and of bicubic over the HR images in ``folder``
+    (a folder, or a list of image paths: a trainer's held-out photos).
 
     The model runs on whole images (benchmark images are small), in eval mode; grey
     images are fed as three equal channels and measured as they are. ``backend``: PyTorch
@@ -50,7 +51,7 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path, *, scale: int | None
     device = device or next(model.parameters()).device
     net = runner(model, backend)
     rows = []
-    for path in image_files(folder):
+    for path in image_files(folder) if isinstance(folder, (str, Path)) else folder:
         img = open_image(path)
         grey = img.mode in ("L", "LA", "I;16", "I")
         hr = modcrop(img.convert("RGB"), scale)
@@ -67,7 +68,8 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path, *, scale: int | None
         ))
     model.train(was_training)
     m = np.mean(np.array(rows), axis=0)
-    return SRScores(Path(folder).name, scale, len(rows), *map(float, m))
+    name = Path(folder).name if isinstance(folder, (str, Path)) else f"{len(rows)} held-out photos"
+    return SRScores(name, scale, len(rows), *map(float, m))
 
 
 # -- flare removal -------------------------------------------------------------------------

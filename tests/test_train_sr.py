@@ -313,3 +313,26 @@ def test_cards_name_the_gpu_a_sitting_ran_on_and_repeat_switches_bare():
     assert "resumed from the last checkpoint at step 10" in lines["sittings"]
     assert _shell(command_line("train_sr.py", {"amp": True, "ema": 0.999, "loss": False}, ["amp", "ema", "loss"])) == \
         "python train/train_sr.py --amp --ema 0.999"
+
+
+def test_best_weights_are_selected_on_held_out_photos_not_on_a_benchmark(data, tmp_path):
+    """Without --val the last --holdout photos are never trained on and validate; Set5 only scores the card."""
+    train, bench = data
+    common = ["--model", "rdn-test", "--data", str(train), "--bench", str(bench), "--lr-patch", "12", "--batch", "2",
+              "--val-every", "2", "--warmup", "0", "--threads", "1", "--steps", "2"]
+    args = train_sr.parse_args([*common, "--holdout", "1", "--out", str(tmp_path / "run")])
+    (trained,), held = train_sr.validation_split(args)
+    photos = sorted(train.iterdir())
+    assert trained == photos[:1] and held == photos[1:]
+    assert len(train_sr.load_hr_images(args)) == 1
+    train_sr.main(args)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert "the last 1 photos of train, never trained on," in record["lines"]["validation"]
+    assert "--holdout" in record["command"] and "--val" not in record["command"]
+    assert any(row.split(",")[3] for row in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:])
+    # with --val every photo trains, and the recorded command says where it validated
+    args = train_sr.parse_args([*common, "--val", str(bench / "Set5"), "--out", str(tmp_path / "val")])
+    assert train_sr.validation_split(args) == ([photos], str(bench / "Set5"))
+    for bad, match in ((["--holdout", "2"], "leaves no training photo"), (["--holdout", "0"], "nothing to validate")):
+        with pytest.raises(train_sr.lightsr.LightSRError, match=match):
+            train_sr.main(train_sr.parse_args([*common, *bad, "--out", str(tmp_path / "bad")]))

@@ -5,9 +5,11 @@
     torchrun --standalone --nproc-per-node 2 train/train_sr.py ...        # DDP (gloo on CPU, NCCL on GPUs)
 
 One procedure: parse_args() then main(args). LR patches are made on the fly from random
-HR crops with lightsr.bicubic_downscale, exactly the benchmark degradation. Validation on
-Set5 (never trained on) every --val-every steps; --out/last is the resumable checkpoint,
---out/best the best validated weights; both are Hub model folders. See lightsr/training.py
+HR crops with lightsr.bicubic_downscale, exactly the benchmark degradation. Every
+--val-every steps the model is validated on the last --holdout training photos, which it
+never trains on (or on --val DIR, where all photos train), and --out/best keeps the best
+weights: no public benchmark selects them, so the card's Set5/Set14 numbers are not tuned to.
+--out/last is the resumable checkpoint; both are Hub model folders. See lightsr/training.py
 for the checkpoint format, the NaN guard and the schedule.
 """
 
@@ -75,7 +77,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--nan-patience", type=int, default=3)
     g.add_argument("--inject-nan-at", type=int, nargs="*", default=[], help="testing: make these steps' loss NaN")
     g = p.add_argument_group("validation and checkpoints")
-    g.add_argument("--val", default=str(DATA / "sr-bench" / "Set5"))
+    g.add_argument("--holdout", type=int, default=8,
+                   help="the last N photos (sorted) of the first --data folder are never trained on and select "
+                        "the best weights (without --val)")
+    g.add_argument("--val", metavar="DIR",
+                   help="validate on the images in DIR instead, training on every photo (runs before 2026-11-26 "
+                        "validated on data/sr-bench/Set5)")
     g.add_argument("--bench", default=str(DATA / "sr-bench"), help="Set5/Set14 parent, for the final card")
     g.add_argument("--val-every", type=int, default=500)
     g.add_argument("--save-every-min", type=float, default=5.0)
@@ -99,19 +106,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "scale", "init", "lr_patch", "batch", "steps", "loss", "lr", "schedule", "warmup",
-                "decay_every", "ema", "grad_clip", "amp", "val", "val_every", "data", "video", "fps", "out"]
+                "decay_every", "ema", "grad_clip", "amp", "holdout", "val", "val_every", "data", "video", "fps",
+                "out"]
 
 
 def command_args(args) -> dict:
     """``args`` for the reproduce command: paths inside the checkout made relative to it, and
-    --data / --val left out where they are the defaults (every shipped run)."""
+    --data and --holdout left out where they are the defaults, --holdout where --val replaces it."""
     a = dict(vars(args))
     a["data"] = [_relative(d) for d in a["data"]]
-    a["val"] = _relative(a["val"])
+    if a["val"]:
+        a["val"] = _relative(a["val"])
+    if a["val"] or a["holdout"] == 8:
+        a["holdout"] = None  # --val replaces it; 8 is the default
     if a["data"] == ["data/sr-train"]:
         a["data"] = None
-    if a["val"] == "data/sr-bench/Set5":
-        a["val"] = None
     if not a["video"]:
         a["fps"] = None  # only video frames read it
     if a["schedule"] != "step":
@@ -145,18 +154,34 @@ def run_record(args, model, images: int, initialisation: str | None) -> dict:
         "recipe": f"{crops}px HR crops, batch {args.batch}, {loss}, lr {args.lr} {args.schedule}",
         "architecture": f"{args.model} x{args.scale}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                         f"config {json.dumps(model.hub_config(), sort_keys=True)}",
-        "lines": {"validation": f"{Path(args.val).name} every {args.val_every:,} steps; the best EMA weights are kept"},
+        "lines": {"validation": (f"{Path(args.val).name}" if args.val else f"the last {args.holdout} photos of "
+                                 f"{Path(args.data[0]).name}, never trained on,") +
+                  f" every {args.val_every:,} steps; the best EMA weights are kept"},
     }
     if initialisation:
         record["initialisation"] = initialisation
     return record
 
 
+def validation_split(args) -> tuple[list[list[Path]], str | list[Path]]:
+    """The photos each --data folder trains on, and what validates: --val's folder, else the
+    last --holdout photos of the first folder (taken out of its training photos)."""
+    folders = [image_files(folder) for folder in args.data]
+    if args.val:
+        return folders, args.val
+    if not folders or args.holdout < 1:
+        raise lightsr.LightSRError("nothing to validate on: give --holdout N (of the first --data folder) or --val DIR")
+    if args.holdout >= len(folders[0]):
+        raise lightsr.LightSRError(f"--holdout {args.holdout} leaves no training photo in {args.data[0]} "
+                                   f"({len(folders[0])} images)")
+    return [folders[0][:-args.holdout], *folders[1:]], folders[0][-args.holdout:]
+
+
 def load_hr_images(args) -> list[np.ndarray]:
-    """Decode every training image once into memory (uint8 RGB arrays)."""
+    """Decode every training image once into memory (uint8 RGB arrays); held-out photos are not read."""
     images = []
-    for folder in args.data:
-        for path in image_files(folder):
+    for paths in validation_split(args)[0]:
+        for path in paths:
             images.append(np.asarray(lightsr.open_image(path).convert("RGB")))
     for video in args.video:
         from lightsr.video import sample_frames  # the video module's reader
@@ -229,6 +254,7 @@ def main(args: argparse.Namespace) -> dict:
     use_amp = args.amp and dist.device.type == "cuda"
 
     images = load_hr_images(args)
+    val_images = validation_split(args)[1]
     log.info("%d training images, model %s with %d parameters", len(images), args.model,
              sum(p.numel() for p in model.parameters()))
     record.update(run_record(args, model, len(images), initialisation))
@@ -242,7 +268,7 @@ def main(args: argparse.Namespace) -> dict:
 
     def validate() -> float:
         scored = ema.module if ema is not None else model
-        scores = evaluate_sr(scored, args.val, scale=args.scale)
+        scores = evaluate_sr(scored, val_images, scale=args.scale)
         curve.write(step=state["step"], val_psnr=f"{scores.psnr:.3f}", val_ssim=f"{scores.ssim:.4f}",
                     elapsed_s=f"{state['elapsed_s']:.0f}")
         keep_if_best(out, state, scores.psnr, scored)
@@ -275,14 +301,14 @@ def main(args: argparse.Namespace) -> dict:
         book.optimizer_step(step, finite)
         book.after_step(curve, lambda: {"loss": f"{loss.item():.5f}", "lr": f"{lr:.3g}"}, loss=f"{loss.item():.4f}")
     if book.finish():
-        log.info("done: %d steps, %d skipped, best Set5 PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
+        log.info("done: %d steps, %d skipped, best validation PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
                  state["best_psnr"], state["elapsed_s"] / 3600)
         # The card of the best weights, measured on Set5 and Set14 now (evaluation only).
         best = lightsr.load(out / "best")
         write_card(out / "best", best, **sr_card_context(best, bench_dir=args.bench, run_dir=out),
                    notes=args.card_extra or None)
         if args.push_to_hub:
-            message = f"{args.model} x{args.scale}: {state['step']} steps, Set5 {state['best_psnr']:.2f} dB"
+            message = f"{args.model} x{args.scale}: {state['step']} steps, validation {state['best_psnr']:.2f} dB"
             push_folder(out / "best", args.push_to_hub, message=message)
             log.info("pushed %s to %s", out / "best", args.push_to_hub)
     book.close()
