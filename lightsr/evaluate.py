@@ -51,7 +51,8 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scal
     device = device or next(model.parameters()).device
     net = runner(model, backend)
     rows = []
-    for path in image_files(folder) if isinstance(folder, (str, Path)) else folder:
+    named = isinstance(folder, (str, Path))  # a folder, or a list of paths
+    for path in image_files(folder) if named else folder:
         img = open_image(path)
         grey = img.mode in ("L", "LA", "I;16", "I")
         hr = modcrop(img.convert("RGB"), scale)
@@ -68,8 +69,7 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scal
         ))
     model.train(was_training)
     m = np.mean(np.array(rows), axis=0)
-    name = Path(folder).name if isinstance(folder, (str, Path)) else f"{len(rows)} held-out photos"
-    return SRScores(name, scale, len(rows), *map(float, m))
+    return SRScores(Path(folder).name if named else f"{len(rows)} held-out photos", scale, len(rows), *map(float, m))
 
 
 # -- flare removal -------------------------------------------------------------------------

@@ -58,6 +58,7 @@ __all__ = [
     "start_run",
     "check_replicas_identical",
     "parse_overrides",
+    "split_holdout",
     "warm_start",
     "record_segment",
     "batches",
@@ -234,6 +235,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def split_holdout(files: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
+    """``files`` (sorted, folder by folder) -> (the ones to train on, the last ``holdout``: validation only)."""
+    if len(files) <= holdout:
+        raise LightSRError(f"--holdout {holdout} leaves no training photo: need more than {holdout} photos, "
+                           f"found {len(files)}")
+    return files[: len(files) - holdout], files[len(files) - holdout:]
 
 
 # -- EMA ---------------------------------------------------------------------------------------

@@ -225,7 +225,7 @@ def test_training_from_a_video_at_one_frame_per_second(data, tmp_path):
     make_clip(clip, w=64, h=48, frames=30, fps=10, audio=None)  # 3 s: frames at 0, 1 and 2 s
     args = args_for(data, tmp_path / "video-run", "--steps", "2")
     args.data, args.video = [], [str(clip)]
-    assert len(train_sr.load_hr_images(args)) == 3
+    assert len(train_sr.load_hr_images(args, [])) == 3
     assert train_sr.main(args)["step"] == 2
 
 
@@ -321,10 +321,10 @@ def test_best_weights_are_selected_on_held_out_photos_not_on_a_benchmark(data, t
     common = ["--model", "rdn-test", "--data", str(train), "--bench", str(bench), "--lr-patch", "12", "--batch", "2",
               "--val-every", "2", "--warmup", "0", "--threads", "1", "--steps", "2"]
     args = train_sr.parse_args([*common, "--holdout", "1", "--out", str(tmp_path / "run")])
-    (trained,), held = train_sr.validation_split(args)
+    trained, held = train_sr.validation_split(args)
     photos = sorted(train.iterdir())
     assert trained == photos[:1] and held == photos[1:]
-    assert len(train_sr.load_hr_images(args)) == 1
+    assert len(train_sr.load_hr_images(args, trained)) == 1
     train_sr.main(args)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert "the last 1 photos of train, never trained on," in record["lines"]["validation"]
@@ -332,7 +332,7 @@ def test_best_weights_are_selected_on_held_out_photos_not_on_a_benchmark(data, t
     assert any(row.split(",")[3] for row in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:])
     # with --val every photo trains, and the recorded command says where it validated
     args = train_sr.parse_args([*common, "--val", str(bench / "Set5"), "--out", str(tmp_path / "val")])
-    assert train_sr.validation_split(args) == ([photos], str(bench / "Set5"))
+    assert train_sr.validation_split(args) == (photos, str(bench / "Set5"))
     for bad, match in ((["--holdout", "2"], "leaves no training photo"), (["--holdout", "0"], "nothing to validate")):
         with pytest.raises(train_sr.lightsr.LightSRError, match=match):
             train_sr.main(train_sr.parse_args([*common, *bad, "--out", str(tmp_path / "bad")]))

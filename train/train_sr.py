@@ -38,7 +38,7 @@ from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
     all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, initial_weights, learning_rate, make_ema,
-    NaNGuard, parse_overrides, resume_or_start, save_last, start_run,
+    NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
     write_run_record,
 )
 
@@ -78,8 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--inject-nan-at", type=int, nargs="*", default=[], help="testing: make these steps' loss NaN")
     g = p.add_argument_group("validation and checkpoints")
     g.add_argument("--holdout", type=int, default=8,
-                   help="the last N photos (sorted) of the first --data folder are never trained on and select "
-                        "the best weights (without --val)")
+                   help="the last N photos (sorted, of the last --data folder) are never trained on and select "
+                        "the best weights (without --val), as train_flare.py holds them out")
     g.add_argument("--val", metavar="DIR",
                    help="validate on the images in DIR instead, training on every photo (runs before 2026-11-26 "
                         "validated on data/sr-bench/Set5)")
@@ -155,7 +155,7 @@ def run_record(args, model, images: int, initialisation: str | None) -> dict:
         "architecture": f"{args.model} x{args.scale}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                         f"config {json.dumps(model.hub_config(), sort_keys=True)}",
         "lines": {"validation": (f"{Path(args.val).name}" if args.val else f"the last {args.holdout} photos of "
-                                 f"{Path(args.data[0]).name}, never trained on,") +
+                                 f"{Path(args.data[-1]).name}, never trained on,") +
                   f" every {args.val_every:,} steps; the best EMA weights are kept"},
     }
     if initialisation:
@@ -163,26 +163,20 @@ def run_record(args, model, images: int, initialisation: str | None) -> dict:
     return record
 
 
-def validation_split(args) -> tuple[list[list[Path]], str | list[Path]]:
-    """The photos each --data folder trains on, and what validates: --val's folder, else the
-    last --holdout photos of the first folder (taken out of its training photos)."""
-    folders = [image_files(folder) for folder in args.data]
+def validation_split(args) -> tuple[list[Path], str | list[Path]]:
+    """The photos to train on, and what validates: --val's folder (every photo trains), else the
+    last --holdout photos (lightsr.training.split_holdout, as train_flare.py holds them out)."""
+    files = [f for folder in args.data for f in image_files(folder)]
     if args.val:
-        return folders, args.val
-    if not folders or args.holdout < 1:
-        raise lightsr.LightSRError("nothing to validate on: give --holdout N (of the first --data folder) or --val DIR")
-    if args.holdout >= len(folders[0]):
-        raise lightsr.LightSRError(f"--holdout {args.holdout} leaves no training photo in {args.data[0]} "
-                                   f"({len(folders[0])} images)")
-    return [folders[0][:-args.holdout], *folders[1:]], folders[0][-args.holdout:]
+        return files, args.val
+    if args.holdout < 1 or not files:
+        raise lightsr.LightSRError("nothing to validate on: give --holdout N (of the --data photos) or --val DIR")
+    return split_holdout(files, args.holdout)
 
 
-def load_hr_images(args) -> list[np.ndarray]:
-    """Decode every training image once into memory (uint8 RGB arrays); held-out photos are not read."""
-    images = []
-    for paths in validation_split(args)[0]:
-        for path in paths:
-            images.append(np.asarray(lightsr.open_image(path).convert("RGB")))
+def load_hr_images(args, paths: list[Path]) -> list[np.ndarray]:
+    """Decode the training photos ``paths`` and the --video frames once into memory (uint8 RGB arrays)."""
+    images = [np.asarray(lightsr.open_image(path).convert("RGB")) for path in paths]
     for video in args.video:
         from lightsr.video import sample_frames  # the video module's reader
 
@@ -253,8 +247,8 @@ def main(args: argparse.Namespace) -> dict:
                                                         "cuda" else None)
     use_amp = args.amp and dist.device.type == "cuda"
 
-    images = load_hr_images(args)
-    val_images = validation_split(args)[1]
+    train_files, val_images = validation_split(args)
+    images = load_hr_images(args, train_files)
     log.info("%d training images, model %s with %d parameters", len(images), args.model,
              sum(p.numel() for p in model.parameters()))
     record.update(run_record(args, model, len(images), initialisation))
