@@ -96,6 +96,17 @@ def test_no_flare_means_no_change(model, photo):
     assert np.array_equal(remove_flare(model, photo, method="lowres"), photo)
 
 
+def test_clipped_daylight_the_model_keeps_is_left_alone(model, photo):
+    """A daytime photo with clipped sky and no flare: where the model keeps the sky, nothing is filled,
+    not even the rim around it, and the photo comes back exactly."""
+    day = photo.copy()
+    day[:20] = 255  # clipped sky along the top
+    day[20:24, 10:50] = 255  # and a clipped roof edge below it
+    _with_output(model, day)
+    assert np.array_equal(remove_flare(model, day, method="lowres"), day)
+    assert np.array_equal(remove_flare(model, day, method="lowres", keep_sources=False), day)
+
+
 def test_lowres_method_matches_size_and_kind(model, lamp_photo):
     big = np.asarray(Image.fromarray(lamp_photo).resize((480, 360)))
     out = remove_flare(model, Image.fromarray(big), method="lowres", work_size=128)
