@@ -15,7 +15,8 @@ weights were not selected on these pairs.
 Per model and inference method of ``lightsr.flare.remove_flare`` ("lowres", the default:
 the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, streak- and
 background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's gain, a
-checkerboard/block measure, and seconds and peak memory for one 4000x3000 photo. Writes its
+checkerboard/block measure, how far it moves the held-out photos without flare (PSNR of the
+output against the input), and seconds and peak memory for one 4000x3000 photo. Writes its
 BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.json);
 ``python benchmarks/render_cards.py`` renders the cards from them.
 
@@ -112,16 +113,18 @@ def main() -> None:
     seed = args.seed if args.screen else SEED
     sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=seed, bank=bank)
             for g in MEASURED_GENERATORS}
+    photos = [fit_long_side(im, 512) for im in held]  # as they are: no flare to remove
     if args.screen:
-        return screen(args.screen, sets, seed, [fit_long_side(im, 512) for im in held])
+        return screen(args.screen, sets, seed, photos)
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
     rows, shown, results = [], {}, {}
     for entry in zoo.available("flare-removal"):
         model = zoo.get_model(entry)
-        scores, grids = {}, {}
+        scores, grids, free = {}, {}, {}
         for method in METHODS:
+            free[method] = flare_free(model, photos, method)
             for g, v in sets.items():
                 outs = [remove_flare(model, a, method=method) for a, *_ in v]
                 scores[method, g] = evaluate_flare(v, outs)
@@ -138,8 +141,9 @@ def main() -> None:
                 f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads, "
                 f"{BACKEND_NAMES[speed['lowres']['backend']]} as backend='auto' picked)")
         results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in MEASURED_GENERATORS},
-                               "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text}
-        rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed))
+                               "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text,
+                               "flare_free": dict(zip(("mean", "worst"), free["lowres"]))}
+        rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed, free))
         print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
                            for k, v in scores.items()}, speed)
 
@@ -175,14 +179,21 @@ def main() -> None:
         n = noop[g]
         lines.append(f"| no-op (input as is) | | {g} | {n.psnr:.2f} / {n.ssim:.4f} | | {n.glare_psnr:.2f} | "
                      f"{n.streak_psnr:.2f} | {n.background_psnr:.2f} | | |")
-    for e, _n, s, gr, _sp in rows:
+    for e, _n, s, gr, _sp, _f in rows:
         for method in METHODS:
             for g in sets:
                 grid = f"{gr[method, 'optics'][0]:.2f} / {gr[method, 'optics'][1]:.2f}" if g == "optics" else ""
                 lines.append(f"| {e.label} | {method} | {g} | {cells(s[method, g], noop[g])} | {grid} |")
+    lines += ["", f"Flare-free: the {len(photos)} held-out photos as they are (512 px, no flare added), PSNR of the "
+              "output against the input, mean (a photo returned unchanged counts as 99) / worst, dB: where there is "
+              "no flare, nothing should change, and clipped daylight (sky, highlights) must not be taken for glare.",
+              "", "| model | lowres (default) | tiled |", "| --- | --- | --- |"]
+    for e, _n, _s, _gr, _sp, f in rows:
+        lines.append(f"| {e.label} | {f['lowres'][0]:.2f} / {f['lowres'][1]:.2f} | "
+                     f"{f['tiled'][0]:.2f} / {f['tiled'][1]:.2f} |")
     lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled | backend (auto's pick) |",
               "| --- | --- | --- | --- | --- |"]
-    for e, n, _s, _gr, sp in rows:
+    for e, n, _s, _gr, sp, _f in rows:
         lines.append(f"| {e.label} | {n:,} | {sp['lowres']['seconds']:.1f} s, {sp['lowres']['peak_mb']:.0f} MB | "
                      f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB | "
                      f"{BACKEND_NAMES[sp['lowres']['backend']]} |")
@@ -200,6 +211,13 @@ def main() -> None:
         before_after(sets, shown).save(ROOT / "docs" / "flare-before-after.png", optimize=True)
 
 
+def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple[float, float]:
+    """How far ``remove_flare`` moves photos that have no flare: mean (inf capped at 99) and worst
+    PSNR of the output against the input, in dB (where there is no flare, nothing should change)."""
+    moved = [psnr(remove_flare(model, p, method=method), p, y_channel=False) for p in photos]
+    return float(np.mean(np.minimum(moved, 99))), float(min(moved))
+
+
 def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) -> None:
     """Print gain / background PSNR / worst gain of each model folder on each set (default method),
     and how far it moves flare-free ``photos`` (the held-out photos as they are: mean / worst PSNR
@@ -215,8 +233,7 @@ def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) 
         for g, v in sets.items():
             s = evaluate_flare(v, [remove_flare(model, a) for a, *_ in v])
             cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f}")
-        moved = [psnr(remove_flare(model, p), p, y_channel=False) for p in photos]
-        cells.append(f"{np.mean(np.minimum(moved, 99)):.2f} / {min(moved):.2f}")
+        cells.append("{:.2f} / {:.2f}".format(*flare_free(model, photos)))
         print(f"| {folder} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -55,7 +55,8 @@ def render_flare(name: str, measured: dict) -> None:
         example_image(model, lightsr.open_image(ROOT / "examples" / "flare" / image)).save(folder / f"example-{image}")
         examples.append({"path": f"example-{image}", "caption": f"Left: a made night scene with {caption} "
                          f"(examples/flare/{image}, CC0); right: this model's output, lamps kept."})
-    context = flare_card_context(model, scores, noop, run_dir=training_runs(FLARE_RUNS, name), speed=measured["speed"])
+    context = flare_card_context(model, scores, noop, run_dir=training_runs(FLARE_RUNS, name), speed=measured["speed"],
+                                 flare_free=measured.get("flare_free"))
     write_card(folder, model, **context, repo_id=f"lightsr/{name}", examples=examples)
 
 

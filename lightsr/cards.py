@@ -220,10 +220,11 @@ FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator",
 
 def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[str, Any], *, long_side: int = 512,
                        run_dir: str | Path | Sequence[str | Path] | None = None,
-                       speed: str | None = None) -> dict[str, Any]:
+                       speed: str | None = None, flare_free: dict[str, float] | None = None) -> dict[str, Any]:
     """The flare card's context from measured ``scores`` and the ``noop`` baseline, each a
     generator name ("optics", "drawn") -> ``lightsr.evaluate.FlareScores`` of remove_flare's
-    default method on that generator's validation frames.
+    default method on that generator's validation frames. ``flare_free``: {"mean", "worst"} PSNR
+    (dB) of the output against the input on held-out photos without flare (bench_flare.py).
 
     ``run_dir``: the training run, or the runs of a staged recipe in order (as for SR cards).
     """
@@ -256,6 +257,13 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     }
     if speed:
         context["speed"] = speed
+    if flare_free:
+        measured = (f"on held-out photos as they are (512 px, no flare added) the output stays at a mean "
+                    f"{flare_free['mean']:.2f} dB PSNR from the input, {flare_free['worst']:.2f} dB on the worst one")
+        context["notes"] = (f"**Photos without flare** come back essentially unchanged: {measured}." if
+                            flare_free["worst"] >= 50 else
+                            f"**Photos without flare** are not always returned as they are: {measured} (clipped "
+                            "daylight sky or highlights taken for glare). Keep an untouched copy of daytime photos.")
     if run_dir is not None:
         context["training"], context["reproduce"] = _training(
             run_dir, "python benchmarks/bench_flare.py   # re-measures this card's numbers")

@@ -70,6 +70,26 @@ def test_card_keeps_the_architecture_tags_paper_base_model_and_repo_id(tmp_path)
     assert "at inference (re-parameterised)" in (tmp_path / "README.md").read_text()
 
 
+def test_flare_card_reports_harm_on_photos_without_flare(tmp_path):
+    """The flare card says how far the model moves photos that have no flare, and warns when it is far."""
+    import numpy as np
+
+    import lightsr
+    from lightsr.cards import flare_card_context, write_card
+    from lightsr.evaluate import evaluate_flare
+
+    model = lightsr.create_model("nf-resunet-flare-test")
+    inp, target = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    scores = {"optics": evaluate_flare([(inp, target, {"flare": np.zeros((16, 16), np.uint8)})], [target])}
+    harmful = flare_card_context(model, scores, scores, flare_free={"mean": 35.06, "worst": 15.48})
+    write_card(tmp_path, model, **harmful)
+    text = (tmp_path / "README.md").read_text()
+    assert "mean 35.06 dB" in text and "15.48 dB on the worst" in text and "not always returned" in text
+    assert "essentially unchanged" in flare_card_context(model, scores, scores,
+                                                         flare_free={"mean": 99.0, "worst": 62.0})["notes"]
+    assert "notes" not in flare_card_context(model, scores, scores)
+
+
 def _some_eval():
     from huggingface_hub import EvalResult
 
