@@ -198,7 +198,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             grown = Image.fromarray(unknown.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * grow + 1))
             unknown = (np.asarray(grown) > 0) & ~lamp_small
             source = ~unknown & ~lamp_small  # the scene around: not the disc, nor its lamp (its white would glow)
-            if unknown.any() and source.any():
+            if source.any():  # (unknown still holds the clipped pixels it grew from)
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
