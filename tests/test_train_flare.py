@@ -1,7 +1,9 @@
 """train/train_flare.py: both models train on whole frames of both generators, resume, and the
 NF-ResUNet survives an explosive LR."""
 
+import csv
 import json
+import math
 import sys
 
 import numpy as np
@@ -231,6 +233,15 @@ def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
             "--clean-prob", "0.2")
 
 
+def test_the_best_weights_with_clean_prob_also_weigh_photos_without_flare():
+    assert train_flare.selection_score(24.0, None) == 24.0  # flare sets alone without --clean-prob
+    assert train_flare.selection_score(24.0, 36.0) == pytest.approx((2 * 24 + 36) / 3)
+    # a model that greys out clear skies loses to one that leaves them alone for a little less on flare
+    assert train_flare.selection_score(24.0, 30.0) < train_flare.selection_score(23.5, 45.0)
+    # past the cap leaving a photo alone earns nothing more (an exact copy is inf dB)
+    assert train_flare.selection_score(24.0, math.inf) == train_flare.selection_score(24.0, 50.0)
+
+
 def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_recorded(photos, tmp_path):
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     run(photos, base, "--model", "pix2pix-test", "--steps", "2")
@@ -248,6 +259,9 @@ def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_r
     assert all(s in record["data"] for s in ("long thin streak", "glow peaks 1 to 2", "power-law", "rimmed"))
     assert "20% of synthetic samples without flare" in record["data"]
     assert record["command"][record["command"].index("--clean-prob") + 1] == "0.2"
+    assert "held-out photos without flare against themselves" in record["lines"]["validation"]
+    rows = [r for r in csv.DictReader((tuned / "log.csv").open()) if r["val_psnr"]]
+    assert rows and all(float(r["val_clean_psnr"]) > 0 for r in rows)  # the photos without flare were scored
     # without --freeze-bn the same fine-tune moves them: the test can fail
     moved = tmp_path / "moved"
     run(photos, moved, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--ema", "0", *harsh)

@@ -51,7 +51,7 @@ from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
 from lightsr.models._common import to_linear  # noqa: E402
-from lightsr.imaging import image_files, to_unit_range  # noqa: E402
+from lightsr.imaging import fit_long_side, image_files, to_unit_range  # noqa: E402
 from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
@@ -241,7 +241,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
                         f"config {json.dumps(model.hub_config(), sort_keys=True)}",
         "lines": {"validation": f"{args.val_count} frame{'s' if args.val_count != 1 else ''} per generator at "
                                 f"{args.val_size}px every {args.val_every:,} steps; the best EMA weights (mean PSNR "
-                                "of both sets) are kept"},
+                                + ("of both sets) are kept" if not args.clean_prob else
+                                   f"of both sets, two thirds, and of the {args.holdout} held-out photos without "
+                                   f"flare against themselves, capped at {CLEAN_CAP:g} dB, one third) are kept")},
     }
     if initialisation:
         record["initialisation"] = initialisation
@@ -281,6 +283,19 @@ def validate(model, pairs, device) -> tuple[float, float]:
         scores.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False)))
     model.train(was)
     return tuple(float(x) for x in np.mean(scores, axis=0))
+
+
+CLEAN_CAP = 50.0  # dB: past this a photo without flare is left alone for any purpose (PSNR is inf when exact)
+
+
+def selection_score(flare_psnr: float, clean_psnr: float | None) -> float:
+    """The score that picks the best weights: the validation frames' mean PSNR, and with a set of
+    photos without flare (--clean-prob) a third part for their PSNR against themselves, capped at
+    CLEAN_CAP (the two flare sets weigh two thirds). A model that greys out clear skies to gain
+    a little on flare then loses: leaving photos alone is half of the job."""
+    if clean_psnr is None:
+        return flare_psnr
+    return (2 * flare_psnr + min(clean_psnr, CLEAN_CAP)) / 3
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -387,6 +402,9 @@ def main(args: argparse.Namespace) -> dict:
     val_sets = {g: validation_frames(val_photos, g, count=args.val_count, long_side=args.val_size, bank=bank)
                 for g in GENERATORS}
     val = [p for v in val_sets.values() for p in v]
+    # with --clean-prob the model is also taught to leave photos without flare alone, so the held-out
+    # photos as they are (target = input) join the score that picks the best weights
+    clean_val = [(x, x) for x in (fit_long_side(p, args.val_size) for p in val_photos)] if args.clean_prob else []
     noop_psnr = float(np.mean([psnr(a, b, y_channel=False) for a, b, *_ in val]))
     log.info("%d training photos, %d validation pairs (no-op PSNR %.2f dB), %s with %d parameters",
              len(train_photos), len(val), noop_psnr, args.model, sum(p.numel() for p in model.parameters()))
@@ -394,7 +412,7 @@ def main(args: argparse.Namespace) -> dict:
     if dist.is_main:
         write_args()
     curve = CSVLog(out / "log.csv", ["step", "loss", "l1", "flare_l1", "d_loss", "lr", "val_psnr", "val_ssim",
-                                     "skipped", "elapsed_s", "lamp_l1", "bg_mse"])
+                                     "skipped", "elapsed_s", "lamp_l1", "bg_mse", "val_clean_psnr"])
 
     def checkpoint():
         save_last(out, state, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard, extras=extras)
@@ -402,9 +420,10 @@ def main(args: argparse.Namespace) -> dict:
     def run_validation() -> float:
         scored = ema.module if ema is not None else model
         v_psnr, v_ssim = validate(scored, val, dist.device)
+        clean_psnr = validate(scored, clean_val, dist.device)[0] if clean_val else math.nan
         curve.write(step=state["step"], val_psnr=f"{v_psnr:.3f}", val_ssim=f"{v_ssim:.4f}",
-                    elapsed_s=f"{state['elapsed_s']:.0f}")
-        keep_if_best(out, state, v_psnr, scored)
+                    elapsed_s=f"{state['elapsed_s']:.0f}", val_clean_psnr="" if not clean_val else f"{clean_psnr:.3f}")
+        keep_if_best(out, state, selection_score(v_psnr, clean_psnr if clean_val else None), scored)
         return v_psnr
 
     stream = batches(pairs.sample, rng, args.batch, workers=args.workers, seed=[args.seed, dist.rank, state["step"]],
