@@ -58,7 +58,7 @@ SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-afte
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
                              "runs/flare-nf-lamp", "runs/flare-nf-bg"),
         "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics", "runs/flare-pix2pix-gpu",
-                          "runs/flare-pix2pix-lamp", "runs/flare-pix2pix-clean")}
+                          "runs/flare-pix2pix-lamp", "runs/flare-pix2pix-clean", "runs/flare-pix2pix-clean-gpu")}
 
 CHILD = r"""
 import json, sys, time
