@@ -494,7 +494,7 @@ def main(args: argparse.Namespace) -> dict:
     if book.finish():
         log.info("done: %d steps, %d non-finite skipped, best validation PSNR %.2f dB (no-op %.2f), %.2f h",
                  state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
-        best = lightsr.load(out / "best")
+        best = lightsr.load(out / "best").to(dist.device)  # on a GPU sitting, measured there: minutes on its CPU
         # the trainer's card is measured on PyTorch, the reference (bench_flare measures the default backend)
         scores = {g: evaluate_flare(v, [remove_flare(best, a, backend="torch") for a, *_ in v])
                   for g, v in val_sets.items()}
