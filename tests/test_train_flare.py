@@ -17,6 +17,8 @@ sys.path.insert(0, str(ROOT / "train"))
 import train_flare  # noqa: E402
 
 import lightsr  # noqa: E402
+from lightsr.data.flare import FrameFlarePairs  # noqa: E402
+from lightsr.data.optics import OpticsConfig  # noqa: E402
 
 
 @pytest.fixture
@@ -240,6 +242,28 @@ def test_the_best_weights_with_clean_prob_also_weigh_photos_without_flare():
     assert train_flare.selection_score(24.0, 30.0) < train_flare.selection_score(23.5, 45.0)
     # past the cap leaving a photo alone earns nothing more (an exact copy is inf dB)
     assert train_flare.selection_score(24.0, math.inf) == train_flare.selection_score(24.0, 50.0)
+
+
+def test_exposure_reaches_both_generators_and_the_record(photos, tmp_path):
+    args = train_flare.parse_args(["--out", str(tmp_path / "x"), "--exposure", "0.9", "1.0"])
+    assert train_flare.drawn_config(args).exposure == (0.9, 1.0)
+    assert train_flare.optics_config(args).exposure == (0.9, 1.0)
+    default = train_flare.parse_args(["--out", str(tmp_path / "y")])
+    assert train_flare.optics_config(default).exposure == OpticsConfig.exposure  # unchanged without the flag
+    # the scene under the flare keeps its daylight brightness: the target is the photo, not a darkened one
+    photo = np.asarray(Image.open(photos / "0.png"))
+
+    def brightness(a):  # the targets' mean over the photo's, 32 frames of the hand-drawn generator
+        _, target = FrameFlarePairs([photo], 48, optics_prob=0.0, cfg=train_flare.drawn_config(a)).sample(
+            np.random.default_rng(0), 32)
+        return target.mean() / photo.mean()
+
+    assert brightness(args) > 0.95 and brightness(default) < brightness(args) - 0.05
+    out = tmp_path / "run"
+    run(photos, out, "--model", "pix2pix-flare-test", "--steps", "1", "--optics-prob", "0", "--exposure", "0.9", "1")
+    record = json.loads((out / "run.json").read_text())
+    assert "scenes scaled by 0.9 to 1 before flare" in record["data"]
+    assert record["command"][record["command"].index("--exposure") + 1:][:2] == ["0.9", "1.0"]
 
 
 def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_recorded(photos, tmp_path):

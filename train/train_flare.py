@@ -86,6 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hand-drawn generator: share of glows with a power-law tail that reaches across the frame")
     g.add_argument("--rim-prob", type=float, default=0.0,
                    help="hand-drawn generator: share of sources whose ghosts have a bright rim and lateral colour")
+    g.add_argument("--exposure", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="both generators: the scene's brightness scale before flare is added (default: each "
+                        f"generator's own, optics {OpticsConfig.exposure[0]:g}-{OpticsConfig.exposure[1]:g}, "
+                        f"hand-drawn {FlareConfig.exposure[0]:g}-{FlareConfig.exposure[1]:g}); up to 1 keeps "
+                        "daylit scenes, clipped sky and texture included, under the flare")
     g.add_argument("--pairs", metavar="DIR",
                    help="real flare pairs (DIR/input/NAME and DIR/target/NAME) mixed into the whole-frame training")
     g.add_argument("--pairs-prob", type=float, default=None,
@@ -147,14 +152,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
-COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "line_prob", "glow_gain", "tail_prob",
-                "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule", "warmup",
-                "lambda_l1", "flare_weight", "lamp_weight", "background_weight", "clipped_weight", "freeze_bn", "agc",
-                "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "exposure", "line_prob", "glow_gain",
+                "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule",
+                "warmup", "lambda_l1", "flare_weight", "lamp_weight", "background_weight", "clipped_weight",
+                "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "clipped_weight": 1.0,
             "freeze_bn": False, "clean_prob": 0.0, "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain),
-            "tail_prob": 0.0, "rim_prob": 0.0, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
+            "tail_prob": 0.0, "rim_prob": 0.0, "exposure": None, "val_count": 12, "val_size": 512,
+            "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -183,8 +189,15 @@ def freeze_batch_norm(model: torch.nn.Module) -> None:
 
 def drawn_config(args) -> FlareConfig:
     """The hand-drawn generator's settings from the command line."""
+    exposure = {"exposure": tuple(args.exposure)} if args.exposure else {}
     return FlareConfig(line_prob=args.line_prob, glow_gain=tuple(args.glow_gain), tail_prob=args.tail_prob,
-                       rim_prob=args.rim_prob)
+                       rim_prob=args.rim_prob, **exposure)
+
+
+def optics_config(args) -> OpticsConfig:
+    """The optics generator's settings from the command line."""
+    exposure = {"exposure": tuple(args.exposure)} if args.exposure else {}
+    return replace(OpticsConfig(), bank_size=args.psf_bank, **exposure)
 
 
 def run_record(args, model, lr: float, photos: int, initialisation: str | None) -> dict:
@@ -208,6 +221,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
             extras.append(f"{drawn.rim_prob:.0%} of sources with rimmed, colour-fringed ghosts")
         if extras:
             data += f" ({'; '.join(extras)})"
+        if args.exposure:
+            data += f"; scenes scaled by {args.exposure[0]:g} to {args.exposure[1]:g} before flare (both generators)"
         if args.clean_prob:
             data += f"; {args.clean_prob:.0%} of synthetic samples without flare (target = input)"
         if args.pairs:
@@ -389,12 +404,13 @@ def main(args: argparse.Namespace) -> dict:
             dnet = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
     train_photos, val_photos = load_photos(args)
-    bank = psf_bank(replace(OpticsConfig(), bank_size=args.psf_bank))
+    bank = psf_bank(optics_config(args))
     if args.frame:
         real = PairFolder(args.pairs) if args.pairs else None
         real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
-                                cfg=drawn_config(args), pairs=real, pairs_prob=real_prob, clean_prob=args.clean_prob)
+                                cfg=drawn_config(args), optics_cfg=optics_config(args), pairs=real,
+                                pairs_prob=real_prob, clean_prob=args.clean_prob)
     elif args.pairs or args.clean_prob:
         raise lightsr.LightSRError("--pairs and --clean-prob train on whole frames: give --frame")
     else:
