@@ -187,17 +187,20 @@ def freeze_batch_norm(model: torch.nn.Module) -> None:
             m.eval()
 
 
+def _exposure(args) -> dict:
+    """--exposure as a config override (none without it: each generator keeps its own range)."""
+    return {"exposure": tuple(args.exposure)} if args.exposure else {}
+
+
 def drawn_config(args) -> FlareConfig:
     """The hand-drawn generator's settings from the command line."""
-    exposure = {"exposure": tuple(args.exposure)} if args.exposure else {}
     return FlareConfig(line_prob=args.line_prob, glow_gain=tuple(args.glow_gain), tail_prob=args.tail_prob,
-                       rim_prob=args.rim_prob, **exposure)
+                       rim_prob=args.rim_prob, **_exposure(args))
 
 
 def optics_config(args) -> OpticsConfig:
     """The optics generator's settings from the command line."""
-    exposure = {"exposure": tuple(args.exposure)} if args.exposure else {}
-    return replace(OpticsConfig(), bank_size=args.psf_bank, **exposure)
+    return replace(OpticsConfig(), bank_size=args.psf_bank, **_exposure(args))
 
 
 def run_record(args, model, lr: float, photos: int, initialisation: str | None) -> dict:
@@ -404,12 +407,13 @@ def main(args: argparse.Namespace) -> dict:
             dnet = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
     train_photos, val_photos = load_photos(args)
-    bank = psf_bank(optics_config(args))
+    optics = optics_config(args)
+    bank = psf_bank(optics)
     if args.frame:
         real = PairFolder(args.pairs) if args.pairs else None
         real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
-                                cfg=drawn_config(args), optics_cfg=optics_config(args), pairs=real,
+                                cfg=drawn_config(args), optics_cfg=optics, pairs=real,
                                 pairs_prob=real_prob, clean_prob=args.clean_prob)
     elif args.pairs or args.clean_prob:
         raise lightsr.LightSRError("--pairs and --clean-prob train on whole frames: give --frame")
@@ -436,10 +440,11 @@ def main(args: argparse.Namespace) -> dict:
     def run_validation() -> float:
         scored = ema.module if ema is not None else model
         v_psnr, v_ssim = validate(scored, val, dist.device)
-        clean_psnr = validate(scored, clean_val, dist.device)[0] if clean_val else math.nan
+        clean_psnr = validate(scored, clean_val, dist.device)[0] if clean_val else None
         curve.write(step=state["step"], val_psnr=f"{v_psnr:.3f}", val_ssim=f"{v_ssim:.4f}",
-                    elapsed_s=f"{state['elapsed_s']:.0f}", val_clean_psnr="" if not clean_val else f"{clean_psnr:.3f}")
-        keep_if_best(out, state, selection_score(v_psnr, clean_psnr if clean_val else None), scored)
+                    elapsed_s=f"{state['elapsed_s']:.0f}",
+                    val_clean_psnr="" if clean_psnr is None else f"{clean_psnr:.3f}")
+        keep_if_best(out, state, selection_score(v_psnr, clean_psnr), scored)
         return v_psnr
 
     stream = batches(pairs.sample, rng, args.batch, workers=args.workers, seed=[args.seed, dist.rank, state["step"]],
@@ -508,7 +513,7 @@ def main(args: argparse.Namespace) -> dict:
             "bg_mse": f"{bg_mse.item():.3g}", "d_loss": f"{d_loss.item():.4f}" if gan else "", "lr": f"{cur_lr:.3g}"},
             l1=f"{l1.item():.4f}")
     if book.finish():
-        log.info("done: %d steps, %d non-finite skipped, best validation PSNR %.2f dB (no-op %.2f), %.2f h",
+        log.info("done: %d steps, %d non-finite skipped, best selection score %.2f dB (no-op PSNR %.2f), %.2f h",
                  state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
         best = lightsr.load(out / "best").to(dist.device)  # on a GPU sitting, measured there: minutes on its CPU
         # the trainer's card is measured on PyTorch, the reference (bench_flare measures the default backend)
