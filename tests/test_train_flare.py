@@ -164,7 +164,7 @@ def test_warm_start_from_a_flare_output_model_keeps_its_head_and_echo_reuses_bat
     head = {k: v for k, v in load_file(str(base / "best" / "model.safetensors")).items() if k in names}
     assert len(head) == 2 and all(torch.count_nonzero(v) for v in head.values())  # trained away from zero init
     result = run(photos, tuned, "--model", "pix2pix-flare-test", "--steps", "4", "--init", str(base / "best"),
-                 "--lr", "1e-12", "--echo", "2", "--workers", "1")
+                 "--lr", "0", "--echo", "2", "--workers", "1")  # 0 is a rate, not "the default"
     assert result["step"] == 4 and result["skipped"] == 0
     after = load_file(str(tuned / "last" / "model.safetensors"))
     for k, v in head.items():

@@ -367,7 +367,7 @@ def main(args: argparse.Namespace) -> dict:
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
     initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
     gan = model.architecture == "pix2pix"
-    lr = args.lr or (2e-4 if gan else 5e-4)
+    lr = args.lr if args.lr is not None else (2e-4 if gan else 5e-4)  # 0 is a rate (evaluate, BN frozen)
     betas = (0.5, 0.999) if gan else (0.9, 0.99)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
     extras: dict = {}
