@@ -32,8 +32,8 @@ def test_every_debian_photo_is_credited_and_rebuildable():
     files = {p.name for p in image_files(PHOTOS)}
     listed = {f"{name}.jpg" for _, _, name, _, _ in _make_script().PHOTOS}
     assert files == listed
-    rows = dict(re.findall(r"^\| `([^`]+\.jpg)` \| (\d+x\d+) \| [^|]+ \| [^|]*\S[^|]* \|", (PHOTOS / "README.md").read_text(),
-                           flags=re.M))
+    readme = (PHOTOS / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([^`]+\.jpg)` \| (\d+x\d+) \| [^|]+ \| [^|]*\S[^|]* \|", readme, flags=re.M))
     assert set(rows) == files
     for name, size in rows.items():
         with Image.open(PHOTOS / name) as im:
