@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -53,13 +55,17 @@ BACKENDS = ("auto", "torch", "openvino")
 PROBE = 128  # px, the square tile "auto" times both backends on
 PROBE_RUNS = 3  # after one warm-up run each
 PRECISIONS = ("fp32", "bf16")
-# model -> {(precision, weights version): OpenVINOModel, or None where PyTorch runs it; ("auto", ...): the same}
+# model -> {(precision, weights version): serial number in _live, or None where PyTorch runs it;
+#           ("auto", precision, weights version): whether auto runs it compiled}
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# Every compilation is also kept for the process's life (it holds no reference to its model, so
-# the model is still freed): freed by the garbage collector, an OpenVINO compiled model and its
-# per-thread infer requests are destroyed on whatever thread the collector runs, and a test run
-# aborted once inside such a collection. A server compiles a handful of models; this is their cost.
-_keep_alive: list = []
+# The compiled models themselves, least recently used first, at most KEEP of them. They are owned
+# here, not by the weakly keyed dict above, so none is ever destroyed by the garbage collector
+# (freed on whatever thread a collection runs, an OpenVINO compiled model and its per-thread infer
+# requests once aborted a test run); they go only when runner() evicts or replaces one, on the
+# calling thread. An evicted model compiles again from the on-disk graph cache on its next use.
+KEEP = 8
+_live: OrderedDict[int, "OpenVINOModel"] = OrderedDict()
+_serial = itertools.count()
 _lock = threading.Lock()
 
 
@@ -159,7 +165,8 @@ class OpenVINOModel:
 def runner(model: LightSRModel, backend: str | None = "auto", *,
            precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model`` on ``backend`` ("auto", "torch" or "openvino"; None reads
-    ``$LIGHTSR_BACKEND``, default "auto"). Compiled models are kept per model object and reused."""
+    ``$LIGHTSR_BACKEND``, default "auto"). Compiled models are kept per model object and reused,
+    the ``KEEP`` most recently used of them at once."""
     backend = backend or os.environ.get("LIGHTSR_BACKEND") or "auto"
     if backend not in BACKENDS:
         raise LightSRError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -174,23 +181,36 @@ def runner(model: LightSRModel, backend: str | None = "auto", *,
     with _lock:
         per_model = _compiled.setdefault(model, {})
         if key not in per_model:
+            for stale in per_model.values():  # older weights' compilations: dropped now, on this thread
+                if isinstance(stale, int) and not isinstance(stale, bool):
+                    _live.pop(stale, None)
+            per_model.clear()
+        if key not in per_model or (per_model[key] is not None and per_model[key] not in _live):
             try:
-                per_model.clear()  # older weights' compilations are stale
-                per_model[key] = OpenVINOModel(model, precision=precision)
-                _keep_alive.append(per_model[key])
+                compiled = OpenVINOModel(model, precision=precision)
             except LightSRError:
                 raise
             except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
                 logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch",
                                model.architecture, str(err).splitlines()[0] if str(err) else type(err).__name__)
                 per_model[key] = None  # PyTorch (the model itself is not stored: it is this dict's weak key)
-        compiled = per_model[key]
-        if backend == "auto" and compiled is not None:
+            else:
+                per_model[key] = serial = next(_serial)
+                _live[serial] = compiled
+                while len(_live) > KEEP:
+                    _live.popitem(last=False)  # the least recently used; a caller still running it keeps it
+        serial = per_model[key]
+        if serial is None:
+            return model
+        _live.move_to_end(serial)
+        compiled = _live[serial]
+        if backend == "auto":
             auto_key = ("auto", *key)
             if auto_key not in per_model:
-                per_model[auto_key] = compiled if _faster_backend(model, compiled) == "openvino" else None
-            compiled = per_model[auto_key]
-        return model if compiled is None else compiled
+                per_model[auto_key] = _faster_backend(model, compiled) == "openvino"
+            if not per_model[auto_key]:
+                return model
+        return compiled
 
 
 def probe_times(model: LightSRModel, compiled: OpenVINOModel) -> dict[str, float]:

@@ -47,13 +47,29 @@ def test_weight_change_recompiles_and_the_graph_cache_is_reused(monkeypatch):
     with torch.no_grad():
         model.tail.bias.add_(0.1)
         second = backends.runner(model, "openvino")
-        assert second is not first
+        assert second is not first and first not in backends._live.values()  # the stale one is dropped
         assert (second(x) - model(x)).abs().max() < 1e-4, (second(x) - model(x)).abs().max()
     backends._compiled.clear()
     monkeypatch.setattr(backends, "convert_openvino", lambda *a: pytest.fail("converted again"))
     third = backends.runner(model, "openvino")  # the same weights: read from the on-disk graph cache
     with torch.no_grad():
         assert torch.allclose(third(x), model(x), atol=1e-4)
+
+
+def test_at_most_keep_compilations_live_and_an_evicted_one_compiles_again(monkeypatch, tmp_path):
+    monkeypatch.setattr(backends, "_graph_dir", lambda: tmp_path)
+    monkeypatch.setattr(backends, "KEEP", 2)
+    backends._live.clear()
+    models = [_trained_like(name) for name in ("ecbsr-test", "span-test", "rdn-test")]
+    x = torch.rand(1, 3, 9, 11)
+    first = [backends.runner(m, "openvino") for m in models]
+    assert len(backends._live) == 2 and first[0] not in backends._live.values()  # the oldest went
+    monkeypatch.setattr(backends, "convert_openvino", lambda *a: pytest.fail("converted again"))
+    again = backends.runner(models[0], "openvino")  # compiled again, from the on-disk graph
+    assert again is not first[0] and len(backends._live) == 2
+    with torch.no_grad():
+        assert torch.allclose(again(x), models[0](x), atol=1e-4)
+        assert torch.allclose(first[0](x), models[0](x), atol=1e-4)  # a caller's reference still runs
 
 
 def test_selection_errors_and_fallback(monkeypatch, caplog):
