@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 import lightsr
 from lightsr import zoo
 from lightsr.compare import compare_with_bicubic
-from lightsr.flare import remove_flare
+from lightsr.flare import has_light_source, remove_flare
 from lightsr.imaging import save_image
 from lightsr.video import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
 
@@ -118,6 +119,9 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
+    if not has_light_source(np.asarray(img.convert("RGB"))):
+        gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
+                "it is returned unchanged.")
     return (img.convert("RGB"), out.convert("RGB")), _png(out)
 
 

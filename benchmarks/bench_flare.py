@@ -15,15 +15,16 @@ weights were not selected on these pairs.
 Per model and inference method of ``lightsr.flare.remove_flare`` ("lowres", the default:
 the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, streak- and
 background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's gain, a
-checkerboard/block measure, how far it moves the held-out photos without flare (PSNR of the
-output against the input), and seconds and peak memory for one 4000x3000 photo. Writes its
+checkerboard/block measure, how far it moves photos without flare (the held-out photos and
+data/debian-photos, which no flare model trains on; PSNR of the output against the input),
+and seconds and peak memory for one 4000x3000 photo. Writes its
 BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.json);
 ``python benchmarks/render_cards.py`` renders the cards from them.
 
 ``--screen DIR ...`` compares candidate model folders (a training run's best/, a shipped
 checkpoint) with the default method on a draw of their own (``--seed``, not the
 benchmark's, so choosing among candidates does not tune to the published numbers), and
-on the held-out photos as they are, without flare (how far the output moves from the input:
+on the photos without flare (how far the output moves from the input:
 where there is no flare, nothing should change), prints a table and writes nothing.
 """
 
@@ -51,6 +52,7 @@ from lightsr.imaging import fit_long_side, open_image
 from lightsr.metrics import psnr
 
 DATA = ROOT / "data" / "sr-train"
+FREE = ROOT / "data" / "debian-photos"  # photos no flare model trains on: with the held-out ones, the flare-free set
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
 BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
@@ -113,7 +115,9 @@ def main() -> None:
     seed = args.seed if args.screen else SEED
     sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=seed, bank=bank)
             for g in MEASURED_GENERATORS}
-    photos = [fit_long_side(im, 512) for im in held]  # as they are: no flare to remove
+    # as they are, no flare to remove: the held-out photos and the Debian set (daylight close-ups, bright skies)
+    photos = [fit_long_side(im, 512) for im in held] + [fit_long_side(np.asarray(open_image(f).convert("RGB")), 512)
+                                                         for f in image_files(FREE)]
     if args.screen:
         return screen(args.screen, sets, seed, photos)
     if args.pairs:
@@ -142,7 +146,8 @@ def main() -> None:
                 f"{BACKEND_NAMES[speed['lowres']['backend']]} as backend='auto' picked)")
         results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in MEASURED_GENERATORS},
                                "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text,
-                               "flare_free": dict(zip(("mean", "worst"), free["lowres"]))}
+                               "flare_free": {**dict(zip(("mean", "worst"), free["lowres"])),
+                                              "photos": len(photos)}}
         rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed, free))
         print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
                            for k, v in scores.items()}, speed)
@@ -184,7 +189,9 @@ def main() -> None:
             for g in sets:
                 grid = f"{gr[method, 'optics'][0]:.2f} / {gr[method, 'optics'][1]:.2f}" if g == "optics" else ""
                 lines.append(f"| {e.label} | {method} | {g} | {cells(s[method, g], noop[g])} | {grid} |")
-    lines += ["", f"Flare-free: the {len(photos)} held-out photos as they are (512 px, no flare added), PSNR of the "
+    lines += ["", f"Flare-free: {len(photos)} photos no flare model trained on, as they are (512 px, no flare added): "
+              f"the {args.holdout} held-out sr-train photos and the {len(photos) - args.holdout} of data/debian-photos "
+              "(daylight close-ups, bright and backlit skies, lamps). PSNR of the "
               "output against the input, mean (a photo returned unchanged counts as 99) / worst, dB: where there is "
               "no flare, nothing should change, and clipped daylight (sky, highlights) must not be taken for glare.",
               "", "| model | lowres (default) | tiled |", "| --- | --- | --- |"]
@@ -220,11 +227,11 @@ def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple
 
 def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) -> None:
     """Print gain / background PSNR / worst gain of each model folder on each set (default method),
-    and how far it moves flare-free ``photos`` (the held-out photos as they are: mean / worst PSNR
+    and how far it moves flare-free ``photos`` (as they are: mean / worst PSNR
     of the output against the input; inf where nothing changed), which no synthetic set measures."""
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
     print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB); "
-          f"flare-free: {len(photos)} held-out photos, PSNR of the output to the input, mean / worst (dB)")
+          f"flare-free: {len(photos)} photos never trained on, PSNR of the output to the input, mean / worst (dB)")
     print("| model | " + " | ".join(sets) + " | flare-free |")
     print("| --- |" + " --- |" * (len(sets) + 1))
     for folder in folders:

@@ -224,7 +224,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     """The flare card's context from measured ``scores`` and the ``noop`` baseline, each a
     generator name ("optics", "drawn") -> ``lightsr.evaluate.FlareScores`` of remove_flare's
     default method on that generator's validation frames. ``flare_free``: {"mean", "worst"} PSNR
-    (dB) of the output against the input on held-out photos without flare (bench_flare.py).
+    (dB) of the output against the input on photos without flare that no flare model trained on,
+    and "photos", how many (bench_flare.py).
 
     ``run_dir``: the training run, or the runs of a staged recipe in order (as for SR cards).
     """
@@ -258,7 +259,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     if speed:
         context["speed"] = speed
     if flare_free:
-        measured = (f"on held-out photos as they are (512 px, no flare added) the output stays at a mean "
+        measured = (f"on {flare_free.get('photos', 'the held-out')} photos it never trained on, as they are (512 px, "
+                    f"no flare added), the output stays at a mean "
                     f"{flare_free['mean']:.2f} dB PSNR from the input, {flare_free['worst']:.2f} dB on the worst one")
         context["notes"] = (f"**Photos without flare** come back essentially unchanged: {measured}." if
                             flare_free["worst"] >= 50 else

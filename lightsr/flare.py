@@ -12,6 +12,13 @@ Two ways to handle a photo of any size on 2 cores in bounded memory:
 - ``method="tiled"``: ``lightsr.enhance`` over the full-resolution image. A model then
   sees flare at a scale it was not trained at; kept for comparison.
 
+No light source, no flare: lens flare is light from a source bright enough to clip the sensor,
+so a photo with no white-clipped pixel (all three channels at ``SATURATED`` or above; fewer
+than ``SOURCE_PX`` of them at full resolution) comes back exactly as it came, whatever the
+model would make of it. Both shipped models, trained on synthetic flare, read some bright,
+low-contrast daylight photos as veiling glare and shift their whole tone (a sunlit plank
+turned brown, a backlit leaf black); none of the synthetic validation frames lacks a source.
+
 Light sources are kept, and told from their glare. A saturated input pixel is a lamp only
 where the model also leaves it saturated: the glare disc around a lamp, saturated in the
 input and many times the lamp's size, is flare the model removes, so it is not blended
@@ -39,7 +46,7 @@ from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
 
-__all__ = ["remove_flare", "light_source_mask", "METHODS"]
+__all__ = ["remove_flare", "light_source_mask", "has_light_source", "METHODS"]
 
 METHODS = ("lowres", "tiled")
 SATURATED = 0.97  # of white: a pixel at or above this (any channel) is clipped by the sensor
@@ -56,6 +63,10 @@ FILL_GROW = 6  # px at a 512 px work size: the glare disc's rim, where the model
 # daylit sky that the model kept: 20 flare-free photos at 512 px (the 8 held out, 12 training scenes) came back
 # at a mean 31.2 / 39.1 dB PSNR against the input (Pix2Pix / NF-ResUNet), 35.1 / 46.9 grown from the dimmed ones,
 # which cost at most 0.08 dB of gain on the screening sets (bench_flare.py --screen --seed 7 --count 16)
+SOURCE_PX = 9  # white-clipped pixels (at full resolution) that make a light source: a 3x3 lamp core
+# (measured, seed-7 screening draw, 16 frames per set: every synthetic flare frame has at least 50 at 512 px, so the
+# gate changed no score there; of 42 flare-free photos, the 8 held out and data/debian-photos, 17 have none and
+# now come back exact: Pix2Pix's mean PSNR to the input rose from 43.3 to 72.9 dB and its worst from 11.4 to 16.7)
 FLARE_FLOOR = 1e-5  # linear light: a smaller estimated flare is rounding noise, and the pixel is left as it is
 
 
@@ -97,6 +108,14 @@ def _subtract_flare(rgb: np.ndarray, flare: np.ndarray, rows: int = 512) -> np.n
         touched = band.amax(dim=2, keepdim=True) > FLARE_FLOOR
         dst[y0:y1] = torch.where(touched, clean, pix)
     return out
+
+
+def has_light_source(rgb: np.ndarray) -> bool:
+    """Whether an (H, W, 3) uint8 photo holds a light source: at least SOURCE_PX pixels clipped
+    white (all three channels at SATURATED or above), the core of anything bright enough to flare."""
+    level = np.uint8(np.ceil(SATURATED * 255))
+    white = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= level
+    return int(np.count_nonzero(white)) >= SOURCE_PX
 
 
 def _fill_from_surroundings(image: np.ndarray, unknown: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -169,6 +188,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     (saturated pixels the model keeps saturated) back from the input. ``backend``: "auto",
     "torch" or "openvino" (``lightsr.backends.runner``; None reads ``$LIGHTSR_BACKEND``,
     default "auto": per model, the faster of the two here; both fp32, equal within 1e-4).
+    A photo without a light source (``has_light_source``) comes back unchanged.
     """
     if model.task != "flare-removal":
         raise LightSRError(f"flare removal needs a flare-removal model, not {model.task}")
@@ -183,6 +203,10 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     else:
         raise LightSRError("remove_flare takes a PIL image or a uint8 (H, W, 3) array")
     h, w = rgb.shape[:2]
+    if not has_light_source(rgb):  # no source bright enough to flare: nothing to remove
+        if progress:
+            progress(1, 1)
+        return Image.fromarray(rgb) if as_pil else rgb.copy()
     if method == "lowres":
         f = min(1.0, work_size / max(h, w))
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)

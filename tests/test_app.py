@@ -93,9 +93,14 @@ def test_deflare_returns_slider_and_png(client, photo_file):
     assert Image.open(slider[0]).size == (96, 72)
 
 
-def test_deflare_methods_are_the_library_paths(client, photo_file, checkpoints, monkeypatch):
+def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoints, monkeypatch):
     import app
     from lightsr.flare import remove_flare
+
+    lamp = photo.copy()
+    lamp[30:34, 40:44] = 255  # a light source: without one, both methods return the photo as it is
+    photo_file = tmp_path / "lamp.png"
+    Image.fromarray(lamp).save(photo_file)
 
     monkeypatch.setattr(app, "FLARE_WORK_SIZE", 48)  # the 96x72 photo is then "large"
     label = app._labels("flare-removal")[0]

@@ -7,7 +7,7 @@ from PIL import Image
 
 import lightsr
 from lightsr import cli
-from lightsr.flare import light_source_mask, remove_flare
+from lightsr.flare import has_light_source, light_source_mask, remove_flare
 
 
 @pytest.fixture
@@ -94,6 +94,24 @@ def test_no_flare_means_no_change(model, photo):
     assert np.array_equal(remove_flare(model, big, method="lowres", work_size=128), big)
     _with_output(model, photo)
     assert np.array_equal(remove_flare(model, photo, method="lowres"), photo)
+
+
+@pytest.mark.parametrize("method", ["lowres", "tiled"])
+def test_a_photo_without_a_light_source_comes_back_unchanged(model, photo, method):
+    """No white-clipped lamp core, no flare: a bright, hazy-looking photo that a model reads as veiling
+    glare is returned exactly, as the kind it came in; a 3x3 white core is enough to process it."""
+    bright = (200 + photo // 8).astype(np.uint8)  # at most 231: nothing clipped
+    bright[10:12, 10:12] = 255  # a 2x2 specular highlight: fewer than SOURCE_PX, not a lamp
+    bright[50:60, 60:70] = (255, 255, 200)  # clipped in two channels only: bright, but not white
+    assert not has_light_source(bright)
+    _with_output(model, (bright * 0.6).astype(np.uint8))  # the model "removes the veiling glare"
+    assert np.array_equal(remove_flare(model, bright, method=method), bright)
+    pil = remove_flare(model, Image.fromarray(bright), method=method)
+    assert isinstance(pil, Image.Image) and np.array_equal(np.asarray(pil), bright)
+    lamp = bright.copy()
+    lamp[30:33, 40:43] = 255  # a lamp core: now the model's verdict counts
+    assert has_light_source(lamp)
+    assert remove_flare(model, lamp, method=method)[0:10, 0:10].mean() < lamp[0:10, 0:10].mean() - 20
 
 
 def test_clipped_daylight_the_model_keeps_is_left_alone(model, photo):
