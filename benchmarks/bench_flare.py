@@ -17,7 +17,8 @@ the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, s
 background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's gain, a
 checkerboard/block measure, how far it moves photos without flare (the held-out photos and
 data/debian-photos, which no flare model trains on; PSNR of the output against the input),
-and seconds and peak memory for one 4000x3000 photo. Writes its
+and seconds and peak memory for one 4000x3000 photo (with a lamp drawn in: a photo without a
+light source is returned at once). Writes its
 BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.json);
 ``python benchmarks/render_cards.py`` renders the cards from them.
 
@@ -73,7 +74,8 @@ from lightsr.flare import remove_flare
 torch.set_num_threads({threads})
 model = zoo.get_model(zoo.find("flare-removal", label={label!r}))
 backend = "torch" if runner(model, None) is model else "openvino"  # start-up: compiled and chosen once
-photo = np.asarray(Image.open({photo!r}).convert("RGB").resize((4000, 3000)))
+photo = np.asarray(Image.open({photo!r}).convert("RGB").resize((4000, 3000))).copy()
+photo[1480:1520, 1980:2020] = 255  # a lamp: a photo without one is returned at once, unprocessed
 t = time.perf_counter()
 remove_flare(model, photo, method={method!r})
 sec = time.perf_counter() - t

@@ -261,7 +261,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     if flare_free:
         measured = (f"on {flare_free.get('photos', 'the held-out')} photos it never trained on, as they are (512 px, "
                     f"no flare added), the output stays at a mean "
-                    f"{flare_free['mean']:.2f} dB PSNR from the input, {flare_free['worst']:.2f} dB on the worst one")
+                    f"{flare_free['mean']:.2f} dB PSNR from the input (a photo returned exactly counts as 99 dB, as "
+                    f"every photo without a light source is), {flare_free['worst']:.2f} dB on the worst one")
         context["notes"] = (f"**Photos without flare** come back essentially unchanged: {measured}." if
                             flare_free["worst"] >= 50 else
                             f"**Photos without flare** are not always returned as they are: {measured} (clipped "
