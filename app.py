@@ -119,10 +119,11 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
-    if not has_light_source(np.asarray(img.convert("RGB"))):
+    rgb = img.convert("RGB")
+    if not has_light_source(np.asarray(rgb)):
         gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
                 "it is returned unchanged.")
-    return (img.convert("RGB"), out.convert("RGB")), _png(out)
+    return (rgb, out.convert("RGB")), _png(out)
 
 
 def upscale(video: str, scale: int = 2, kind: str = "fast", progress=gr.Progress()):

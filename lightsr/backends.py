@@ -181,8 +181,8 @@ def runner(model: LightSRModel, backend: str | None = "auto", *,
     with _lock:
         per_model = _compiled.setdefault(model, {})
         if key not in per_model:
-            for stale in per_model.values():  # older weights' compilations: dropped now, on this thread
-                if isinstance(stale, int) and not isinstance(stale, bool):
+            for k, stale in per_model.items():  # older weights' compilations: dropped now, on this thread
+                if k[0] != "auto" and stale is not None:
                     _live.pop(stale, None)
             per_model.clear()
         if key not in per_model or (per_model[key] is not None and per_model[key] not in _live):
