@@ -120,3 +120,24 @@ def test_flare_free_share_of_training_frames(photo):
     assert np.array_equal(a, c) and np.array_equal(b, d)
     with pytest.raises(lightsr.LightSRError, match="flare-free"):
         FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=1.0)
+
+
+def test_flare_free_frames_over_exposed(photo):
+    """--clean-gain: overexpose scales in linear light and clips at white, so a bright photo gets
+    large clipped areas with the rest brighter and in order; flare-free training frames drawn with
+    a gain range are over-exposed (more clipped pixels than the photo) and still input = target."""
+    from lightsr.data.flare import FrameFlarePairs, overexpose
+
+    assert np.array_equal(overexpose(photo, 1.0), photo)  # gain 1 is the photo (the round trip is exact)
+    bright = overexpose(photo, 3.0)
+    assert (bright >= photo).all() and (bright == 255).mean() > (photo == 255).mean() + 0.05
+    threshold = 255 * 3.0 ** (-1 / 2.2)  # every value above it clips
+    assert (bright[photo > threshold + 1] == 255).all() and (bright[photo < threshold - 1] < 255).all()
+    with pytest.raises(lightsr.LightSRError, match="positive"):
+        overexpose(photo, 0.0)
+    a, b = FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=0.999, clean_gain=(2.5, 3.0)).sample(
+        np.random.default_rng(0), 4)
+    plain, _ = FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=0.999).sample(np.random.default_rng(0), 4)
+    assert np.array_equal(a, b) and (a == 255).mean() > (plain == 255).mean() + 0.05
+    with pytest.raises(lightsr.LightSRError, match="LO <= HI"):
+        FrameFlarePairs([photo], 48, optics_prob=0.0, clean_prob=0.5, clean_gain=(2.0, 1.0))

@@ -244,6 +244,22 @@ def test_the_best_weights_with_clean_prob_also_weigh_photos_without_flare():
     assert train_flare.selection_score(24.0, math.inf) == train_flare.selection_score(24.0, 50.0)
 
 
+def test_clean_gain_over_exposes_the_flare_free_validation_and_is_recorded(photos, tmp_path):
+    val = [np.asarray(Image.open(photos / "0.png"))]
+    plain = train_flare.clean_validation(val, 40, None)
+    exposed = train_flare.clean_validation(val, 40, [2.0, 3.0])
+    assert len(plain) == 1 and len(exposed) == 2 and all(np.array_equal(a, b) for a, b in exposed)
+    assert np.array_equal(exposed[0][0], plain[0][0]) and (exposed[1][0] > exposed[0][0]).mean() > 0.5
+    with pytest.raises(lightsr.LightSRError, match="give --clean-prob"):
+        run(photos, tmp_path / "no-clean", "--model", "pix2pix-flare-test", "--steps", "1", "--clean-gain", "1", "2")
+    out = tmp_path / "run"
+    run(photos, out, "--model", "pix2pix-flare-test", "--steps", "1", "--clean-prob", "0.3", "--clean-gain", "1", "2.5")
+    record = json.loads((out / "run.json").read_text())
+    assert "over-exposed 1 to 2.5 times" in record["data"] and "over-exposed by a seeded gain" in \
+        record["lines"]["validation"]
+    assert record["command"][record["command"].index("--clean-gain") + 1:][:2] == ["1.0", "2.5"]
+
+
 def test_exposure_reaches_both_generators_and_the_record(photos, tmp_path):
     args = train_flare.parse_args(["--out", str(tmp_path / "x"), "--exposure", "0.9", "1.0"])
     assert train_flare.drawn_config(args).exposure == (0.9, 1.0)

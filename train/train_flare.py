@@ -46,7 +46,7 @@ import lightsr  # noqa: E402
 from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
 from lightsr.data.flare import (  # noqa: E402
-    GENERATORS, FlareConfig, FlarePairs, FrameFlarePairs, PairFolder, validation_frames)
+    GENERATORS, FlareConfig, FlarePairs, FrameFlarePairs, PairFolder, overexpose, validation_frames)
 from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
@@ -78,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--clean-prob", type=float, default=0.0,
                    help="share of synthetic training frames left without flare (target = input), so the model "
                         "learns to leave flare-free photos, clipped daylight included, alone")
+    g.add_argument("--clean-gain", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="with --clean-prob: over-expose each flare-free sample by a gain drawn log-uniformly "
+                        "from LO to HI (linear light, clipped at white), so the model also learns to leave "
+                        "blown skies and highlights alone; the held-out photos join the selection so exposed too")
     g.add_argument("--line-prob", type=float, default=0.0,
                    help="hand-drawn generator: share of sources that also get a long thin streak through them")
     g.add_argument("--glow-gain", type=float, nargs=2, default=list(FlareConfig.glow_gain), metavar=("LO", "HI"),
@@ -152,15 +156,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
-COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "exposure", "line_prob", "glow_gain",
-                "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr", "schedule",
-                "warmup", "lambda_l1", "flare_weight", "lamp_weight", "background_weight", "clipped_weight",
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "clean_gain", "exposure", "line_prob",
+                "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr",
+                "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "background_weight", "clipped_weight",
                 "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "clipped_weight": 1.0,
-            "freeze_bn": False, "clean_prob": 0.0, "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain),
-            "tail_prob": 0.0, "rim_prob": 0.0, "exposure": None, "val_count": 12, "val_size": 512,
-            "psf_bank": OpticsConfig.bank_size}
+            "freeze_bn": False, "clean_prob": 0.0, "clean_gain": None, "line_prob": 0.0,
+            "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "exposure": None,
+            "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -228,6 +232,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
             data += f"; scenes scaled by {args.exposure[0]:g} to {args.exposure[1]:g} before flare (both generators)"
         if args.clean_prob:
             data += f"; {args.clean_prob:.0%} of synthetic samples without flare (target = input)"
+            if args.clean_gain:
+                data += (f", each over-exposed {args.clean_gain[0]:g} to {args.clean_gain[1]:g} times "
+                         "(log-uniform, linear light, clipped at white)")
         if args.pairs:
             share = 0.3 if args.pairs_prob is None else args.pairs_prob
             data += (f"; real pairs from {args.pairs} for {share:.0%} of samples, the synthetic shares applying "
@@ -261,7 +268,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
                                 f"{args.val_size}px every {args.val_every:,} steps; the best EMA weights (mean PSNR "
                                 + ("of both sets) are kept" if not args.clean_prob else
                                    f"of both sets, two thirds, and of the {args.holdout} held-out photos without "
-                                   f"flare against themselves, capped at {CLEAN_CAP:g} dB, one third) are kept")},
+                                   f"flare against themselves{CLEAN_EXPOSED if args.clean_gain else ''}, capped at "
+                                   f"{CLEAN_CAP:g} dB, one third) are kept")},
     }
     if initialisation:
         record["initialisation"] = initialisation
@@ -304,6 +312,20 @@ def validate(model, pairs, device) -> tuple[float, float]:
 
 
 CLEAN_CAP = 50.0  # dB: past this a photo without flare is left alone for any purpose (PSNR is inf when exact)
+
+
+CLEAN_EXPOSED = ", as they are and each once more over-exposed by a seeded gain from the --clean-gain range"
+
+
+def clean_validation(photos: list[np.ndarray], long_side: int, gain: list[float] | None) -> list[tuple]:
+    """The held-out photos without flare as (input, target) pairs with target = input, at
+    ``long_side`` px; with a --clean-gain range each photo also a second time, over-exposed by a
+    gain drawn (seeded, log-uniform) from it, so blown skies weigh in the choice of weights."""
+    frames = [fit_long_side(p, long_side) for p in photos]
+    if gain:
+        rng = np.random.default_rng(4321)
+        frames += [overexpose(f, math.exp(rng.uniform(*np.log(gain)))) for f in frames]
+    return [(f, f) for f in frames]
 
 
 def selection_score(flare_psnr: float, clean_psnr: float | None) -> float:
@@ -357,6 +379,8 @@ def background_loss(fake: torch.Tensor, inp: torch.Tensor, target: torch.Tensor)
 
 
 def main(args: argparse.Namespace) -> dict:
+    if args.clean_gain and not args.clean_prob:
+        raise lightsr.LightSRError("--clean-gain over-exposes the flare-free samples: give --clean-prob too")
     dist, out, rng = start_run(args)
     if args.minutes and (args.resume or dist.world_size > 1):
         raise lightsr.LightSRError("--minutes plans a new single-process run; to resume, give --steps N "
@@ -414,7 +438,8 @@ def main(args: argparse.Namespace) -> dict:
         real_prob = (0.3 if args.pairs_prob is None else args.pairs_prob) if real else 0.0
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
                                 cfg=drawn_config(args), optics_cfg=optics, pairs=real,
-                                pairs_prob=real_prob, clean_prob=args.clean_prob)
+                                pairs_prob=real_prob, clean_prob=args.clean_prob,
+                                clean_gain=tuple(args.clean_gain) if args.clean_gain else None)
     elif args.pairs or args.clean_prob:
         raise lightsr.LightSRError("--pairs and --clean-prob train on whole frames: give --frame")
     else:
@@ -424,7 +449,7 @@ def main(args: argparse.Namespace) -> dict:
     val = [p for v in val_sets.values() for p in v]
     # with --clean-prob the model is also taught to leave photos without flare alone, so the held-out
     # photos as they are (target = input) join the score that picks the best weights
-    clean_val = [(x, x) for x in (fit_long_side(p, args.val_size) for p in val_photos)] if args.clean_prob else []
+    clean_val = clean_validation(val_photos, args.val_size, args.clean_gain) if args.clean_prob else []
     noop_psnr = float(np.mean([psnr(a, b, y_channel=False) for a, b, *_ in val]))
     log.info("%d training photos, %d validation pairs (no-op PSNR %.2f dB), %s with %d parameters",
              len(train_photos), len(val), noop_psnr, args.model, sum(p.numel() for p in model.parameters()))

@@ -37,7 +37,7 @@ from .optics import synthesize_optics_pair
 from .streaks import synthesize_streak_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
-           "GENERATORS", "HELD_OUT_GENERATORS", "MEASURED_GENERATORS", "PairFolder", "real_frames"]
+           "overexpose", "GENERATORS", "HELD_OUT_GENERATORS", "MEASURED_GENERATORS", "PairFolder", "real_frames"]
 
 GENERATORS = ("optics", "drawn")  # trained on: lightsr.data.optics, and the hand-drawn one in this file
 HELD_OUT_GENERATORS = ("streaks",)  # measured only (lightsr.data.streaks): flare drawn some other way
@@ -259,6 +259,17 @@ class FlarePairs:
         return np.stack(xs), np.stack(ys)
 
 
+def overexpose(photo: np.ndarray, gain: float) -> np.ndarray:
+    """(H, W, 3) uint8 ``photo`` exposed ``gain`` times longer: scaled in linear light (gamma 2.2)
+    and clipped at the sensor's white, as a daylight shot with blown sky or highlights is. Above
+    gain 1 every pixel over 255 * gain ** (-1 / 2.2) clips: a third of the range at gain 2.4. Clean
+    training samples made this way teach a model that large clipped areas are scenery, not glare."""
+    if gain <= 0:
+        raise LightSRError(f"the exposure gain must be positive, got {gain}")
+    linear = (photo.astype(np.float32) / 255.0) ** 2.2 * gain
+    return np.round(np.clip(linear, 0.0, 1.0) ** (1 / 2.2) * 255.0).astype(np.uint8)
+
+
 def validation_pairs(photos: list[np.ndarray], *, count: int = 24, size: int = 256, seed: int = 1234,
                      cfg: FlareConfig | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """A fixed validation set: centre crops of held-out photos, ``count`` pairs, seeded."""
@@ -284,12 +295,15 @@ class FrameFlarePairs:
     real flare pairs), a share ``pairs_prob`` of the samples is instead a real pair, resized,
     cropped and flipped the same way in input and target. A share ``clean_prob`` of the
     synthetic samples gets no flare at all (input = target = the frame as it is), so a model
-    also learns to leave flare-free photos alone, clipped daylight skies and highlights included.
+    also learns to leave flare-free photos alone, clipped daylight skies and highlights included;
+    with ``clean_gain`` (lo, hi) each such frame is first over-exposed (``overexpose``) by a gain
+    drawn log-uniformly from it, so that large clipped areas are among them too.
     """
 
     def __init__(self, photos: list[np.ndarray], frame: int, *, bank=None, optics_prob: float = 0.7,
                  cfg: FlareConfig | None = None, optics_cfg=None, pairs: PairFolder | None = None,
-                 pairs_prob: float = 0.0, clean_prob: float = 0.0):
+                 pairs_prob: float = 0.0, clean_prob: float = 0.0,
+                 clean_gain: tuple[float, float] | None = None):
         if not photos:
             raise LightSRError("no training photos")
         if optics_prob > 0 and bank is None:
@@ -298,9 +312,11 @@ class FrameFlarePairs:
             raise LightSRError("a share of real pairs needs a folder of them (--pairs)")
         if not 0.0 <= clean_prob < 1.0:
             raise LightSRError(f"the share of flare-free samples must be in [0, 1), got {clean_prob}")
+        if clean_gain is not None and not 0 < clean_gain[0] <= clean_gain[1]:
+            raise LightSRError(f"the flare-free samples' exposure gain needs 0 < LO <= HI, got {clean_gain}")
         self.photos, self.frame, self.bank, self.clean_prob = photos, frame, bank, clean_prob
         self.optics_prob, self.cfg, self.optics_cfg = optics_prob, cfg or FlareConfig(), optics_cfg
-        self.pairs, self.pairs_prob = pairs, pairs_prob
+        self.pairs, self.pairs_prob, self.clean_gain = pairs, pairs_prob, clean_gain
 
     def _frame(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
         """The same random resize (short side 1 to 1.4 frames), square crop and flip/rotation of each image."""
@@ -327,6 +343,8 @@ class FrameFlarePairs:
                 continue
             (crop,) = self._frame(rng, self.photos[rng.integers(len(self.photos))])
             if self.clean_prob and rng.random() < self.clean_prob:  # no draw at 0: seeded streams unchanged
+                if self.clean_gain:
+                    crop = overexpose(crop, math.exp(rng.uniform(*np.log(self.clean_gain))))
                 a, b = crop, crop
             elif rng.random() < self.optics_prob:
                 a, b = synthesize_optics_pair(crop, rng, self.bank, self.optics_cfg)
