@@ -237,6 +237,27 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+# folders no trainer may take photos from: the public SR benchmarks (measured on, here and from outside)
+BENCHMARK_FOLDERS = frozenset({"sr-bench", "set5", "set14", "bsd100", "b100", "bsds100", "urban100", "manga109"})
+# and, for flare removal, the photos kept as its flare-free test set (benchmarks/bench_flare.py)
+FLARE_TEST_FOLDERS = frozenset({"debian-photos"})
+
+
+def check_training_folders(folders, task: str) -> None:
+    """Refuse, with one line, a --data folder that is (or lies inside) a public SR benchmark
+    (Set5, Set14, BSD100, Urban100, Manga109, DIV2K validation, data/sr-bench) or, for
+    ``task`` "flare-removal", a flare test set: training on what measures a model makes its
+    numbers meaningless."""
+    for folder in folders:
+        parts = [p.lower() for p in Path(folder).resolve().parts]
+        if any(p in BENCHMARK_FOLDERS or (p.startswith("div2k") and "valid" in p) for p in parts):
+            raise LightSRError(f"{folder} is a public super-resolution benchmark: models are measured on it, "
+                               "never trained on it")
+        if task == "flare-removal" and any(p in FLARE_TEST_FOLDERS for p in parts):
+            raise LightSRError(f"{folder} is the flare-free test set of benchmarks/bench_flare.py: flare models "
+                               "are measured on it, never trained on it")
+
+
 def split_holdout(files: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
     """``files`` (sorted, folder by folder) -> (the ones to train on, the last ``holdout``: validation only)."""
     if len(files) <= holdout:

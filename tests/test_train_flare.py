@@ -4,6 +4,7 @@ NF-ResUNet survives an explosive LR."""
 import csv
 import json
 import math
+import shutil
 import sys
 
 import numpy as np
@@ -307,3 +308,10 @@ def test_frozen_batch_norm_keeps_its_statistics_and_the_harsher_drawn_flare_is_r
     run(photos, moved, "--model", "pix2pix-test", "--steps", "2", "--init", str(base / "best"), "--ema", "0", *harsh)
     again = load_file(str(moved / "last" / "model.safetensors"))
     assert any(not torch.equal(start[k], again[k]) for k in stats)
+
+
+def test_flare_training_on_its_flare_free_test_photos_is_refused(photos, tmp_path):
+    test_set = tmp_path / "debian-photos"
+    shutil.copytree(photos, test_set)
+    with pytest.raises(lightsr.LightSRError, match="flare-free test set"):
+        run(test_set, tmp_path / "run", "--model", "pix2pix-flare-test", "--steps", "1")

@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(ROOT / "train"))
 import train_sr  # noqa: E402
 
+import lightsr  # noqa: E402
+
 
 @pytest.fixture
 def data(tmp_path):
@@ -336,3 +338,20 @@ def test_best_weights_are_selected_on_held_out_photos_not_on_a_benchmark(data, t
     for bad, match in ((["--holdout", "2"], "leaves no training photo"), (["--holdout", "0"], "nothing to validate")):
         with pytest.raises(train_sr.lightsr.LightSRError, match=match):
             train_sr.main(train_sr.parse_args([*common, *bad, "--out", str(tmp_path / "bad")]))
+
+
+def test_training_on_a_public_benchmark_is_refused(data, tmp_path):
+    """A --data folder that is (or lies in) a public SR benchmark is refused with one line; the
+    Debian photos, test-only for flare, may train super-resolution."""
+    from lightsr.training import check_training_folders
+
+    train, bench = data
+    with pytest.raises(lightsr.LightSRError, match="public super-resolution benchmark"):
+        train_sr.main(args_for((bench / "Set14", bench), tmp_path / "run"))
+    assert not (tmp_path / "run" / "best").exists()
+    for folder in (DATA / "sr-bench" / "Set5", tmp_path / "urban100" / "x4", tmp_path / "DIV2K_valid_HR"):
+        with pytest.raises(lightsr.LightSRError, match="never trained on"):
+            check_training_folders([train, folder], "super-resolution")
+    check_training_folders([train, DATA / "debian-photos"], "super-resolution")  # allowed: no error
+    with pytest.raises(lightsr.LightSRError, match="flare-free test set"):
+        check_training_folders([DATA / "debian-photos"], "flare-removal")

@@ -56,8 +56,8 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, initial_weights, learning_rate, make_ema,
-    NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
+    all_finite, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best, initial_weights,
+    learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
     write_run_record,
 )
 
@@ -278,6 +278,7 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
 
 def load_photos(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Decode every photo once; split off the last --holdout as validation-only."""
+    check_training_folders(args.data, "flare-removal")
     train, held = split_holdout([f for folder in args.data for f in image_files(folder)], args.holdout)
     return [[np.asarray(lightsr.open_image(f).convert("RGB")) for f in files] for files in (train, held)]
 

@@ -37,8 +37,8 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    all_finite, batches, Bookkeeping, command_line, CSVLog, keep_if_best, initial_weights, learning_rate, make_ema,
-    NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
+    all_finite, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best, initial_weights,
+    learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
     write_run_record,
 )
 
@@ -166,6 +166,7 @@ def run_record(args, model, images: int, initialisation: str | None) -> dict:
 def validation_split(args) -> tuple[list[Path], str | list[Path]]:
     """The photos to train on, and what validates: --val's folder (every photo trains), else the
     last --holdout photos (lightsr.training.split_holdout, as train_flare.py holds them out)."""
+    check_training_folders(args.data, "super-resolution")
     files = [f for folder in args.data for f in image_files(folder)]
     if args.val:
         return files, args.val
