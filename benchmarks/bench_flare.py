@@ -156,7 +156,7 @@ def main() -> None:
 
     def cells(s, base):
         return (f"{s.psnr:.2f} / {s.ssim:.4f} | **{s.psnr - base.psnr:+.2f}** | {s.glare_psnr:.2f} | "
-                f"{s.streak_psnr:.2f} | {s.background_psnr:.2f} | {s.worst_gain:+.2f}")
+                f"{s.streak_psnr:.2f} | {s.background_psnr:.2f} | {s.worst_gain:+.2f} | {s.lamps_kept:.0%}")
 
     lines = [
         "## Flare removal (`benchmarks/bench_flare.py`)",
@@ -169,7 +169,9 @@ def main() -> None:
         "of the whole image (mean over images) and its gain over returning the input; G: glare region (noise-free "
         "flare layer >= 64/255), S: streaks, ghosts and haze (4/255 to 64/255), BG: background (flare layer "
         "under 1/255 and not saturated in the target: any change there is harm), each PSNR pooled over the "
-        "region's pixels in the set; worst: the lowest per-image gain. Methods of `remove_flare`: **lowres** "
+        "region's pixels in the set; worst: the lowest per-image gain; lamps: the share of lamp pixels (clipped in "
+        "the target) the output keeps clipped, pooled (the lamp stays, its glare goes). Methods of `remove_flare`: "
+        "**lowres** "
         "(the default; the whole frame at up to 512 px, flare subtracted at full resolution) and **tiled** "
         "(full-resolution tiles). Lamps are blended back "
         "in both. Grid 16 / 2: the correction's mean gradient across a 16-px / 2-px grid over elsewhere (1.00: no "
@@ -179,13 +181,13 @@ def main() -> None:
         + (f" **real**: {len(sets['real'])} real pairs from `{args.pairs}` at 512 px, their flare layer estimated "
            "as input minus target (noise and misalignment included, so G/S/BG are approximate)." if args.pairs else ""),
         "",
-        "| model | method | set | PSNR / SSIM | gain | G-PSNR | S-PSNR | BG-PSNR | worst | grid 16 / 2 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | method | set | PSNR / SSIM | gain | G-PSNR | S-PSNR | BG-PSNR | worst | lamps | grid 16 / 2 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for g in sets:
         n = noop[g]
         lines.append(f"| no-op (input as is) | | {g} | {n.psnr:.2f} / {n.ssim:.4f} | | {n.glare_psnr:.2f} | "
-                     f"{n.streak_psnr:.2f} | {n.background_psnr:.2f} | | |")
+                     f"{n.streak_psnr:.2f} | {n.background_psnr:.2f} | | {n.lamps_kept:.0%} | |")
     for e, _n, s, gr, _sp, _f in rows:
         for method in METHODS:
             for g in sets:
@@ -232,7 +234,8 @@ def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) 
     and how far it moves flare-free ``photos`` (as they are: mean / worst PSNR
     of the output against the input; inf where nothing changed), which no synthetic set measures."""
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
-    print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB); "
+    print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB) / "
+          "lamp pixels kept clipped; "
           f"flare-free: {len(photos)} photos never trained on, PSNR of the output to the input, mean / worst (dB)")
     print("| model | " + " | ".join(sets) + " | flare-free |")
     print("| --- |" + " --- |" * (len(sets) + 1))
@@ -241,7 +244,8 @@ def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) 
         cells = []
         for g, v in sets.items():
             s = evaluate_flare(v, [remove_flare(model, a) for a, *_ in v])
-            cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f}")
+            cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f} / "
+                         f"{s.lamps_kept:.0%}")
         cells.append("{:.2f} / {:.2f}".format(*flare_free(model, photos)))
         print(f"| {folder} | " + " | ".join(cells) + " |", flush=True)
 

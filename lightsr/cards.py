@@ -237,7 +237,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                      "gain": f"**{s.psnr - n.psnr:+.2f}**",
                      "glare PSNR": f"{n.glare_psnr:.2f} -> {s.glare_psnr:.2f}",
                      "streak PSNR": f"{n.streak_psnr:.2f} -> {s.streak_psnr:.2f}",
-                     "background PSNR": f"{s.background_psnr:.2f}", "worst image": f"{s.worst_gain:+.2f}"})
+                     "background PSNR": f"{s.background_psnr:.2f}", "worst image": f"{s.worst_gain:+.2f}",
+                     "lamps kept": "" if s.lamps_kept != s.lamps_kept else f"{s.lamps_kept:.0%}"})
         evals += _psnr_ssim_results(s.psnr, s.ssim, task_name="lens-flare removal", dataset_type="synthetic-flare",
                                     dataset_name=f"lightsr synthetic flare validation ({FLARE_SETS.get(g, g)})")
     count = next(iter(scores.values())).images if scores else 0
@@ -252,7 +253,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           "lamps kept); glare: pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
                           "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "
                           "change is harm; worst "
-                          "image: the lowest per-image gain."),
+                          "image: the lowest per-image gain; lamps kept: the share of lamp pixels (clipped in the "
+                          "target) that stay clipped in the output, pooled."),
         "eval_results": evals,
         "model_name": f"lightsr {model.architecture} flare removal",
     }

@@ -75,6 +75,7 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scal
 # -- flare removal -------------------------------------------------------------------------
 GLARE_LEVEL = 64  # flare layer (display, 0..255) at or above this: the glare around a source (G-PSNR)
 STREAK_LEVEL = 4  # from this up to GLARE_LEVEL: streaks, ghosts and haze (S-PSNR)
+LAMP_LEVEL = 248  # a target pixel whose brightest channel reaches this is clipped: a lamp (remove_flare's SATURATED)
 
 
 @dataclass
@@ -86,7 +87,10 @@ class FlareScores:
     layer (max over channels of |input - target|, 0..255) is >= GLARE_LEVEL, in
     [STREAK_LEVEL, GLARE_LEVEL), and 0 (under 1/255: no flare, so any change there is harm; pixels
     saturated in the target, lamps and clipped sky, are left out of the background).
-    ``gains``: per-image PSNR gain over returning the input."""
+    ``gains``: per-image PSNR gain over returning the input. ``lamps_kept``: the share of lamp
+    pixels (clipped in the target: brightest channel >= LAMP_LEVEL) that the output keeps clipped,
+    pooled over the set (NaN without lamps): the lamp stays, only its flare goes, so a model that
+    dims lamps with their glare scores low here while the PSNRs, over a few lamp pixels, barely move."""
     method: str
     images: int
     psnr: float
@@ -95,6 +99,7 @@ class FlareScores:
     streak_psnr: float
     background_psnr: float
     gains: list[float]
+    lamps_kept: float = float("nan")
 
     @property
     def worst_gain(self) -> float:
@@ -114,6 +119,7 @@ def evaluate_flare(pairs, outputs) -> FlareScores:
     method "" (the caller names it); pass the inputs as outputs for the no-op row."""
     whole, gains = [], []
     regions = {"glare": [0.0, 0], "streak": [0.0, 0], "background": [0.0, 0]}
+    lamps = [0, 0]  # kept, all
     for (inp, target, layers), out in zip(pairs, outputs, strict=True):
         if out.shape != target.shape:
             raise LightSRError(f"output {out.shape} and target {target.shape} differ in size")
@@ -129,6 +135,9 @@ def evaluate_flare(pairs, outputs) -> FlareScores:
         for name, where in (("glare", flare >= GLARE_LEVEL), ("streak", streak), ("background", background)):
             regions[name][0] += float(err[where].sum())
             regions[name][1] += int(where.sum()) * 3
+        lamp = target.max(axis=2) >= LAMP_LEVEL
+        lamps[0] += int(np.count_nonzero(lamp & (out.max(axis=2) >= LAMP_LEVEL)))
+        lamps[1] += int(np.count_nonzero(lamp))
     m = np.mean(whole, axis=0)
     return FlareScores("", len(whole), float(m[0]), float(m[1]), *(_pooled_psnr(*regions[k]) for k in regions),
-                       gains=[float(g) for g in gains])
+                       gains=[float(g) for g in gains], lamps_kept=lamps[0] / lamps[1] if lamps[1] else float("nan"))

@@ -169,3 +169,21 @@ def test_openvino_gives_the_torch_result(name, lamp_photo):
     with pytest.raises(lightsr.LightSRError, match="backend must be one of"):
         remove_flare(m, odd, backend="gpu")
 
+
+
+def test_lamps_kept_counts_the_lamp_pixels_the_output_keeps_clipped():
+    """evaluate_flare's lamps_kept: of the pixels clipped in the target (lamps), the share still
+    clipped in the output; the input as output keeps them all; no lamps reads NaN."""
+    from lightsr.evaluate import evaluate_flare
+
+    target = np.full((16, 16, 3), 40, np.uint8)
+    target[2:4, 2:4] = 255  # a 2x2 lamp
+    inp = target.copy()
+    inp[1:5, 1:5] = np.maximum(inp[1:5, 1:5], 250)  # its clipped glare disc
+    pair = [(inp, target, {"flare": (inp.max(axis=2) - target.max(axis=2)).astype(np.uint8)})]
+    dimmed = target.copy()
+    dimmed[2:4, 2] = 200  # half the lamp dimmed with its glare
+    assert evaluate_flare(pair, [inp]).lamps_kept == 1.0
+    assert evaluate_flare(pair, [dimmed]).lamps_kept == 0.5
+    none = [(np.full((16, 16, 3), 9, np.uint8),) * 2 + ({"flare": np.zeros((16, 16), np.uint8)},)]
+    assert np.isnan(evaluate_flare(none, [none[0][0]]).lamps_kept)
