@@ -195,6 +195,24 @@ def test_background_loss_counts_only_unflared_unsaturated_pixels():
     assert train_flare.background_loss(fake, target, target).item() == pytest.approx(0.09 / 15)  # no flare: all
 
 
+def test_lamp_loss_per_frame_is_not_drowned_by_blown_skies_of_flare_free_frames():
+    """Frame 0: flare and a 1-pixel lamp dimmed by 0.5. Frame 1: no flare (input = target), a blown sky
+    of 15 pixels kept exactly. Pooled, the sky dilutes the lamp's error 16-fold; per frame (with the
+    input) only frame 0 counts, so the term is the lamp's own error."""
+    target = torch.full((2, 3, 4, 4), 0.3)
+    target[0, :, 0, 0] = 1.0
+    target[1, :, :3] = 1.0
+    target[1, :, 3, :3] = 1.0
+    inp = target.clone()
+    inp[0, :, 3, :] += 0.2  # frame 0 has flare
+    fake = target.clone()
+    fake[0, :, 0, 0] = 0.5
+    assert train_flare.lamp_loss(fake, target).item() == pytest.approx(0.5 / 16)
+    assert train_flare.lamp_loss(fake, target, inp).item() == pytest.approx(0.5)
+    assert train_flare.lamp_loss(target, target, inp).item() == 0  # lamps kept: nothing to learn
+    assert train_flare.lamp_loss(fake, target, target).item() == 0  # no frame with flare: no term
+
+
 def test_clipped_glare_over_the_scene_is_weighted_down_and_lamps_are_not():
     target = torch.full((1, 3, 2, 2), 0.25)
     target[..., 0, 0] = 1.0  # a lamp: clipped in input and target alike, so fully counted
@@ -254,8 +272,10 @@ def test_clean_gain_over_exposes_the_flare_free_validation_and_is_recorded(photo
     with pytest.raises(lightsr.LightSRError, match="give --clean-prob"):
         run(photos, tmp_path / "no-clean", "--model", "pix2pix-flare-test", "--steps", "1", "--clean-gain", "1", "2")
     out = tmp_path / "run"
-    run(photos, out, "--model", "pix2pix-flare-test", "--steps", "1", "--clean-prob", "0.3", "--clean-gain", "1", "2.5")
+    run(photos, out, "--model", "pix2pix-flare-test", "--steps", "1", "--clean-prob", "0.3", "--clean-gain", "1", "2.5",
+        "--lamp-weight", "0.1", "--lamp-per-frame")
     record = json.loads((out / "run.json").read_text())
+    assert "each flare frame's own mean" in record["objective"] and "--lamp-per-frame" in record["command"]
     assert "over-exposed 1 to 2.5 times" in record["data"] and "over-exposed by a seeded gain" in \
         record["lines"]["validation"]
     assert record["command"][record["command"].index("--clean-gain") + 1:][:2] == ["1.0", "2.5"]

@@ -124,6 +124,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--lamp-weight", type=float, default=0.0,
                    help="weight of an L1 over the lamps alone (pixels saturated in the target), so a lamp inside "
                         "its saturated glare disc stays a lamp instead of being averaged into a grey blob")
+    g.add_argument("--lamp-per-frame", action="store_true",
+                   help="the lamp term is the mean of each flare frame's own lamp L1 (frames without flare left "
+                        "out), not pooled over the batch, where the blown skies of --clean-gain frames outnumber "
+                        "the lamps 30 to 1")
     g.add_argument("--background-weight", type=float, default=0.0,
                    help="weight of a squared error over the background alone (pixels where input and target "
                         "differ by under 1/255 and the target is not saturated): what bench_flare's background "
@@ -158,11 +162,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "clean_gain", "exposure", "line_prob",
                 "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr",
-                "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "background_weight", "clipped_weight",
-                "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
+                "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame", "background_weight",
+                "clipped_weight", "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data",
+                "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
-            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "background_weight": 0.0, "clipped_weight": 1.0,
-            "freeze_bn": False, "clean_prob": 0.0, "clean_gain": None, "line_prob": 0.0,
+            "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "lamp_per_frame": False, "background_weight": 0.0,
+            "clipped_weight": 1.0, "freeze_bn": False, "clean_prob": 0.0, "clean_gain": None, "line_prob": 0.0,
             "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "exposure": None,
             "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
@@ -245,8 +250,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
     if args.echo > 1:
         data += f"; each batch used {args.echo} times under fresh flips (data echoing)"
     config = f"; config {' '.join(args.set)}" if args.set else ""
+    per_frame = ", each flare frame's own mean, averaged" if args.lamp_per_frame else ""
     terms = "L1" + (f" + {args.flare_weight:g} x linear flare-layer L1" if args.flare_weight else "") + (
-        f" + {args.lamp_weight:g} x lamp L1 (target pixels at white)" if args.lamp_weight else "") + (
+        f" + {args.lamp_weight:g} x lamp L1 (target pixels at white{per_frame})" if args.lamp_weight else "") + (
         f" + {args.background_weight:g} x background MSE (input = target within 1/255)"
         if args.background_weight else "") + (
         f", the L1s weighted {args.clipped_weight:g} where the input is clipped and the target is not"
@@ -361,11 +367,22 @@ def weighted_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None) -
     return ((x - y).abs() * weight).sum() / (weight.sum() * x.shape[1]).clamp(min=1e-8)
 
 
-def lamp_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def lamp_loss(fake: torch.Tensor, target: torch.Tensor, inp: torch.Tensor | None = None) -> torch.Tensor:
     """L1 over the lamps alone: the pixels whose target reaches the sensor's white in any channel
-    (SATURATED, as remove_flare's blend-back reads them); 0 for a batch without lamps."""
+    (SATURATED, as remove_flare's blend-back reads them); 0 for a batch without lamps.
+
+    Without ``inp`` the lamp pixels of the whole batch are pooled. With it (--lamp-per-frame)
+    each frame that has flare (input differs from target) and lamps gives its own mean, and the
+    term is the mean over those frames: the blown skies of flare-free frames (--clean-gain), which
+    the plain L1 already keeps, and one big lamp no longer outweigh the small lamps in glare."""
     lamp = (target.amax(dim=1, keepdim=True) >= SATURATED).to(fake.dtype)
-    return ((fake - target).abs() * lamp).sum() / (lamp.sum() * fake.shape[1]).clamp(min=1)
+    err = (fake - target).abs() * lamp
+    if inp is None:
+        return err.sum() / (lamp.sum() * fake.shape[1]).clamp(min=1)
+    count = lamp.sum(dim=(1, 2, 3))
+    counted = (count > 0) & ((inp - target).abs().amax(dim=(1, 2, 3)) > 0)
+    per_frame = err.sum(dim=(1, 2, 3)) / (count * fake.shape[1]).clamp(min=1)
+    return (per_frame * counted).sum() / counted.sum().clamp(min=1)
 
 
 def background_loss(fake: torch.Tensor, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -501,7 +518,7 @@ def main(args: argparse.Namespace) -> dict:
         # the true flare layer, in the linear light the model predicts it in
         weight = clipped_weights(inp, target, args.clipped_weight)
         flare_l1 = weighted_l1(flare, to_linear(inp) - to_linear(target), weight)
-        lamp_l1 = lamp_loss(fake, target)
+        lamp_l1 = lamp_loss(fake, target, inp if args.lamp_per_frame else None)
         bg_mse = background_loss(fake, inp, target)
         if gan:
             # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
