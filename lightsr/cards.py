@@ -9,6 +9,7 @@ Every number in a card comes from running this code; published rows are labelled
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                      "glare PSNR": f"{n.glare_psnr:.2f} -> {s.glare_psnr:.2f}",
                      "streak PSNR": f"{n.streak_psnr:.2f} -> {s.streak_psnr:.2f}",
                      "background PSNR": f"{s.background_psnr:.2f}", "worst image": f"{s.worst_gain:+.2f}",
-                     "lamps kept": "" if s.lamps_kept != s.lamps_kept else f"{s.lamps_kept:.0%}"})
+                     "lamps kept": "" if math.isnan(s.lamps_kept) else f"{s.lamps_kept:.0%}"})
         evals += _psnr_ssim_results(s.psnr, s.ssim, task_name="lens-flare removal", dataset_type="synthetic-flare",
                                     dataset_name=f"lightsr synthetic flare validation ({FLARE_SETS.get(g, g)})")
     count = next(iter(scores.values())).images if scores else 0

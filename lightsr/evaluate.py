@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import LightSRError
+from .flare import CLIPPED_LEVEL
 from .imaging import bicubic_downscale, bicubic_upscale, modcrop, open_image, to_unit_range
 from .imaging import IMAGE_SUFFIXES, image_files  # noqa: F401 - re-exported: where they used to live
 from .metrics import psnr, ssim
@@ -75,7 +76,6 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scal
 # -- flare removal -------------------------------------------------------------------------
 GLARE_LEVEL = 64  # flare layer (display, 0..255) at or above this: the glare around a source (G-PSNR)
 STREAK_LEVEL = 4  # from this up to GLARE_LEVEL: streaks, ghosts and haze (S-PSNR)
-LAMP_LEVEL = 248  # a target pixel whose brightest channel reaches this is clipped: a lamp (remove_flare's SATURATED)
 
 
 @dataclass
@@ -88,9 +88,10 @@ class FlareScores:
     [STREAK_LEVEL, GLARE_LEVEL), and 0 (under 1/255: no flare, so any change there is harm; pixels
     saturated in the target, lamps and clipped sky, are left out of the background).
     ``gains``: per-image PSNR gain over returning the input. ``lamps_kept``: the share of lamp
-    pixels (clipped in the target: brightest channel >= LAMP_LEVEL) that the output keeps clipped,
-    pooled over the set (NaN without lamps): the lamp stays, only its flare goes, so a model that
-    dims lamps with their glare scores low here while the PSNRs, over a few lamp pixels, barely move."""
+    pixels (clipped in the target: brightest channel >= CLIPPED_LEVEL, as remove_flare reads a
+    lamp) that the output keeps clipped, pooled over the set (NaN without lamps): the lamp stays,
+    only its flare goes, so a model that dims lamps with their glare scores low here while the
+    PSNRs, over a few lamp pixels, barely move."""
     method: str
     images: int
     psnr: float
@@ -135,8 +136,8 @@ def evaluate_flare(pairs, outputs) -> FlareScores:
         for name, where in (("glare", flare >= GLARE_LEVEL), ("streak", streak), ("background", background)):
             regions[name][0] += float(err[where].sum())
             regions[name][1] += int(where.sum()) * 3
-        lamp = target.max(axis=2) >= LAMP_LEVEL
-        lamps[0] += int(np.count_nonzero(lamp & (out.max(axis=2) >= LAMP_LEVEL)))
+        lamp = target.max(axis=2) >= CLIPPED_LEVEL
+        lamps[0] += int(np.count_nonzero(lamp & (out.max(axis=2) >= CLIPPED_LEVEL)))
         lamps[1] += int(np.count_nonzero(lamp))
     m = np.mean(whole, axis=0)
     return FlareScores("", len(whole), float(m[0]), float(m[1]), *(_pooled_psnr(*regions[k]) for k in regions),

@@ -50,6 +50,7 @@ __all__ = ["remove_flare", "light_source_mask", "has_light_source", "METHODS"]
 
 METHODS = ("lowres", "tiled")
 SATURATED = 0.97  # of white: a pixel at or above this (any channel) is clipped by the sensor
+CLIPPED_LEVEL = int(np.ceil(SATURATED * 255))  # the same as a uint8 level (248): a channel at or above it is clipped
 LAMP = 0.7  # of white: where the model's output stays at least this bright, a saturated pixel is a lamp
 # (measured on the validation frames with the shipped Pix2Pix: 0.7 keeps 68% of lamp pixels and 3% of glare
 # pixels; 0.9 kept 36% and 0%: the models dim lamp cores, which the blend-back exists to undo)
@@ -114,8 +115,7 @@ def _subtract_flare(rgb: np.ndarray, flare: np.ndarray, rows: int = 512) -> np.n
 def has_light_source(rgb: np.ndarray) -> bool:
     """Whether an (H, W, 3) uint8 photo holds a light source: at least SOURCE_PX pixels clipped
     white (all three channels at SATURATED or above), the core of anything bright enough to flare."""
-    level = np.uint8(np.ceil(SATURATED * 255))
-    white = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= level
+    white = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= CLIPPED_LEVEL
     return int(np.count_nonzero(white)) >= SOURCE_PX
 
 
