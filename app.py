@@ -114,15 +114,16 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
     """
     img = _open(image, MAX_IMAGE_PIXELS)
     model = _model("flare-removal", label=model_label)
+    rgb = img.convert("RGB")
+    if not has_light_source(np.asarray(rgb)):  # what remove_flare would find too: told here, and not scanned twice
+        gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
+                "it is returned unchanged.")
+        return (rgb, rgb), _png(rgb)
     try:
-        out = remove_flare(model, img, method="tiled" if method == TILES else "lowres",
+        out = remove_flare(model, rgb, method="tiled" if method == TILES else "lowres",
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
-    rgb = img.convert("RGB")
-    if not has_light_source(np.asarray(rgb)):
-        gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
-                "it is returned unchanged.")
     return (rgb, out.convert("RGB")), _png(out)
 
 

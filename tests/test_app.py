@@ -162,13 +162,17 @@ def test_eight_concurrent_compares_all_complete(client, photo, tmp_path):
     assert grown_mb < 300  # queued one at a time: no pile-up of eight jobs' buffers
 
 
-def test_all_tabs_share_one_concurrency_group(client, photo_file, monkeypatch):
+def test_all_tabs_share_one_concurrency_group(client, photo, photo_file, tmp_path, monkeypatch):
     """Jobs sent to different tabs at once still run one at a time (two cores, one job)."""
     import threading
     import time
 
     import app
 
+    lamp = photo.copy()
+    lamp[30:36, 40:46] = 255  # a light source, so that the flare tab runs its model
+    lamp_file = tmp_path / "lamp.png"
+    Image.fromarray(lamp).save(lamp_file)
     spans, lock = [], threading.Lock()
 
     def slow(fn):
@@ -183,7 +187,8 @@ def test_all_tabs_share_one_concurrency_group(client, photo_file, monkeypatch):
 
     monkeypatch.setattr(app, "remove_flare", slow(app.remove_flare))
     monkeypatch.setattr(app, "compare_with_bicubic", slow(app.compare_with_bicubic))
-    jobs = [client.submit(handle_file(str(photo_file)), api_name=name) for name in ("/deflare", "/compare") * 2]
+    jobs = [client.submit(handle_file(str(path)), api_name=name)
+            for path, name in ((lamp_file, "/deflare"), (photo_file, "/compare")) * 2]
     for job in jobs:
         job.result(timeout=120)
     spans.sort()
