@@ -46,7 +46,7 @@ import lightsr  # noqa: E402
 from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
 from lightsr.data.flare import (  # noqa: E402
-    GENERATORS, FlareConfig, FlarePairs, FrameFlarePairs, PairFolder, overexpose, validation_frames)
+    GENERATORS, FlareConfig, FlarePairs, FrameFlarePairs, PairFolder, exposure_gain, overexpose, validation_frames)
 from lightsr.evaluate import evaluate_flare  # noqa: E402
 from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
@@ -331,7 +331,7 @@ def clean_validation(photos: list[np.ndarray], long_side: int, gain: list[float]
     frames = [fit_long_side(p, long_side) for p in photos]
     if gain:
         rng = np.random.default_rng(4321)
-        frames += [overexpose(f, math.exp(rng.uniform(*np.log(gain)))) for f in frames]
+        frames += [overexpose(f, exposure_gain(rng, gain)) for f in frames]
     return [(f, f) for f in frames]
 
 

@@ -37,7 +37,8 @@ from .optics import synthesize_optics_pair
 from .streaks import synthesize_streak_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
-           "overexpose", "GENERATORS", "HELD_OUT_GENERATORS", "MEASURED_GENERATORS", "PairFolder", "real_frames"]
+           "overexpose", "exposure_gain", "GENERATORS", "HELD_OUT_GENERATORS", "MEASURED_GENERATORS", "PairFolder",
+           "real_frames"]
 
 GENERATORS = ("optics", "drawn")  # trained on: lightsr.data.optics, and the hand-drawn one in this file
 HELD_OUT_GENERATORS = ("streaks",)  # measured only (lightsr.data.streaks): flare drawn some other way
@@ -259,6 +260,12 @@ class FlarePairs:
         return np.stack(xs), np.stack(ys)
 
 
+def exposure_gain(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    """A gain for ``overexpose`` drawn log-uniformly from ``bounds`` (lo, hi): as many frames a
+    stop over as two stops over."""
+    return math.exp(rng.uniform(*np.log(bounds)))
+
+
 def overexpose(photo: np.ndarray, gain: float) -> np.ndarray:
     """(H, W, 3) uint8 ``photo`` exposed ``gain`` times longer: scaled in linear light (gamma 2.2)
     and clipped at the sensor's white, as a daylight shot with blown sky or highlights is. Above
@@ -344,7 +351,7 @@ class FrameFlarePairs:
             (crop,) = self._frame(rng, self.photos[rng.integers(len(self.photos))])
             if self.clean_prob and rng.random() < self.clean_prob:  # no draw at 0: seeded streams unchanged
                 if self.clean_gain:
-                    crop = overexpose(crop, math.exp(rng.uniform(*np.log(self.clean_gain))))
+                    crop = overexpose(crop, exposure_gain(rng, self.clean_gain))
                 a, b = crop, crop
             elif rng.random() < self.optics_prob:
                 a, b = synthesize_optics_pair(crop, rng, self.bank, self.optics_cfg)
