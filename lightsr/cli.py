@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="lowres (default): flare estimated on the whole photo at 512 px, as the models "
                                  "are trained, and subtracted at full resolution; tiled: full-resolution tiles")
             sp.add_argument("--no-keep-sources", action="store_true",
-                            help="do not blend the lamps (saturated pixels the model keeps) back from the input")
+                            help="do not blend the lamps (lightsr.flare.lamp_mask) back from the input")
         sp.set_defaults(fn=fn)
 
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")

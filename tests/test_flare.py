@@ -7,7 +7,7 @@ from PIL import Image
 
 import lightsr
 from lightsr import cli
-from lightsr.flare import has_light_source, light_source_mask, remove_flare
+from lightsr.flare import LAMP, has_light_source, lamp_mask, light_source_mask, remove_flare
 
 
 @pytest.fixture
@@ -65,6 +65,42 @@ def test_glare_disc_is_not_kept_as_a_lamp(model, photo):
     assert np.abs(out[ring].mean(axis=0) - clean[around].mean(axis=0)).max() < 12
     # the old rule (every saturated pixel is a lamp) would have kept the whole disc
     assert light_source_mask(flared)[ring].min() == 1.0
+
+
+def test_a_lamp_the_model_dims_with_its_glare_is_still_kept(model, photo):
+    """A model may dim the lamp along with its clipped glare disc (here to half of white, under LAMP),
+    but leaves it brighter than the glare around it: the lamp at the disc's core stays, the glare goes."""
+    scene = np.asarray(Image.fromarray(photo).resize((512, 384)))  # the work size: lamp sizes as at inference
+    clean = (scene * 0.5).astype(np.uint8)
+    clean[188:196, 252:260] = 255  # the lamp, 8 px
+    yy, xx = np.mgrid[0:384, 0:512]
+    r = np.hypot(yy - 191.5, xx - 255.5)
+    flared = clean.copy()
+    flared[r < 40] = 255  # its saturated glare disc
+    guess = clean.copy()
+    guess[r < 40] = 70  # the model's grey guess under the glare
+    guess[188:196, 252:260] = 130  # and the lamp, dimmed with it
+    bright = guess.max(axis=2) / 255.0
+    lamp = lamp_mask(flared, bright)
+    ring = (r < 36) & (r > 12)
+    assert lamp[188:196, 252:260].all() and not lamp[ring].any()
+    assert not (bright >= LAMP)[188:196, 252:260].any()  # the model's brightness alone would lose it
+    _with_output(model, guess)
+    for method in ("lowres", "tiled"):
+        out = remove_flare(model, flared, method=method)
+        assert (out[188:196, 252:260] == 255).all(), method
+        assert out[ring].mean() < 128, method
+    # where the model leaves the whole disc equally grey, the lamp is somewhere in its middle: the core (CORE of
+    # its depth, at most CORE_PX[1] px deep) is kept, the rest is glare
+    flat = guess.copy()
+    flat[188:196, 252:260] = 70
+    lamp = lamp_mask(flared, flat.max(axis=2) / 255.0)
+    assert lamp[r <= 8].all() and not lamp[r > 11].any()
+    # where the model keeps part of the lamp bright, its outline stands: no core is added around it
+    kept = flat.copy()
+    kept[190:194, 254:258] = 230
+    lamp = lamp_mask(flared, kept.max(axis=2) / 255.0)
+    assert np.array_equal(lamp & (r < 40), (kept.max(axis=2) >= LAMP * 255) & (r < 40))
 
 
 def test_clipped_glare_is_filled_from_its_surroundings(model):
