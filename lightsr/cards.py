@@ -177,6 +177,9 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
     the ``bench`` line that re-measures the card.
     """
     stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
+    merge = None
+    if (stages[-1] / MERGE_RECORD).is_file():  # the recipe ends in a weight average of its stages' best weights
+        merge = json.loads((stages.pop() / MERGE_RECORD).read_text())
     recs = [training_record(r) for r in stages]
     last, multi = recs[-1], len(stages) > 1
     a, r = last["args"], last["record"]
@@ -212,8 +215,28 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
         if i > 0:  # a later stage starts from the previous stage's best weights, not a shipped folder
             argv = _with(argv, "--init", f"runs/{stages[i - 1].name}/best")
         commands.append(_shell(argv))
+    if merge:
+        training["weights"] = _merge_line(merge, stages)
+        commands.append(_shell(merge["command"]))
     return training, "```bash\n" + "\n".join([*commands, bench]) + "\n```"
 
+
+def _merge_line(merge: dict[str, Any], stages: list[Path]) -> str:
+    """The card line of a final weight average (train/average_weights.py's merge.json): which
+    stages' best weights, with what weight."""
+    numbers = {folder.name: i for i, folder in enumerate(stages, start=1)}  # a source is a stage's RUN/best
+
+    def which(source: str) -> str:
+        run = Path(source).parent.name if Path(source).name == "best" else None
+        return f"stage {numbers[run]}'s best weights" if run in numbers else f"the weights of `{source}`"
+
+    parts = [f"{w:g} x {which(s)}" for s, w in zip(merge["sources"], merge["weights"])]
+    return ("the weighted mean of " + " and ".join(parts) + " (weight-space ensembling, WiSE-FT: Wortsman et al., "
+            "CVPR 2022; both are fine-tunes of one model, so the mean trades what the later stage gained against "
+            "what it lost)")
+
+
+MERGE_RECORD = "merge.json"  # what train/average_weights.py writes beside the averaged weights
 
 FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator",
               "streaks": "held-out streak generator (never trained on)"}

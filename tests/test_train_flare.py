@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -335,3 +336,40 @@ def test_flare_training_on_its_flare_free_test_photos_is_refused(photos, tmp_pat
     shutil.copytree(photos, test_set)
     with pytest.raises(lightsr.LightSRError, match="flare-free test set"):
         run(test_set, tmp_path / "run", "--model", "pix2pix-flare-test", "--steps", "1")
+
+
+def test_average_weights_makes_the_weighted_mean_and_the_card_says_so(photos, tmp_path):
+    """train/average_weights.py: every float tensor is the weighted mean of the sources' (WiSE-FT);
+    the card of a recipe ending in it names the stages and weights and repeats its command. Sources
+    of different configs, or weights that do not sum to 1, are refused in one line."""
+    import average_weights
+    from lightsr.cards import _training
+
+    base, tuned, merged = tmp_path / "runs" / "base", tmp_path / "runs" / "tuned", tmp_path / "runs" / "merged"
+    run(photos, base, "--model", "pix2pix-flare-test", "--steps", "2", "--lr", "1e-2")
+    run(photos, tuned, "--model", "pix2pix-flare-test", "--steps", "2", "--lr", "1e-2", "--init", str(base / "best"))
+    average_weights.main(average_weights.parse_args(
+        [str(base / "best"), str(tuned / "best"), "--weights", "0.25", "0.75", "--out", str(merged)]))
+    a, b, m = (load_file(str(d / "best" / "model.safetensors")) for d in (base, tuned, merged))
+    moved = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+    assert moved  # the fine-tune changed weights, so the mean is not trivially either source
+    for k in a:
+        if a[k].is_floating_point():
+            assert torch.allclose(m[k].double(), 0.25 * a[k].double() + 0.75 * b[k].double(), atol=1e-6), k
+        else:  # BatchNorm's batch counter: the last source's
+            assert torch.equal(m[k], b[k]), k
+    assert lightsr.load(merged / "best").architecture == "pix2pix"
+
+    training, reproduce = _training([base, tuned, merged], "bench")
+    assert training["weights"].startswith("the weighted mean of 0.25 x stage 1's best weights and 0.75 x stage 2's")
+    assert f"python train/average_weights.py {base / 'best'} {tuned / 'best'} --weights 0.25 0.75" in reproduce
+    assert "stage 2 (`runs/tuned`)" in training["objective"]  # the last training stage keeps the full lines
+
+    other = tmp_path / "runs" / "other"
+    run(photos, other, "--model", "nf-resunet-flare-test", "--steps", "1")
+    for argv, message in (([str(base / "best"), str(other / "best")], "not the same model"),
+                          ([str(base / "best"), str(tuned / "best"), "--weights", "0.5", "0.6"], "summing to 1")):
+        done = subprocess.run([sys.executable, str(ROOT / "train" / "average_weights.py"), *argv,
+                               "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()
