@@ -30,9 +30,11 @@ def machine() -> str:
 
 
 def training_runs(runs: dict[str, tuple[str, ...]], name: str) -> list[Path] | None:
-    """The run folders (in order) that made checkpoint ``name``, or None when any is not in this checkout."""
+    """The run folders (in order) that made checkpoint ``name``, or None when any is not in this checkout
+    (a training run keeps its args.json; a weight average, train/average_weights.py, its merge.json)."""
     folders = [ROOT / r for r in runs.get(name, ())]
-    return folders if folders and all((f / "args.json").exists() for f in folders) else None
+    recorded = all((f / "args.json").exists() or (f / "merge.json").exists() for f in folders)
+    return folders if folders and recorded else None
 
 
 def median_time(fn, runs: int) -> float:

@@ -57,9 +57,11 @@ FREE = ROOT / "data" / "debian-photos"  # photos no flare model trains on: with 
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
 BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
-# checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before)
+# checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before; a last
+# folder with merge.json averages earlier stages' weights, train/average_weights.py)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
-                             "runs/flare-nf-lamp", "runs/flare-nf-bg"),
+                             "runs/flare-nf-lamp", "runs/flare-nf-bg", "runs/flare-nf-lampf-gpu-b",
+                             "runs/flare-nf-wise"),
         "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics", "runs/flare-pix2pix-gpu",
                           "runs/flare-pix2pix-lamp", "runs/flare-pix2pix-clean", "runs/flare-pix2pix-clean-gpu")}
 

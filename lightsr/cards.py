@@ -57,6 +57,11 @@ def training_record(run_dir: str | Path) -> dict[str, Any]:
             "rollbacks": state.get("guard", {}).get("rollbacks", 0), "segments": state.get("segments", [])}
 
 
+# Sittings before 2026-11-26 did not record their CPU. They all ran on the project's AMD EPYC machines (every card
+# rendered then said so); the card must not name whatever machine happens to render it now.
+UNRECORDED_CPU = "AMD EPYC"
+
+
 def _sittings(rec: dict[str, Any]) -> dict[str, str]:
     """Card lines on how a resumed run was trained: its sittings, schedule changes and threads."""
     segs, a = rec["segments"], rec["args"]
@@ -65,7 +70,7 @@ def _sittings(rec: dict[str, Any]) -> dict[str, str]:
     if not segs:
         threads = [a.get("threads") or 0]
     cpus = sorted({s["cpu"] for s in segs if s.get("cpu") and not s.get("gpu")})  # recorded since 2026-11-26
-    model = " / ".join(cpus) or None  # None: not recorded (older runs), this machine's is said
+    model = " / ".join(cpus) or UNRECORDED_CPU
     cpu = hardware(threads[0] if len(threads) == 1 else "/".join(map(str, threads)), cpu=model) if threads else ""
     parts = [cpu.removesuffix(", no GPU") if gpus else cpu] if cpu else []
     lines = {"hardware": " and ".join(parts + [f"one {g} GPU" for g in gpus])}
