@@ -51,6 +51,7 @@ from lightsr.imaging import image_files
 from lightsr.flare import METHODS, remove_flare
 from lightsr.imaging import fit_long_side, open_image
 from lightsr.metrics import psnr
+from lightsr.training import cpu_name
 
 DATA = ROOT / "data" / "sr-train"
 FREE = ROOT / "data" / "debian-photos"  # photos no flare model trains on: with the held-out ones, the flare-free set
@@ -146,7 +147,7 @@ def main() -> None:
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
         text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
-                f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({args.threads} threads, "
+                f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({cpu_name()}, {args.threads} threads, "
                 f"{BACKEND_NAMES[speed['lowres']['backend']]} as backend='auto' picked)")
         results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in MEASURED_GENERATORS},
                                "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text,

@@ -7,7 +7,7 @@ from PIL import Image
 
 import lightsr
 from lightsr import cli
-from lightsr.flare import LAMP, has_light_source, lamp_mask, light_source_mask, remove_flare
+from lightsr.flare import LAMP, PEAK, has_light_source, lamp_mask, light_source_mask, remove_flare
 
 
 @pytest.fixture
@@ -90,12 +90,17 @@ def test_a_lamp_the_model_dims_with_its_glare_is_still_kept(model, photo):
         out = remove_flare(model, flared, method=method)
         assert (out[188:196, 252:260] == 255).all(), method
         assert out[ring].mean() < 128, method
-    # where the model leaves the whole disc equally grey, the lamp is somewhere in its middle: the core (CORE of
-    # its depth, at most CORE_PX[1] px deep) is kept, the rest is glare
+    # where the model leaves the whole disc equally grey, no lamp is left in it: a clipped ghost removed whole
     flat = guess.copy()
     flat[188:196, 252:260] = 70
-    lamp = lamp_mask(flared, flat.max(axis=2) / 255.0)
-    assert lamp[r <= 8].all() and not lamp[r > 11].any()
+    assert not lamp_mask(flared, flat.max(axis=2) / 255.0)[r < 40].any()
+    # a faint peak at its core (just over PEAK above the rest) is a lamp: the core's bright part is kept
+    faint = flat.copy()
+    faint[r < 3] = 70 + round(PEAK * 255) + 2
+    lamp = lamp_mask(flared, faint.max(axis=2) / 255.0)
+    assert lamp[r < 3].all() and not lamp[r > 4].any()
+    faint[r < 3] = 70 + round(PEAK * 255) - 2  # a bump under PEAK: still a ghost
+    assert not lamp_mask(flared, faint.max(axis=2) / 255.0)[r < 40].any()
     # where the model keeps part of the lamp bright, its outline stands: no core is added around it
     kept = flat.copy()
     kept[190:194, 254:258] = 230
