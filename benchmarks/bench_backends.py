@@ -60,15 +60,22 @@ def main() -> None:
         auto = "openvino" if probe["openvino"] < probe["torch"] else "torch"
         scores = {b: {n: evaluate_sr(model, BENCH / n, backend=b) for n in ("Set5", "Set14")}
                   for b in ("torch", "openvino")}
-        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, cold, warm, scores, auto, probe))
-        print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms, first use {cold:.1f} s / {warm:.1f} s",
-              {b: round(s["Set5"].psnr, 3) for b, s in scores.items()})
+        if bf16:  # the same compiled graph at bfloat16: its speed, and what it costs in PSNR
+            half = backends.OpenVINOModel(model, precision="bf16")
+            scores["bf16"] = {n: evaluate_sr(model, BENCH / n, net=half) for n in ("Set5", "Set14")}
+            bf16_ms = frame_ms(half, x, args.frames)
+        else:
+            bf16_ms = None
+        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, bf16_ms, cold, warm, scores, auto, probe))
+        print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms, bf16 {bf16_ms or 0:.0f} ms, "
+              f"first use {cold:.1f} s / {warm:.1f} s", {b: round(s["Set5"].psnr, 3) for b, s in scores.items()})
     shutil.rmtree(os.environ["LIGHTSR_CACHE"], ignore_errors=True)
     lines = [
         "## Inference backends: PyTorch and OpenVINO (`benchmarks/bench_backends.py`)",
         "",
-        "Every shipped SR checkpoint on both backends of `lightsr.backends` (fp32 on both; this CPU "
-        + ("reports bf16, not measured here yet" if bf16 else "does not report bf16 to OpenVINO, so bf16 "
+        "Every shipped SR checkpoint on both backends of `lightsr.backends` (fp32 on both; "
+        + ("and OpenVINO at `precision=\"bf16\"`, which this CPU reports: its Set5/Set14 change against "
+           "OpenVINO fp32 and its ms per frame" if bf16 else "this CPU does not report bf16 to OpenVINO, so bf16 "
            "was not measured") + "). Set5/Set14 Y-PSNR on whole images; ms per frame whose output is "
         "1280x720, median of " + f"{args.frames}" + " runs after a warm-up (PyTorch channels_last, OpenVINO with "
         "dynamic height and width, so every tile size shares one compilation); first use: OpenVINO "
@@ -78,14 +85,17 @@ def main() -> None:
         "here, with the probe's ms (torch / openvino). Machine: " + machine() + ".",
         "",
         "| checkpoint | input frame | Set5 torch / openvino | Set14 torch / openvino | ms / frame torch | "
-        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms) |"
+        + (" bf16: Set5 / Set14 change (dB), ms / frame |" if bf16 else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if bf16 else ""),
     ]
-    for name, size, t_ms, o_ms, cold, warm, s, auto, probe in rows:
+    for name, size, t_ms, o_ms, b_ms, cold, warm, s, auto, probe in rows:
+        half = (f" {s['bf16']['Set5'].psnr - s['openvino']['Set5'].psnr:+.3f} / "
+                f"{s['bf16']['Set14'].psnr - s['openvino']['Set14'].psnr:+.3f}, {b_ms:.0f} |") if b_ms else ""
         lines.append(f"| {name} | {size} | {s['torch']['Set5'].psnr:.3f} / {s['openvino']['Set5'].psnr:.3f} | "
                      f"{s['torch']['Set14'].psnr:.3f} / {s['openvino']['Set14'].psnr:.3f} | {t_ms:.0f} | "
                      f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s | {auto} "
-                     f"({probe['torch'] * 1e3:.0f} / {probe['openvino'] * 1e3:.0f}) |")
+                     f"({probe['torch'] * 1e3:.0f} / {probe['openvino'] * 1e3:.0f}) |" + half)
     lines += ["", "Reproduce: `python benchmarks/bench_backends.py`."]
     write_section("backends", "\n".join(lines))
 

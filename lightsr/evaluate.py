@@ -36,13 +36,15 @@ class SRScores:
 
 @torch.inference_mode()
 def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scale: int | None = None,
-                device: torch.device | str | None = None, backend: str = "torch") -> SRScores:
+                device: torch.device | str | None = None, backend: str = "torch", net=None) -> SRScores:
     """Mean Y-channel PSNR/SSIM of ``model`` and of bicubic over the HR images in ``folder``
     (a folder, or a list of image paths: a trainer's held-out photos).
 
     The model runs on whole images (benchmark images are small), in eval mode; grey
     images are fed as three equal channels and measured as they are. ``backend``: PyTorch
-    (the reference) by default, or "openvino" to measure what the compiled model gives.
+    (the reference) by default, or "openvino" to measure what the compiled model gives;
+    ``net``, a callable with the model's tensor contract (e.g. ``backends.OpenVINOModel(model,
+    precision="bf16")``), is measured instead where given.
     """
     from .backends import runner
 
@@ -50,7 +52,7 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scal
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
-    net = runner(model, backend)
+    net = net or runner(model, backend)
     rows = []
     named = isinstance(folder, (str, Path))  # a folder, or a list of paths
     for path in image_files(folder) if named else folder:

@@ -149,6 +149,20 @@ def test_bf16_where_the_cpu_has_it(photo):
         assert (net(x).clamp(0, 1) - model(x).clamp(0, 1)).abs().max() <= 2 / 255
 
 
+def test_evaluate_sr_measures_the_runner_it_is_given():
+    """evaluate_sr(net=...) scores that callable (how bench_backends measures bf16), not the backend's."""
+    from conftest import DATA
+
+    from lightsr.evaluate import evaluate_sr
+
+    model = _trained_like("ecbsr-test")
+    images = sorted((DATA / "sr-bench" / "Set5").iterdir())[:2]
+    reference = evaluate_sr(model, images)
+    assert evaluate_sr(model, images, net=model).psnr == reference.psnr
+    darker = evaluate_sr(model, images, net=lambda x: model(x) * 0.5)
+    assert darker.psnr < reference.psnr - 3 and darker.bicubic_psnr == reference.bicubic_psnr
+
+
 def test_video_runs_on_the_backend(tmp_path):
     from media import make_clip
 
