@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from huggingface_hub import EvalResult
 
+from .errors import LightSRError
 from .evaluate import SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
 from .training import cpu_name, read_run_record
@@ -185,6 +186,8 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
     merge = None
     if (stages[-1] / MERGE_RECORD).is_file():  # the recipe ends in a weight average of its stages' best weights
         merge = json.loads((stages.pop() / MERGE_RECORD).read_text())
+        if not stages:
+            raise LightSRError("a weight average's card needs the training runs it averages listed before it")
     recs = [training_record(r) for r in stages]
     last, multi = recs[-1], len(stages) > 1
     a, r = last["args"], last["record"]

@@ -364,6 +364,8 @@ def test_average_weights_makes_the_weighted_mean_and_the_card_says_so(photos, tm
     assert training["weights"].startswith("the weighted mean of 0.25 x stage 1's best weights and 0.75 x stage 2's")
     assert f"python train/average_weights.py {base / 'best'} {tuned / 'best'} --weights 0.25 0.75" in reproduce
     assert "stage 2 (`runs/tuned`)" in training["objective"]  # the last training stage keeps the full lines
+    with pytest.raises(lightsr.LightSRError, match="needs the training runs it averages"):
+        _training([merged], "bench")
 
     other = tmp_path / "runs" / "other"
     run(photos, other, "--model", "nf-resunet-flare-test", "--steps", "1")
