@@ -370,7 +370,8 @@ def test_average_weights_makes_the_weighted_mean_and_the_card_says_so(photos, tm
     other = tmp_path / "runs" / "other"
     run(photos, other, "--model", "nf-resunet-flare-test", "--steps", "1")
     for argv, message in (([str(base / "best"), str(other / "best")], "not the same model"),
-                          ([str(base / "best"), str(tuned / "best"), "--weights", "0.5", "0.6"], "summing to 1")):
+                          ([str(base / "best"), str(tuned / "best"), "--weights", "0.5", "0.6"], "summing to 1"),
+                          ([str(base / "best"), str(tuned / "best"), "--weights", "nan", "1"], "summing to 1")):
         done = subprocess.run([sys.executable, str(ROOT / "train" / "average_weights.py"), *argv,
                                "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> None:
     if len(args.sources) < 2:
         raise LightSRError("average_weights needs two or more model folders")
     weights = args.weights or [1 / len(args.sources)] * len(args.sources)
-    if len(weights) != len(args.sources) or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0:
+    if len(weights) != len(args.sources) or not all(0 <= w <= 1 for w in weights) or abs(sum(weights) - 1) > 1e-6:
         raise LightSRError(f"--weights: one non-negative weight per source, summing to 1 (got {weights})")
     models = [lightsr.load(s) for s in args.sources]  # refuses anything that is not a complete model folder
     configs = [m.hub_config() for m in models]
