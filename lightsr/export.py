@@ -9,6 +9,10 @@
   eval-mode forward. Flare models pad to their multiple inside the graph, so any size at or
   above ``min_size`` (the multiple) works.
 - ``openvino``: the same graph as OpenVINO IR (``.xml`` plus ``.bin`` beside it), fp32 weights.
+  On a CPU with native bf16 (AVX-512 BF16, AMX) OpenVINO runs any model at bf16 unless told
+  otherwise (its default performance mode; an IR cannot carry the setting): compile with
+  ``{"INFERENCE_PRECISION_HINT": "f32"}`` for outputs equal to PyTorch within 1e-4, as
+  ``lightsr.backends`` does (bf16 costs at most 0.02 dB on the shipped SR models, BENCHMARKS.md).
 - ``compact``: ECBSR re-parameterised to plain 3x3 convs is exactly the layout of Real-ESRGAN's
   SRVGGNetCompact (conv, PReLU, ..., conv, pixel shuffle, plus the nearest-neighbour upsampled
   input), so the ``.safetensors`` state dict it writes, with those key names, loads in spandrel,
