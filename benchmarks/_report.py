@@ -33,7 +33,9 @@ def training_runs(runs: dict[str, tuple[str, ...]], name: str) -> list[Path] | N
     """The run folders (in order) that made checkpoint ``name``, or None when any is not in this checkout
     (a training run keeps its args.json; a weight average, train/average_weights.py, its merge.json)."""
     folders = [ROOT / r for r in runs.get(name, ())]
-    recorded = all((f / "args.json").exists() or (f / "merge.json").exists() for f in folders)
+    from lightsr.cards import MERGE_RECORD
+
+    recorded = all((f / "args.json").exists() or (f / MERGE_RECORD).exists() for f in folders)
     return folders if folders and recorded else None
 
 

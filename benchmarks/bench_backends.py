@@ -67,8 +67,9 @@ def main() -> None:
         else:
             bf16_ms = None
         rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, bf16_ms, cold, warm, scores, auto, probe))
-        print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms, bf16 {bf16_ms or 0:.0f} ms, "
-              f"first use {cold:.1f} s / {warm:.1f} s", {b: round(s["Set5"].psnr, 3) for b, s in scores.items()})
+        print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms"
+              + (f", bf16 {bf16_ms:.0f} ms" if bf16_ms else "") + f", first use {cold:.1f} s / {warm:.1f} s",
+              {b: round(s["Set5"].psnr, 3) for b, s in scores.items()})
     shutil.rmtree(os.environ["LIGHTSR_CACHE"], ignore_errors=True)
     lines = [
         "## Inference backends: PyTorch and OpenVINO (`benchmarks/bench_backends.py`)",

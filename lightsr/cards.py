@@ -61,6 +61,7 @@ def training_record(run_dir: str | Path) -> dict[str, Any]:
 # Sittings before 2026-11-26 did not record their CPU. They all ran on the project's AMD EPYC machines (every card
 # rendered then said so); the card must not name whatever machine happens to render it now.
 UNRECORDED_CPU = "AMD EPYC"
+MERGE_RECORD = "merge.json"  # what train/average_weights.py writes beside the averaged weights
 
 
 def _sittings(rec: dict[str, Any]) -> dict[str, str]:
@@ -240,11 +241,8 @@ def _merge_line(merge: dict[str, Any], stages: list[Path]) -> str:
 
     parts = [f"{w:g} x {which(s)}" for s, w in zip(merge["sources"], merge["weights"])]
     return ("the weighted mean of " + " and ".join(parts) + " (weight-space ensembling, WiSE-FT: Wortsman et al., "
-            "CVPR 2022; both are fine-tunes of one model, so the mean trades what the later stage gained against "
-            "what it lost)")
-
-
-MERGE_RECORD = "merge.json"  # what train/average_weights.py writes beside the averaged weights
+            "CVPR 2022; the sources are fine-tunes of one model, so the mean trades what a later stage gained "
+            "against what it lost)")
 
 FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator",
               "streaks": "held-out streak generator (never trained on)"}

@@ -52,7 +52,7 @@ def evaluate_sr(model: torch.nn.Module, folder: str | Path | list[Path], *, scal
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
-    net = net or runner(model, backend)
+    net = runner(model, backend) if net is None else net
     rows = []
     named = isinstance(folder, (str, Path))  # a folder, or a list of paths
     for path in image_files(folder) if named else folder:
