@@ -175,17 +175,32 @@ class TimeBudget:
     once 5% of the budget is spent, whichever comes first, and lasts ``probe`` steps or 10% of
     the budget (at least ``MIN_PROBE`` steps), whichever comes first; the measured step rate
     then sets the total, so the schedule ends when the budget does (``safety`` leaves time for
-    validation and the last checkpoint). The time caps matter on a CPU, where 200 steps of a
-    flare model can take longer than the budget. ``expired`` stops a run that still overruns.
+    the last checkpoint). The time caps matter on a CPU, where 200 steps of a flare model can
+    take longer than the budget. ``expired`` stops a run that still overruns.
+
+    Validation is not a step: the trainer reports each one's duration (``validated``). Time
+    spent validating inside the probe is left out of the step rate (on a GPU one validation of a
+    flare model, scored on the CPU, took longer than the probe's steps, and a 10-minute budget
+    was planned as 237 steps), and the plan charges the validations still to come, every
+    ``val_every`` steps and once at the end, at the last one's cost.
     """
 
     SETTLE, MEASURE, MIN_PROBE = 0.05, 0.10, 5  # budget shares; steps
 
-    def __init__(self, minutes: float, start: int, probe: int = 200, safety: float = 0.93):
+    def __init__(self, minutes: float, start: int, probe: int = 200, safety: float = 0.93, val_every: int = 0):
         self.seconds, self.start, self.probe, self.safety = minutes * 60, start, probe, safety
+        self.val_every = val_every
         self.t0 = time.monotonic()
         self.mark: tuple[int, float] | None = None
         self.planned = False
+        self.excluded = 0.0  # seconds of validation inside the probe
+        self.val_cost = 0.0  # the last validation's seconds
+
+    def validated(self, seconds: float) -> None:
+        """A validation took ``seconds``: left out of the probe's step rate, charged to the plan."""
+        self.val_cost = seconds
+        if self.mark is not None and not self.planned:
+            self.excluded += seconds
 
     def total(self, step: int, current: int) -> int:
         """The run's total steps given that ``step`` steps are done (``current`` until it is known)."""
@@ -197,12 +212,14 @@ class TimeBudget:
                 self.mark = (step, now)
             return current
         measured = step - self.mark[0]
-        timed_out = measured >= self.MIN_PROBE and now - self.mark[1] >= self.MEASURE * self.seconds
+        timed_out = measured >= self.MIN_PROBE and now - self.mark[1] - self.excluded >= self.MEASURE * self.seconds
         if measured >= self.probe or timed_out:
-            rate = measured / (now - self.mark[1])
-            left = self.seconds * self.safety - (now - self.t0)
-            planned = max(step + 1, step + int(rate * left))
-            logger.info("time budget: %.2f steps/s, %.0f s left: the schedule ends at step %d", rate, left, planned)
+            rate = measured / max(now - self.mark[1] - self.excluded, 1e-9)
+            left = self.seconds * self.safety - (now - self.t0) - self.val_cost  # the final validation
+            per_step = 1 / rate + (self.val_cost / self.val_every if self.val_every else 0.0)
+            planned = max(step + 1, step + int(left / per_step))
+            logger.info("time budget: %.2f steps/s, %.0f s per validation, %.0f s left: the schedule ends at step %d",
+                        rate, self.val_cost, left, planned)
             self.planned = True
             return planned
         return current
@@ -689,7 +706,7 @@ class Bookkeeping:
         self.model, self.net, self.optimizer, self.ema, self.guard = model, net, optimizer, ema, guard
         self.validate, self.checkpoint, self.write_args, self.bar = validate, checkpoint, write_args, bar
         self.stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
-        self.budget = TimeBudget(args.minutes, start=state["step"] + 200)
+        self.budget = TimeBudget(args.minutes, start=state["step"] + 200, val_every=args.val_every)
         self.start = time.monotonic() - state["elapsed_s"]
         self.last_save = time.monotonic()
         self.val_psnr = float("nan")
@@ -723,7 +740,9 @@ class Bookkeeping:
         if state["step"] % args.log_every == 0 or state["step"] == self.stop:
             curve.write(step=state["step"], skipped=self.guard.skipped, elapsed_s=f"{state['elapsed_s']:.0f}", **row())
         if state["step"] % args.val_every == 0 or state["step"] == args.steps:
+            began = time.monotonic()
             self.val_psnr = self.validate()
+            self.budget.validated(time.monotonic() - began)
         self.bar.set_postfix(**postfix, psnr=f"{self.val_psnr:.2f}", skipped=self.guard.skipped)
         self.bar.update(1)
         if time.monotonic() - self.last_save > args.save_every_min * 60 or state["step"] == self.stop:

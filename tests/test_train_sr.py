@@ -262,6 +262,16 @@ def test_time_budget_plans_the_schedule_from_the_measured_step_rate(monkeypatch)
         clock[0] += 10
     assert slow.total(90, 100000) == 90 + int(0.1 * (6000 - 900))  # 600 s (10%) measured: 0.1 steps/s
     assert slow.total(91, 600) == 600  # planned once
+    # a validation inside the probe is not counted as steps, and the plan pays for the ones to come
+    clock[0] = 0.0
+    timed = training.TimeBudget(minutes=10, start=50, probe=100, safety=1.0, val_every=500)
+    assert timed.total(50, 20000) == 20000  # the probe starts at t = 0
+    clock[0] += 10  # steps 50..99: 5 steps/s
+    timed.validated(40)  # a 40 s validation at step 100
+    clock[0] += 40 + 10  # steps 100..149: 5 steps/s
+    planned = timed.total(150, 20000)
+    left = 600 - 60 - 40  # budget - spent - the final validation
+    assert planned == 150 + int(left / (1 / 5 + 40 / 500)), planned  # 1785: not 150 + 4.2 s/step's 0.4 x 500
 
 
 def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
