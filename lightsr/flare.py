@@ -139,6 +139,11 @@ def _subtract_flare(rgb: np.ndarray, flare: np.ndarray, rows: int = 512) -> np.n
     return out
 
 
+def clipped_mask(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of an (H, W, 3) uint8 photo with a channel clipped by the sensor (SATURATED)."""
+    return _channel_max(rgb) >= CLIPPED_LEVEL
+
+
 def has_light_source(rgb: np.ndarray) -> bool:
     """Whether an (H, W, 3) uint8 photo holds a light source: at least SOURCE_PX pixels clipped
     white (all three channels at SATURATED or above), the core of anything bright enough to flare."""
@@ -146,10 +151,13 @@ def has_light_source(rgb: np.ndarray) -> bool:
     return int(np.count_nonzero(white)) >= SOURCE_PX
 
 
-def lamp_mask(rgb: np.ndarray, bright: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+def lamp_mask(rgb: np.ndarray, bright: np.ndarray, *, scale: float = 1.0,
+              clipped: np.ndarray | None = None) -> np.ndarray:
     """(H, W) bool: which pixels of the uint8 (H, W, 3) input ``rgb`` are lamps, given ``bright``, the
-    (H, W) brightest channel of the model's output in [0, 1] at the same size; ``scale`` is the
-    image's long side over 512 (the pixel sizes below are for a 512 px frame).
+    (H, W) brightest channel of the model's output at the same size, float in [0, 1] or uint8 (read
+    as / 255, region by region: a 12 MP float copy would take 48 MB); ``scale`` is the image's long
+    side over 512 (the pixel sizes below are for a 512 px frame); ``clipped``, the (H, W) bool
+    saturated pixels of ``rgb`` (``clipped_mask``) where the caller has them already.
 
     A pixel is a lamp where the model leaves it at LAMP or brighter. A clipped region of the
     input (saturated pixels, connected) where the model leaves no pixel that bright has lost its
@@ -159,8 +167,10 @@ def lamp_mask(rgb: np.ndarray, bright: np.ndarray, *, scale: float = 1.0) -> np.
     leaves it above CORE_LEVEL of the way from the region's median to its maximum, and always
     the deepest CORE_PX[0] px (so a region that thin is a lamp core, all of it). Every other
     saturated pixel is glare."""
-    lamp = bright >= LAMP
-    clipped = _channel_max(rgb) >= SATURATED * 255
+    unit = np.float32(255) if bright.dtype == np.uint8 else np.float32(1)
+    lamp = bright >= LAMP * unit
+    if clipped is None:
+        clipped = clipped_mask(rgb)
     labels, _ = ndimage.label(clipped)
     least, most = CORE_PX[0] * scale, CORE_PX[1] * scale
     h, w = clipped.shape
@@ -168,7 +178,7 @@ def lamp_mask(rgb: np.ndarray, bright: np.ndarray, *, scale: float = 1.0) -> np.
         own = labels[box] == i
         if (lamp[box] & own).any():
             continue  # the model keeps its lamp: its verdict stands
-        level = bright[box][own]
+        level = bright[box][own] / unit
         median = float(np.median(level))
         if float(level.max()) - median < PEAK:
             continue  # the model leaves no peak in it: a ghost or speckle dimmed whole, not a lamp
@@ -182,7 +192,7 @@ def lamp_mask(rgb: np.ndarray, bright: np.ndarray, *, scale: float = 1.0) -> np.
         depth = ndimage.distance_transform_edt(region)
         deepest = float(depth.max())
         core = depth >= deepest - float(np.clip(CORE * deepest, least, most))
-        core &= bright[box] >= median + CORE_LEVEL * (float(level.max()) - median)
+        core &= bright[box] / unit >= median + CORE_LEVEL * (float(level.max()) - median)
         lamp[box] |= region & (core | (depth >= deepest - least))
     return lamp
 
@@ -207,10 +217,10 @@ def _fill_from_surroundings(image: np.ndarray, unknown: np.ndarray, source: np.n
     return np.where(unknown[..., None], filled, image)
 
 
-def _keep_lamps(rgb: np.ndarray, out: np.ndarray, lamp_at) -> np.ndarray:
-    """Blend the lamps back from ``rgb`` into ``out`` (in place): saturated input pixels for which
-    ``lamp_at(ys, xs)`` is true, through light_source_mask, computed only around them."""
-    ys, xs = np.nonzero(_channel_max(rgb) >= SATURATED * 255)
+def _keep_lamps(rgb: np.ndarray, out: np.ndarray, lamp_at, clipped: np.ndarray) -> np.ndarray:
+    """Blend the lamps back from ``rgb`` into ``out`` (in place): saturated input pixels (``clipped``)
+    for which ``lamp_at(ys, xs)`` is true, through light_source_mask, computed only around them."""
+    ys, xs = np.nonzero(clipped)
     if len(ys):
         keep = lamp_at(ys, xs)
         ys, xs = ys[keep], xs[keep]
@@ -282,11 +292,13 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         # one whole-frame pass (a work_size above 1536 px goes through tiles, memory bounded)
         clean_small = _model_float(model, net, small) if max(small.shape[:2]) <= 1536 else \
             enhance(model, small, progress=progress, backend=backend).astype(np.float32) / 255.0
-        lamp_small = lamp_mask(small, _channel_max(clean_small), scale=max(small.shape[:2]) / 512)
+        clipped_small = clipped_mask(small)
+        lamp_small = lamp_mask(small, _channel_max(clean_small), scale=max(small.shape[:2]) / 512,
+                               clipped=clipped_small)
         # the clipped glare disc (and its rim): the scene is lost there, so fill it from around it. Only
         # what the model dims is glare: the rim of a clipped region it keeps (a lamp, daylit sky) is left alone
         grow = max(1, round(FILL_GROW * max(small.shape[:2]) / 512))
-        unknown = (_channel_max(small) >= SATURATED * 255) & ~lamp_small
+        unknown = clipped_small & ~lamp_small
         if unknown.any():
             grown = Image.fromarray(unknown.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * grow + 1))
             unknown = (np.asarray(grown) > 0) & ~lamp_small
@@ -305,13 +317,14 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             progress(1, 1)
     else:
         out = enhance(model, rgb, progress=progress, backend=backend)
-        lamp = lamp_mask(rgb, _channel_max(out) / np.float32(255), scale=max(h, w) / 512)
+        clipped = clipped_mask(rgb)
+        lamp = lamp_mask(rgb, _channel_max(out), scale=max(h, w) / 512, clipped=clipped)
 
         def lamp_at(ys, xs):
             return lamp[ys, xs]
 
     if keep_sources:
-        out = _keep_lamps(rgb, out, lamp_at)
+        out = _keep_lamps(rgb, out, lamp_at, clipped_mask(rgb) if method == "lowres" else clipped)
     return Image.fromarray(out) if as_pil else out
 
 
