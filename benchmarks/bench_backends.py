@@ -56,8 +56,8 @@ def main() -> None:
         torch_ms = frame_ms(model.to(memory_format=torch.channels_last),
                             x.contiguous(memory_format=torch.channels_last), args.frames)
         ov_ms = frame_ms(compiled, x, args.frames)
-        probe = backends.probe_times(model, compiled)  # what backend="auto" decides on
-        auto = "openvino" if probe["openvino"] < probe["torch"] else "torch"
+        probe = backends.auto_record(model)  # what backend="auto" decided, on its probe tile
+        auto = {"torch": "torch", "fp32": "openvino", "bf16": "openvino bf16"}[probe["choice"]]
         scores = {b: {n: evaluate_sr(model, BENCH / n, backend=b) for n in ("Set5", "Set14")}
                   for b in ("torch", "openvino")}
         if bf16:  # the same compiled graph at bfloat16: its speed, and what it costs in PSNR
@@ -82,8 +82,10 @@ def main() -> None:
         "dynamic height and width, so every tile size shares one compilation); first use: OpenVINO "
         "converting and compiling with an empty graph cache / compiling from the cached graph (every later "
         "process). `auto` (the default of `enhance` and `upscale_video`) takes, per model, the faster backend on "
-        f"a {backends.PROBE} px probe tile (timed at first use, then cached); the last column is its choice "
-        "here, with the probe's ms (torch / openvino). Machine: " + machine() + ".",
+        f"a {backends.PROBE} px probe tile (timed at first use, then cached), OpenVINO bf16 included where the CPU "
+        f"reports it and its output is within {backends.BF16_AGREEMENT:.0f} dB PSNR of fp32's; the auto column is "
+        "its choice here, with the probe's ms (torch / openvino / bf16) and bf16's agreement. Machine: "
+        + machine() + ".",
         "",
         "| checkpoint | input frame | Set5 torch / openvino | Set14 torch / openvino | ms / frame torch | "
         "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms) |"
@@ -95,8 +97,10 @@ def main() -> None:
                 f"{s['bf16']['Set14'].psnr - s['openvino']['Set14'].psnr:+.3f}, {b_ms:.0f} |") if b_ms else ""
         lines.append(f"| {name} | {size} | {s['torch']['Set5'].psnr:.3f} / {s['openvino']['Set5'].psnr:.3f} | "
                      f"{s['torch']['Set14'].psnr:.3f} / {s['openvino']['Set14'].psnr:.3f} | {t_ms:.0f} | "
-                     f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s | {auto} "
-                     f"({probe['torch'] * 1e3:.0f} / {probe['openvino'] * 1e3:.0f}) |" + half)
+                     f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s | {auto} ("
+                     + " / ".join(f"{probe[k]:.0f}" for k in ("torch_ms", "openvino_ms", "bf16_ms") if k in probe)
+                     + (f"; bf16 {probe['bf16_agreement_db']:.0f} dB from fp32" if "bf16_agreement_db" in probe
+                        else "") + ") |" + half)
     lines += ["", "Reproduce: `python benchmarks/bench_backends.py`."]
     write_section("backends", "\n".join(lines))
 

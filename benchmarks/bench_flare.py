@@ -56,7 +56,7 @@ from lightsr.training import cpu_name
 DATA = ROOT / "data" / "sr-train"
 FREE = ROOT / "data" / "debian-photos"  # photos no flare model trains on: with the held-out ones, the flare-free set
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
-BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO"}
+BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO", "openvino bf16": "OpenVINO bf16"}
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before; a last
 # folder with merge.json averages earlier stages' weights, train/average_weights.py)
@@ -76,7 +76,8 @@ from lightsr.backends import runner
 from lightsr.flare import remove_flare
 torch.set_num_threads({threads})
 model = zoo.get_model(zoo.find("flare-removal", label={label!r}))
-backend = "torch" if runner(model, None) is model else "openvino"  # start-up: compiled and chosen once
+net = runner(model, None)  # start-up: compiled and chosen once
+backend = "torch" if net is model else "openvino" if net.precision == "fp32" else "openvino bf16"
 photo = np.asarray(Image.open({photo!r}).convert("RGB").resize((4000, 3000))).copy()
 photo[1480:1520, 1980:2020] = 255  # a lamp: a photo without one is returned at once, unprocessed
 t = time.perf_counter()

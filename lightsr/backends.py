@@ -8,16 +8,20 @@ re-parameterised graph with dynamic height and width, so every tile size shares 
 compilation), compiles it for the CPU and reuses it; the converted graph is cached on disk
 (``$LIGHTSR_CACHE`` or ``~/.cache/lightsr``, keyed by the weights, the config and the
 OpenVINO version), so only the first use of a model pays the conversion. ``"auto"``
-(default; ``$LIGHTSR_BACKEND`` overrides it) picks, per model, whichever of OpenVINO and
-PyTorch runs it faster on this machine: the first use times both on one probe tile
-(``PROBE`` px, the best of ``PROBE_RUNS`` runs each), and the choice is cached on disk beside
-the graph, per thread count. Both are fp32 and equal within 1e-4, so speed is the only thing
-to choose on. Without OpenVINO, or with the model off the CPU, ``auto`` is PyTorch. A model
+(default; ``$LIGHTSR_BACKEND`` overrides it) picks, per model, whichever runs it fastest on
+this machine: the first use times PyTorch and OpenVINO on one probe tile (``PROBE`` px, the
+best of ``PROBE_RUNS`` runs each), and the choice is cached on disk beside the graph, per
+thread count. Without OpenVINO, or with the model off the CPU, ``auto`` is PyTorch. A model
 that fails to convert or compile falls back to PyTorch with one warning line.
 
-Precision is fp32 (equal to PyTorch within 1e-4, tested). ``precision="bf16"`` asks for
+Precision: OpenVINO fp32 equals PyTorch within 1e-4 (tested). ``precision="bf16"`` asks for
 bfloat16 where the CPU reports it (AVX-512 BF16 / AMX); it changes outputs by up to about
-2/255, so it is never picked automatically.
+2/255. ``"auto"`` also times OpenVINO bf16 where the CPU reports it, and takes it only where
+it is both faster (at most ``BF16_SHARE`` of the next best time on the probe tile) and
+accurate: its output within ``BF16_AGREEMENT`` dB PSNR of fp32's on a probe image, a
+difference that costs a model of 30 to 40 dB well under 0.05 dB. A CPU that does not report
+bf16 (AVX2) is never probed for it; on an AVX-512 BF16 Xeon without AMX bf16 measured slower
+than fp32 for every shipped SR model (BENCHMARKS), so the probe keeps fp32 there.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -55,6 +60,9 @@ BACKENDS = ("auto", "torch", "openvino")
 PROBE = 128  # px, the square tile "auto" times both backends on
 PROBE_RUNS = 3  # after one warm-up run each
 PRECISIONS = ("fp32", "bf16")
+# "auto" takes OpenVINO bf16 only where its output is within BF16_AGREEMENT dB PSNR of fp32's on the probe image
+# (an added error of 56 dB raises a 37 dB model's error by 1.2%, 0.05 dB) and it takes at most BF16_SHARE of fp32's time
+BF16_AGREEMENT, BF16_SHARE = 56.0, 0.9
 # model -> {(precision, weights version): serial number in _live, or None where PyTorch runs it;
 #           ("auto", precision, weights version): whether auto runs it compiled}
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -163,13 +171,17 @@ class OpenVINOModel:
 
 
 def runner(model: LightSRModel, backend: str | None = "auto", *,
-           precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
+           precision: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model`` on ``backend`` ("auto", "torch" or "openvino"; None reads
-    ``$LIGHTSR_BACKEND``, default "auto"). Compiled models are kept per model object and reused,
-    the ``KEEP`` most recently used of them at once."""
+    ``$LIGHTSR_BACKEND``, default "auto"). ``precision``: "fp32" or "bf16" for OpenVINO; None is
+    fp32 for "openvino" and, for "auto", whichever of PyTorch, OpenVINO fp32 and (where accurate)
+    OpenVINO bf16 is fastest here. Compiled models are kept per model object and reused, the
+    ``KEEP`` most recently used of them at once."""
     backend = backend or os.environ.get("LIGHTSR_BACKEND") or "auto"
     if backend not in BACKENDS:
         raise LightSRError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision is not None and precision not in PRECISIONS:
+        raise LightSRError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     on_cpu = next(model.parameters()).device.type == "cpu"
     if backend == "torch" or (backend == "auto" and not (openvino_available() and on_cpu)):
         return model
@@ -177,45 +189,70 @@ def runner(model: LightSRModel, backend: str | None = "auto", *,
         raise LightSRError("backend 'openvino' needs OpenVINO: pip install openvino (or 'lightsr[openvino]')")
     if not on_cpu:
         raise LightSRError("backend 'openvino' runs on the CPU; move the model there or use backend='torch'")
-    key = (precision, weights_version(model))
+    version = weights_version(model)
     with _lock:
         per_model = _compiled.setdefault(model, {})
-        if key not in per_model:
-            for k, stale in per_model.items():  # older weights' compilations: dropped now, on this thread
-                if k[0] != "auto" and stale is not None:
-                    _live.pop(stale, None)
-            per_model.clear()
-        if key not in per_model or (per_model[key] is not None and per_model[key] not in _live):
-            try:
-                compiled = OpenVINOModel(model, precision=precision)
-            except LightSRError:
-                raise
-            except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
-                logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch",
-                               model.architecture, str(err).splitlines()[0] if str(err) else type(err).__name__)
-                per_model[key] = None  # PyTorch (the model itself is not stored: it is this dict's weak key)
-            else:
-                per_model[key] = serial = next(_serial)
-                _live[serial] = compiled
-                while len(_live) > KEEP:
-                    _live.popitem(last=False)  # the least recently used; a caller still running it keeps it
-        serial = per_model[key]
-        if serial is None:
-            return model
-        _live.move_to_end(serial)
-        compiled = _live[serial]
-        if backend == "auto":
-            auto_key = ("auto", *key)
-            if auto_key not in per_model:
-                per_model[auto_key] = _faster_backend(model, compiled) == "openvino"
-            if not per_model[auto_key]:
-                return model
-        return compiled
+        for k in [k for k in per_model if k[-1] != version]:  # older weights' entries: dropped now, on this thread
+            stale = per_model.pop(k)
+            if k[0] != "auto" and stale is not None:
+                _live.pop(stale, None)
+        if backend == "openvino":
+            return _compiled_model(model, per_model, precision or "fp32", version) or model
+        auto_key = ("auto", precision, version)
+        if auto_key not in per_model:
+            fp32 = _compiled_model(model, per_model, "fp32", version)
+            per_model[auto_key] = "torch" if fp32 is None else _auto_choice(model, per_model, fp32, precision, version)
+        choice = per_model[auto_key]
+        return model if choice == "torch" else (_compiled_model(model, per_model, choice, version) or model)
 
 
-def probe_times(model: LightSRModel, compiled: OpenVINOModel) -> dict[str, float]:
-    """Seconds per run of a PROBE x PROBE tile on each backend: the best of PROBE_RUNS runs after a
-    warm-up (the best, not the mean: these machines are shared, and noise only ever adds time)."""
+def _compiled_model(model: LightSRModel, per_model: dict, precision: str, version) -> "OpenVINOModel | None":
+    """``model`` compiled at ``precision`` (kept in ``_live``, compiled again if evicted), or None
+    where OpenVINO cannot compile it (one warning line: PyTorch runs it). Called under ``_lock``."""
+    key = (precision, version)
+    if key not in per_model or (per_model[key] is not None and per_model[key] not in _live):
+        try:
+            compiled = OpenVINOModel(model, precision=precision)
+        except LightSRError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
+            logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch",
+                           model.architecture, str(err).splitlines()[0] if str(err) else type(err).__name__)
+            per_model[key] = None  # PyTorch (the model itself is not stored: it is this dict's weak key)
+        else:
+            per_model[key] = serial = next(_serial)
+            _live[serial] = compiled
+            while len(_live) > KEEP:
+                _live.popitem(last=False)  # the least recently used; a caller still running it keeps it
+    serial = per_model[key]
+    if serial is None:
+        return None
+    _live.move_to_end(serial)
+    return _live[serial]
+
+
+def auto_record(model: LightSRModel) -> dict:
+    """What backend="auto" runs ``model`` with here ("choice": "torch", "fp32" or "bf16") and the
+    probe it chose on (ms per probe tile, bf16's agreement with fp32), as cached beside the graph."""
+    runner(model, "auto")
+    compiled = runner(model, "openvino")
+    if not isinstance(compiled, OpenVINOModel):
+        return {"choice": "torch"}  # OpenVINO cannot compile it
+    slot = f"auto, {torch.get_num_threads()} threads"
+    return json.loads(compiled.graph_path.with_suffix(".auto.json").read_text())[slot]
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU reports bf16 to OpenVINO (AVX-512 BF16 or AMX)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def probe_times(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOModel | None = None) -> dict[str, float]:
+    """Seconds per run of a PROBE x PROBE tile on each backend ("torch", "openvino" and, given
+    ``half``, the model compiled at bf16, "bf16"): the best of PROBE_RUNS runs after a warm-up
+    (the best, not the mean: these machines are shared, and noise only ever adds time)."""
     n = -(-PROBE // model.size_multiple()) * model.size_multiple()
     x = torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(0))
     times = {}
@@ -225,7 +262,9 @@ def probe_times(model: LightSRModel, compiled: OpenVINOModel) -> dict[str, float
         with torch.inference_mode():
             # PyTorch as enhance and upscale_video run it: channels_last on the CPU
             for name, fn, inp in (("torch", model, x.contiguous(memory_format=torch.channels_last)),
-                                  ("openvino", compiled, x)):
+                                  ("openvino", compiled, x), ("bf16", half, x)):
+                if fn is None:
+                    continue
                 fn(inp)
                 best = float("inf")
                 for _ in range(PROBE_RUNS):
@@ -238,24 +277,53 @@ def probe_times(model: LightSRModel, compiled: OpenVINOModel) -> dict[str, float
     return times
 
 
-def _faster_backend(model: LightSRModel, compiled: OpenVINOModel) -> str:
-    """"openvino" or "torch", whichever ran ``model`` faster here: timed once (probe_times) and
-    kept in ``<graph>.auto.json`` per precision and thread count, so later processes only read it."""
+def bf16_agreement(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOModel) -> float:
+    """PSNR (dB) of ``half``'s output (bf16) against ``compiled``'s (fp32) on a probe image with
+    smooth areas, edges and fine texture (a seeded 16 px pattern upsampled, plus mild noise)."""
+    n = -(-PROBE // model.size_multiple()) * model.size_multiple()
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(n, n), mode="bicubic",
+                                        align_corners=False)
+    x = (x + 0.03 * torch.randn(1, 3, n, n, generator=g)).clamp(0, 1)
+    a, b = compiled(x).clamp(0, 1), half(x).clamp(0, 1)
+    mse = float(((a - b) ** 2).mean())
+    return 99.0 if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def _auto_choice(model: LightSRModel, per_model: dict, compiled: OpenVINOModel, precision: str | None,
+                 version) -> str:
+    """What backend="auto" runs ``model`` with: "torch", "fp32" or "bf16" (OpenVINO), the fastest
+    here (bf16 only if ``precision`` allows it, the CPU reports it and it is accurate, see
+    BF16_AGREEMENT). Timed once (probe_times) and kept in ``<graph>.auto.json`` per precision and
+    thread count, so later processes only read it. Called under ``_lock``."""
     path = compiled.graph_path.with_suffix(".auto.json")
-    slot = f"{compiled.precision}, {torch.get_num_threads()} threads"
+    slot = f"{precision or 'auto'}, {torch.get_num_threads()} threads"
     try:
         choices = json.loads(path.read_text())
         if not isinstance(choices, dict):
             choices = {}
     except (OSError, ValueError):
         choices = {}
-    if isinstance(choices.get(slot), dict) and choices[slot].get("backend") in ("torch", "openvino"):
-        return choices[slot]["backend"]
-    times = probe_times(model, compiled)
-    choice = "openvino" if times["openvino"] < times["torch"] else "torch"
-    logger.info("auto backend for %s: %s (a %d px tile: OpenVINO %.1f ms, PyTorch %.1f ms)", model.architecture,
-                choice, PROBE, times["openvino"] * 1e3, times["torch"] * 1e3)
-    choices[slot] = {"backend": choice, **{f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}}
+    if isinstance(choices.get(slot), dict) and choices[slot].get("choice") in ("torch", *PRECISIONS):
+        return choices[slot]["choice"]
+    half = None
+    if precision == "bf16":  # asked for: bf16 or PyTorch, whichever is faster (an error where the CPU lacks bf16)
+        compiled = _compiled_model(model, per_model, "bf16", version)
+        if compiled is None:
+            return "torch"
+    elif precision is None and bf16_supported():
+        half = _compiled_model(model, per_model, "bf16", version)
+    times = probe_times(model, compiled) if half is None else probe_times(model, compiled, half)
+    record = {f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}
+    choice = "torch" if times["torch"] <= times["openvino"] else compiled.precision
+    if half is not None:
+        record["bf16_agreement_db"] = agreement = round(bf16_agreement(model, compiled, half), 2)
+        if agreement >= BF16_AGREEMENT and times["bf16"] <= BF16_SHARE * min(times["torch"], times["openvino"]):
+            choice = "bf16"
+    logger.info("auto backend for %s: %s (a %d px tile: %s)", model.architecture,
+                "PyTorch" if choice == "torch" else f"OpenVINO {choice}", PROBE,
+                ", ".join(f"{k} {v:.1f} ms" for k, v in record.items() if k.endswith("_ms")))
+    choices[slot] = {"choice": choice, **record}
     text = json.dumps(choices, indent=1).encode()
     try:  # a cache: failing to write it only means timing again next time
         write_atomically(path, lambda f: f.write(text))

@@ -169,7 +169,7 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     ``None`` runs the whole image at once; an int is the tile side in input pixels.
     ``overlap``: context pixels around each tile; the model's ``tile_overlap()`` by default.
     ``progress(done, total)`` is called after each tile. ``backend``: "auto" (per model, the
-    faster of OpenVINO and PyTorch on this machine, timed once), "torch" or "openvino"; None
+    fastest of PyTorch and OpenVINO on this machine, timed once), "torch" or "openvino"; None
     reads ``$LIGHTSR_BACKEND``, default "auto" (``lightsr.backends``).
     """
     if not isinstance(model, LightSRModel):

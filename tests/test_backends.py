@@ -102,9 +102,10 @@ def test_auto_takes_the_faster_backend_per_model_and_remembers_it(monkeypatch, t
     fast_torch, fast_openvino = _trained_like("rdn-test"), _trained_like("span-test")
     timed = []
 
-    def probe(model, compiled):
+    def probe(model, compiled, half=None):
         timed.append(model.architecture)
-        return {"torch": 0.01, "openvino": 0.02} if model is fast_torch else {"torch": 0.02, "openvino": 0.01}
+        times = {"torch": 0.01, "openvino": 0.02} if model is fast_torch else {"torch": 0.02, "openvino": 0.01}
+        return times if half is None else {**times, "bf16": 1.0}  # bf16 (where this CPU has it): slower
 
     monkeypatch.setattr(backends, "probe_times", probe)
     assert backends.runner(fast_torch, "auto") is fast_torch
@@ -117,7 +118,51 @@ def test_auto_takes_the_faster_backend_per_model_and_remembers_it(monkeypatch, t
     assert backends.runner(fast_torch, "auto") is fast_torch
     assert isinstance(backends.runner(fast_openvino, "auto"), backends.OpenVINOModel)
     choices = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.auto.json"))]
-    assert sorted(c[f"fp32, {torch.get_num_threads()} threads"]["backend"] for c in choices) == ["openvino", "torch"]
+    assert sorted(c[f"auto, {torch.get_num_threads()} threads"]["choice"] for c in choices) == ["fp32", "torch"]
+
+
+class _FakeBF16:
+    """Stands in for a bf16 compilation on any CPU: the fp32 graph's output plus seeded noise of ``error``."""
+
+    precision = "bf16"
+
+    def __init__(self, fp32, error):
+        self.fp32, self.error, self.graph_path = fp32, error, fp32.graph_path
+
+    def __call__(self, x):
+        out = self.fp32(x)
+        return out + self.error * torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("error, bf16_time, expected", [
+    (1e-4, 0.005, "bf16"),  # faster and within 56 dB of fp32 (about 80 dB here): taken
+    (1e-2, 0.005, "fp32"),  # faster but off by about 40 dB: a model would lose more than 0.05 dB, not taken
+    (1e-4, 0.0095, "fp32"),  # accurate but only 5% faster than fp32: not worth the difference
+])
+def test_auto_takes_bf16_only_where_faster_and_accurate(monkeypatch, tmp_path, error, bf16_time, expected):
+    monkeypatch.setattr(backends, "_graph_dir", lambda: tmp_path)
+    monkeypatch.setattr(backends, "bf16_supported", lambda: True)
+    real = backends._compiled_model
+
+    def compiled_model(model, per_model, precision, version):
+        if precision == "bf16":
+            return _FakeBF16(real(model, per_model, "fp32", version), error)
+        return real(model, per_model, precision, version)
+
+    monkeypatch.setattr(backends, "_compiled_model", compiled_model)
+    monkeypatch.setattr(backends, "probe_times", lambda m, c, half=None: {"torch": 0.02, "openvino": 0.01,
+                                                                           **({"bf16": bf16_time} if half else {})})
+    model = _trained_like("ecbsr-test")
+    net = backends.runner(model, "auto")
+    assert net.precision == expected
+    (choice,) = [json.loads(p.read_text())[f"auto, {torch.get_num_threads()} threads"]
+                 for p in tmp_path.glob("*.auto.json")]
+    assert choice["choice"] == expected and (choice["bf16_agreement_db"] >= 56) == (error < 1e-3), choice
+    # precision="fp32" never weighs bf16; backend="openvino" is fp32 unless bf16 is asked for
+    assert backends.runner(model, "auto", precision="fp32").precision == "fp32"
+    assert backends.runner(model, "openvino").precision == "fp32"
+    with pytest.raises(lightsr.LightSRError, match="precision must be one of fp32, bf16"):
+        backends.runner(model, "auto", precision="fp16")
 
 
 def test_probe_times_both_backends_and_the_cache_lets_models_go():
