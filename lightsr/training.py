@@ -182,7 +182,9 @@ class TimeBudget:
     spent validating inside the probe is left out of the step rate (on a GPU one validation of a
     flare model, scored on the CPU, took longer than the probe's steps, and a 10-minute budget
     was planned as 237 steps), and the plan charges the validations still to come, every
-    ``val_every`` steps and once at the end, at the last one's cost.
+    ``val_every`` steps and once at the end, at the last one's cost. A plan made before any
+    validation (a slow CPU run plans after 15% of its budget, possibly before the first
+    ``val_every``) is made once more at the first validation, then with its cost.
     """
 
     SETTLE, MEASURE, MIN_PROBE = 0.05, 0.10, 5  # budget shares; steps
@@ -195,18 +197,24 @@ class TimeBudget:
         self.planned = False
         self.excluded = 0.0  # seconds of validation inside the probe
         self.val_cost = 0.0  # the last validation's seconds
+        self.rate = 0.0  # steps/s, as the probe measured it
+        self.replan = False
 
     def validated(self, seconds: float) -> None:
         """A validation took ``seconds``: left out of the probe's step rate, charged to the plan."""
+        self.replan = self.planned and not self.val_cost and bool(self.val_every)  # planned without its cost
         self.val_cost = seconds
         if self.mark is not None and not self.planned:
             self.excluded += seconds
 
     def total(self, step: int, current: int) -> int:
         """The run's total steps given that ``step`` steps are done (``current`` until it is known)."""
+        now = time.monotonic()
+        if self.replan:
+            self.replan = False
+            return self._plan(step, now, self.rate)
         if self.seconds <= 0 or self.planned:
             return current
-        now = time.monotonic()
         if self.mark is None:
             if step >= self.start or now - self.t0 >= self.SETTLE * self.seconds:
                 self.mark = (step, now)
@@ -214,15 +222,19 @@ class TimeBudget:
         measured = step - self.mark[0]
         timed_out = measured >= self.MIN_PROBE and now - self.mark[1] - self.excluded >= self.MEASURE * self.seconds
         if measured >= self.probe or timed_out:
-            rate = measured / max(now - self.mark[1] - self.excluded, 1e-9)
-            left = self.seconds * self.safety - (now - self.t0) - self.val_cost  # the final validation
-            per_step = 1 / rate + (self.val_cost / self.val_every if self.val_every else 0.0)
-            planned = max(step + 1, step + int(left / per_step))
-            logger.info("time budget: %.2f steps/s, %.0f s per validation, %.0f s left: the schedule ends at step %d",
-                        rate, self.val_cost, left, planned)
             self.planned = True
-            return planned
+            return self._plan(step, now, measured / max(now - self.mark[1] - self.excluded, 1e-9))
         return current
+
+    def _plan(self, step: int, now: float, rate: float) -> int:
+        """The total that ``rate`` steps/s, plus the validations to come, fits into what is left."""
+        self.rate = rate
+        left = self.seconds * self.safety - (now - self.t0) - self.val_cost  # the final validation
+        per_step = 1 / rate + (self.val_cost / self.val_every if self.val_every else 0.0)
+        planned = max(step + 1, step + int(left / per_step))
+        logger.info("time budget: %.2f steps/s, %.0f s per validation, %.0f s left: the schedule ends at step %d",
+                    rate, self.val_cost, left, planned)
+        return planned
 
     def expired(self) -> bool:
         return self.seconds > 0 and time.monotonic() - self.t0 > self.seconds

@@ -272,6 +272,19 @@ def test_time_budget_plans_the_schedule_from_the_measured_step_rate(monkeypatch)
     planned = timed.total(150, 20000)
     left = 600 - 60 - 40  # budget - spent - the final validation
     assert planned == 150 + int(left / (1 / 5 + 40 / 500)), planned  # 1785: not 150 + 4.2 s/step's 0.4 x 500
+    # planned before the first validation: planned again once, at it, with its cost
+    clock[0] = 0.0
+    early = training.TimeBudget(minutes=10, start=0, probe=50, safety=1.0, val_every=200)
+    early.total(0, 20000)
+    clock[0] += 10  # 50 steps in 10 s
+    first = early.total(50, 20000)
+    assert first == 50 + int(590 / (1 / 5)), first  # no validation cost known yet
+    clock[0] += 30  # 150 more steps
+    early.validated(60)  # the first validation, at step 200, took 60 s
+    clock[0] += 60
+    again = early.total(201, first)
+    assert again == 201 + int((600 - 100 - 60) / (1 / 5 + 60 / 200)), again  # 880, not 2999
+    assert early.total(202, again) == again  # and only then
 
 
 def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
