@@ -308,6 +308,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
         out = _subtract_flare(rgb, flare)
+        clipped = clipped_mask(rgb)  # at full resolution: the lamps are blended back among these
         sh, sw = lamp_small.shape
 
         def lamp_at(ys, xs):  # the model's verdict at low resolution, looked up at full-resolution pixels
@@ -317,14 +318,14 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             progress(1, 1)
     else:
         out = enhance(model, rgb, progress=progress, backend=backend)
-        clipped = clipped_mask(rgb)
+        clipped = clipped_mask(rgb)  # after the model's pass, so not held through its peak
         lamp = lamp_mask(rgb, _channel_max(out), scale=max(h, w) / 512, clipped=clipped)
 
         def lamp_at(ys, xs):
             return lamp[ys, xs]
 
     if keep_sources:
-        out = _keep_lamps(rgb, out, lamp_at, clipped_mask(rgb) if method == "lowres" else clipped)
+        out = _keep_lamps(rgb, out, lamp_at, clipped)
     return Image.fromarray(out) if as_pil else out
 
 
