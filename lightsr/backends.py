@@ -64,7 +64,7 @@ PRECISIONS = ("fp32", "bf16")
 # (an added error of 56 dB raises a 37 dB model's error by 1.2%, 0.05 dB) and it takes at most BF16_SHARE of fp32's time
 BF16_AGREEMENT, BF16_SHARE = 56.0, 0.9
 # model -> {(precision, weights version): serial number in _live, or None where PyTorch runs it;
-#           ("auto", precision, weights version): whether auto runs it compiled}
+#           ("auto", precision asked for or None, weights version): what auto runs it with, "torch", "fp32" or "bf16"}
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # The compiled models themselves, least recently used first, at most KEEP of them. They are owned
 # here, not by the weakly keyed dict above, so none is ever destroyed by the garbage collector
@@ -249,11 +249,16 @@ def bf16_supported() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def _probe_side(model: LightSRModel) -> int:
+    """PROBE rounded up to the model's size multiple: the side of the square tiles auto decides on."""
+    return -(-PROBE // model.size_multiple()) * model.size_multiple()
+
+
 def probe_times(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOModel | None = None) -> dict[str, float]:
     """Seconds per run of a PROBE x PROBE tile on each backend ("torch", "openvino" and, given
     ``half``, the model compiled at bf16, "bf16"): the best of PROBE_RUNS runs after a warm-up
     (the best, not the mean: these machines are shared, and noise only ever adds time)."""
-    n = -(-PROBE // model.size_multiple()) * model.size_multiple()
+    n = _probe_side(model)
     x = torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(0))
     times = {}
     was = model.training
@@ -280,7 +285,7 @@ def probe_times(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOMode
 def bf16_agreement(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOModel) -> float:
     """PSNR (dB) of ``half``'s output (bf16) against ``compiled``'s (fp32) on a probe image with
     smooth areas, edges and fine texture (a seeded 16 px pattern upsampled, plus mild noise)."""
-    n = -(-PROBE // model.size_multiple()) * model.size_multiple()
+    n = _probe_side(model)
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(n, n), mode="bicubic",
                                         align_corners=False)
@@ -313,7 +318,7 @@ def _auto_choice(model: LightSRModel, per_model: dict, compiled: OpenVINOModel, 
             return "torch"
     elif precision is None and bf16_supported():
         half = _compiled_model(model, per_model, "bf16", version)
-    times = probe_times(model, compiled) if half is None else probe_times(model, compiled, half)
+    times = probe_times(model, compiled, half)
     record = {f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}
     choice = "torch" if times["torch"] <= times["openvino"] else compiled.precision
     if half is not None:
