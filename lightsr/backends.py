@@ -45,6 +45,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .errors import LightSRError
@@ -159,15 +160,54 @@ class OpenVINOModel:
                 shutil.rmtree(tmp, ignore_errors=True)
         config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
+        self._core, self._graph, self._config = core, graph, config
         self._compiled = core.compile_model(graph, "CPU", config)
+        self._compiled_u8 = None  # frames(): compiled on first use
+        self._u8_lock = threading.Lock()
         self._local = threading.local()  # one infer request per thread: requests are not thread-safe
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
-        out = request.infer({0: x.detach().float().cpu().contiguous().numpy()})[0]
-        return torch.from_numpy(out.copy())
+        # shared in and out (infer is synchronous), then one copy: the request reuses its output buffer
+        out = request.infer({0: x.detach().float().cpu().contiguous().numpy()}, share_inputs=True, share_outputs=True)
+        return torch.from_numpy(out[0].copy())
+
+    def frames(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB -> (N, s*H, s*W, 3) uint8 RGB, C-contiguous: the model with the
+        scaling to [0, 1] before it and ``clamp(0, 1) * 255``, rounded, after it, all inside the
+        compiled graph (what video runs: no float frame is materialised or copied in Python).
+        Equal to rounding ``self(x)``'s output, but for a value on a rounding edge (tested)."""
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[-1] != 3:
+            raise LightSRError(f"frames() takes (N, H, W, 3) uint8 RGB, got {batch.dtype} {batch.shape}")
+        with self._u8_lock:
+            if self._compiled_u8 is None:
+                self._compiled_u8 = self._core.compile_model(_uint8_graph(self._graph), "CPU", self._config)
+        request = getattr(self._local, "request_u8", None)
+        if request is None:
+            request = self._local.request_u8 = self._compiled_u8.create_infer_request()
+        out = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True, share_outputs=True)
+        return out[0].copy()
+
+
+def _uint8_graph(graph):
+    """``graph`` ((N, 3, H, W) float in [0, 1] -> (N, 3, sH, sW)) wrapped by OpenVINO's pre- and
+    post-processing: (N, H, W, 3) uint8 in, divided by 255; out clamped to [0, 1], times 255,
+    rounded half to even (as torch.round) and (N, sH, sW, 3) uint8."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(graph.clone())
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
+    ppp.output().model().set_layout(ov.Layout("NCHW"))
+    ppp.output().tensor().set_layout(ov.Layout("NHWC")).set_element_type(ov.Type.u8)
+    ppp.output().postprocess().custom(
+        lambda out: ops.round(ops.multiply(ops.clamp(out, 0.0, 1.0), np.float32(255.0)), "half_to_even").output(0))
+    return ppp.build()
 
 
 def runner(model: LightSRModel, backend: str | None = "auto", *,

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backends import runner
+from .backends import OpenVINOModel, runner
 from .errors import LightSRError
 
 try:
@@ -315,6 +315,7 @@ def _transcode(net, device: torch.device, frames_q: queue.Queue, writer: _Writer
     """The model, on the calling thread: frames from the reader, in batches of ``batch_size``
     (one frame size per batch), through ``net``, to the writer. Returns the frames done."""
     channels_last = device.type == "cpu" and isinstance(net, torch.nn.Module)
+    compiled = isinstance(net, OpenVINOModel)  # uint8 frames in and out, scaled and rounded inside the graph
     done = 0
     pending: list = []
 
@@ -323,11 +324,15 @@ def _transcode(net, device: torch.device, frames_q: queue.Queue, writer: _Writer
         if not pending:
             return
         t = time.perf_counter()
-        x = to_unit_range(np.stack([a for _, _, a in pending]), device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            y = net(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        batch = np.stack([a for _, _, a in pending])
+        if compiled:
+            y = net.frames(batch)
+        else:
+            x = to_unit_range(batch, device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                y = net(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         timings.model += time.perf_counter() - t
         writer.put([(pts, arr) for (pts, _, _), arr in zip(pending, y)])
         done += len(pending)
