@@ -6,7 +6,8 @@ Per checkpoint and backend: Set5/Set14 Y-PSNR through ``lightsr.evaluate.evaluat
 (whole images), milliseconds per frame whose output is 1280x720 (median of --frames runs,
 after one warm-up), and OpenVINO's first-use cost: converting and compiling with an empty
 graph cache, then compiling from the cached graph (what every later process pays).
-Precision is fp32 on both; bf16 is measured where the CPU reports it.
+Precision is fp32 on both; OpenVINO at the lower precisions too, each where it can run: bf16
+where the CPU reports it, int8 where NNCF is installed.
 """
 
 from __future__ import annotations
@@ -39,9 +40,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["LIGHTSR_CACHE"] = tempfile.mkdtemp(prefix="lightsr-bench-")  # a cold graph cache
-    import openvino as ov
-
-    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    lower = [p for p, ok in (("bf16", backends.bf16_supported()), ("int8", backends.int8_available())) if ok]
     rows = []
     for entry in zoo.available("super-resolution"):
         model = lightsr.load(zoo.CHECKPOINTS / entry.name).eval()
@@ -56,51 +55,57 @@ def main() -> None:
         torch_ms = frame_ms(model.to(memory_format=torch.channels_last),
                             x.contiguous(memory_format=torch.channels_last), args.frames)
         ov_ms = frame_ms(compiled, x, args.frames)
-        probe = backends.auto_record(model)  # what backend="auto" decided, on its probe tile
-        auto = {"torch": "torch", "fp32": "openvino", "bf16": "openvino bf16"}[probe["choice"]]
         scores = {b: {n: evaluate_sr(model, BENCH / n, backend=b) for n in ("Set5", "Set14")}
                   for b in ("torch", "openvino")}
-        if bf16:  # the same compiled graph at bfloat16: its speed, and what it costs in PSNR
-            half = backends.OpenVINOModel(model, precision="bf16")
-            scores["bf16"] = {n: evaluate_sr(model, BENCH / n, net=half) for n in ("Set5", "Set14")}
-            bf16_ms = frame_ms(half, x, args.frames)
-        else:
-            bf16_ms = None
-        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, bf16_ms, cold, warm, scores, auto, probe))
-        print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms"
-              + (f", bf16 {bf16_ms:.0f} ms" if bf16_ms else "") + f", first use {cold:.1f} s / {warm:.1f} s",
-              {b: round(s["Set5"].psnr, 3) for b, s in scores.items()})
+        low_ms = {}
+        for p in lower:  # the same graph at a lower precision: its speed, and what it costs in PSNR
+            t = time.perf_counter()
+            net = backends.OpenVINOModel(model, precision=p)  # int8: quantized here (the cache is cold)
+            first = time.perf_counter() - t
+            scores[p] = {n: evaluate_sr(model, BENCH / n, net=net) for n in ("Set5", "Set14")}
+            low_ms[p] = (frame_ms(net, x, args.frames), first)
+        probe = backends.auto_record(model)  # what backend="auto" decided, on its probe tile
+        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, low_ms, cold, warm, scores, probe))
+        print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms",
+              {p: f"{ms:.0f} ms" for p, (ms, _) in low_ms.items()}, f"first use {cold:.1f} s / {warm:.1f} s",
+              {b: round(sc["Set5"].psnr, 3) for b, sc in scores.items()}, probe)
     shutil.rmtree(os.environ["LIGHTSR_CACHE"], ignore_errors=True)
+    measured = " and ".join(f"`precision=\"{p}\"`" for p in lower)
     lines = [
         "## Inference backends: PyTorch and OpenVINO (`benchmarks/bench_backends.py`)",
         "",
-        "Every shipped SR checkpoint on both backends of `lightsr.backends` (fp32 on both; "
-        + ("and OpenVINO at `precision=\"bf16\"`, which this CPU reports: its Set5/Set14 change against "
-           "OpenVINO fp32 and its ms per frame" if bf16 else "this CPU does not report bf16 to OpenVINO, so bf16 "
-           "was not measured") + "). Set5/Set14 Y-PSNR on whole images; ms per frame whose output is "
+        "Every shipped SR checkpoint on both backends of `lightsr.backends`, fp32 on both"
+        + (f", and OpenVINO at {measured} (bf16 where the CPU reports it, int8 where NNCF is installed): each one's "
+           "Set5/Set14 change against OpenVINO fp32, its ms per frame and its first use (int8: quantizing with "
+           "an empty cache)" if lower else "") + ". Set5/Set14 Y-PSNR on whole images; ms per frame whose output is "
         "1280x720, median of " + f"{args.frames}" + " runs after a warm-up (PyTorch channels_last, OpenVINO with "
         "dynamic height and width, so every tile size shares one compilation); first use: OpenVINO "
         "converting and compiling with an empty graph cache / compiling from the cached graph (every later "
-        "process). `auto` (the default of `enhance` and `upscale_video`) takes, per model, the faster backend on "
-        f"a {backends.PROBE} px probe tile (timed at first use, then cached), OpenVINO bf16 included where the CPU "
-        f"reports it and its output is within {backends.BF16_AGREEMENT:.0f} dB PSNR of fp32's; the auto column is "
-        "its choice here, with the probe's ms (torch / openvino / bf16) and bf16's agreement. Machine: "
+        "process). `auto` (the default of `enhance` and `upscale_video`) takes, per model, the fastest on "
+        f"a {backends.PROBE} px probe tile (timed at first use, then cached); a lower precision only where it "
+        f"takes at most {backends.SHARE:.0%} of the best other time and its output is within "
+        f"{backends.AGREEMENT:.0f} dB PSNR of fp32's on the held-out calibration squares (int8 is weighed for "
+        "super-resolution only). The auto column is its choice here, with the probe's ms ("
+        + " / ".join(["torch", "openvino", *lower]) + ") and each lower precision's agreement. Machine: "
         + machine() + ".",
         "",
         "| checkpoint | input frame | Set5 torch / openvino | Set14 torch / openvino | ms / frame torch | "
-        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms) |"
-        + (" bf16: Set5 / Set14 change (dB), ms / frame |" if bf16 else ""),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if bf16 else ""),
+        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms; agreement) |"
+        + "".join(f" {p}: Set5 / Set14 change (dB), ms / frame, first use |" for p in lower),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + " --- |" * len(lower),
     ]
-    for name, size, t_ms, o_ms, b_ms, cold, warm, s, auto, probe in rows:
-        half = (f" {s['bf16']['Set5'].psnr - s['openvino']['Set5'].psnr:+.3f} / "
-                f"{s['bf16']['Set14'].psnr - s['openvino']['Set14'].psnr:+.3f}, {b_ms:.0f} |") if b_ms else ""
-        lines.append(f"| {name} | {size} | {s['torch']['Set5'].psnr:.3f} / {s['openvino']['Set5'].psnr:.3f} | "
-                     f"{s['torch']['Set14'].psnr:.3f} / {s['openvino']['Set14'].psnr:.3f} | {t_ms:.0f} | "
-                     f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s | {auto} ("
-                     + " / ".join(f"{probe[k]:.0f}" for k in ("torch_ms", "openvino_ms", "bf16_ms") if k in probe)
-                     + (f"; bf16 {probe['bf16_agreement_db']:.0f} dB from fp32" if "bf16_agreement_db" in probe
-                        else "") + ") |" + half)
+    for name, size, t_ms, o_ms, low_ms, cold, warm, sc, probe in rows:
+        low = "".join(f" {sc[p]['Set5'].psnr - sc['openvino']['Set5'].psnr:+.3f} / "
+                      f"{sc[p]['Set14'].psnr - sc['openvino']['Set14'].psnr:+.3f}, {ms:.0f}, {first:.1f} s |"
+                      for p, (ms, first) in low_ms.items())
+        agree = ", ".join(f"{p} {probe[f'{p}_agreement_db']:.0f} dB" for p in lower if f"{p}_agreement_db" in probe)
+        lines.append(f"| {name} | {size} | {sc['torch']['Set5'].psnr:.3f} / {sc['openvino']['Set5'].psnr:.3f} | "
+                     f"{sc['torch']['Set14'].psnr:.3f} / {sc['openvino']['Set14'].psnr:.3f} | {t_ms:.0f} | "
+                     f"{o_ms:.0f} | {t_ms / o_ms:.2f}x | {cold:.1f} s / {warm:.1f} s | "
+                     f"**{backends.LABELS[probe['choice']]}** ("
+                     + " / ".join(f"{probe[k]:.0f}" for k in ("torch_ms", "openvino_ms", *(f"{p}_ms" for p in lower))
+                                  if k in probe)
+                     + (f"; {agree}" if agree else "") + ") |" + low)
     lines += ["", "Reproduce: `python benchmarks/bench_backends.py`."]
     write_section("backends", "\n".join(lines))
 

@@ -42,7 +42,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from _report import ROOT, machine, write_results, write_section
 
-from lightsr import zoo
+from lightsr import backends, zoo
 from lightsr.models.base import LightSRModel
 from lightsr.data.flare import MEASURED_GENERATORS, PairFolder, real_frames, validation_frames
 from lightsr.data.optics import psf_bank
@@ -56,7 +56,6 @@ from lightsr.training import cpu_name
 DATA = ROOT / "data" / "sr-train"
 FREE = ROOT / "data" / "debian-photos"  # photos no flare model trains on: with the held-out ones, the flare-free set
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
-BACKEND_NAMES = {"torch": "PyTorch", "openvino": "OpenVINO", "openvino bf16": "OpenVINO bf16"}
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before; a last
 # folder with merge.json averages earlier stages' weights, train/average_weights.py)
@@ -72,12 +71,12 @@ sys.path.insert(0, {root!r})
 import numpy as np, torch
 from PIL import Image
 from lightsr import zoo
-from lightsr.backends import runner
+from lightsr.backends import choice_of, runner
 from lightsr.flare import remove_flare
 torch.set_num_threads({threads})
 model = zoo.get_model(zoo.find("flare-removal", label={label!r}))
 net = runner(model, None)  # start-up: compiled and chosen once
-backend = "torch" if net is model else "openvino" if net.precision == "fp32" else "openvino bf16"
+backend = choice_of(model, net)
 photo = np.asarray(Image.open({photo!r}).convert("RGB").resize((4000, 3000))).copy()
 photo[1480:1520, 1980:2020] = 255  # a lamp: a photo without one is returned at once, unprocessed
 t = time.perf_counter()
@@ -149,7 +148,7 @@ def main() -> None:
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
         text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
                 f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({cpu_name()}, {args.threads} threads, "
-                f"{BACKEND_NAMES[speed['lowres']['backend']]} as backend='auto' picked)")
+                f"{backends.LABELS[speed['lowres']['backend']]} as backend='auto' picked)")
         results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in MEASURED_GENERATORS},
                                "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text,
                                "flare_free": {**dict(zip(("mean", "worst"), free["lowres"])),
@@ -211,7 +210,7 @@ def main() -> None:
     for e, n, _s, _gr, sp, _f in rows:
         lines.append(f"| {e.label} | {n:,} | {sp['lowres']['seconds']:.1f} s, {sp['lowres']['peak_mb']:.0f} MB | "
                      f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB | "
-                     f"{BACKEND_NAMES[sp['lowres']['backend']]} |")
+                     f"{backends.LABELS[sp['lowres']['backend']]} |")
     if not rows:
         lines.append("| (no flare model shipped yet) | | | | |")
     lines += ["", "Before / after on validation frames (`docs/flare-before-after.png`): input, each model's output "

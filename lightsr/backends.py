@@ -16,12 +16,16 @@ that fails to convert or compile falls back to PyTorch with one warning line.
 
 Precision: OpenVINO fp32 equals PyTorch within 1e-4 (tested). ``precision="bf16"`` asks for
 bfloat16 where the CPU reports it (AVX-512 BF16 / AMX); it changes outputs by up to about
-2/255. ``"auto"`` also times OpenVINO bf16 where the CPU reports it, and takes it only where
-it is both faster (at most ``BF16_SHARE`` of the next best time on the probe tile) and
-accurate: its output within ``BF16_AGREEMENT`` dB PSNR of fp32's on a probe image, a
-difference that costs a model of 30 to 40 dB well under 0.05 dB. A CPU that does not report
-bf16 (AVX2) is never probed for it; on an AVX-512 BF16 Xeon without AMX bf16 measured slower
-than fp32 for every shipped SR model (BENCHMARKS), so the probe keeps fp32 there.
+2/255. ``precision="int8"`` quantizes the model with NNCF (post-training, calibrated on the
+natural photo squares in ``calibration/``; the convolutions that read the image and write
+the output stay fp32, see ``fp32_ends``), once per machine, cached beside the graph; on
+AVX-512 VNNI it runs rdn-light several times faster than fp32 (BENCHMARKS). ``"auto"`` also
+weighs these lower precisions (bf16 where the CPU reports it; int8, for super-resolution
+models, where NNCF is installed), and takes one only where it is both faster (at most
+``SHARE`` of the best other time on the probe tile) and accurate: its output within
+``AGREEMENT`` dB PSNR of fp32's on the held-out calibration squares, a difference that costs
+a model of 30 to 40 dB well under 0.05 dB. On an AVX-512 BF16 Xeon without AMX bf16
+measured slower than fp32 for every shipped SR model, so the probe never keeps it there.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import io
 import itertools
 import json
 import logging
@@ -53,17 +58,21 @@ from .imaging import cache_dir, write_atomically
 from .models._common import weights_version
 from .models.base import LightSRModel
 
-__all__ = ["BACKENDS", "runner", "openvino_available", "OpenVINOModel"]
+__all__ = ["BACKENDS", "PRECISIONS", "runner", "openvino_available", "int8_available", "OpenVINOModel"]
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
 PROBE = 128  # px, the square tile "auto" times both backends on
 PROBE_RUNS = 3  # after one warm-up run each
-PRECISIONS = ("fp32", "bf16")
-# "auto" takes OpenVINO bf16 only where its output is within BF16_AGREEMENT dB PSNR of fp32's on the probe image
-# (an added error of 56 dB raises a 37 dB model's error by 1.2%, 0.05 dB) and it takes at most BF16_SHARE of fp32's time
-BF16_AGREEMENT, BF16_SHARE = 56.0, 0.9
+PRECISIONS = ("fp32", "bf16", "int8")
+LABELS = {"torch": "PyTorch", "fp32": "OpenVINO", "bf16": "OpenVINO bf16", "int8": "OpenVINO int8"}  # auto's choices
+CALIBRATION = Path(__file__).with_name("calibration") / "crops.jpg"  # int8's calibration squares (see its README)
+CALIBRATION_SIDE = 128  # px, each square's side in that mosaic
+# "auto" takes a lower precision (OpenVINO bf16 or int8) only where its output is within AGREEMENT dB PSNR of fp32's
+# on the held-out calibration squares (an added error of 56 dB raises a 37 dB model's error by 1.2%, 0.05 dB) and it
+# takes at most SHARE of the best other time
+AGREEMENT, SHARE = 56.0, 0.9
 # model -> {(precision, weights version): serial number in _live, or None where PyTorch runs it;
 #           ("auto", precision asked for or None, weights version): what auto runs it with, "torch", "fp32" or "bf16"}
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -144,20 +153,17 @@ class OpenVINOModel:
         core = ov.Core()
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise LightSRError("this CPU does not report bf16 support to OpenVINO; use precision='fp32'")
+        if precision == "int8" and not int8_available():
+            raise LightSRError("precision 'int8' needs NNCF: pip install nncf (or 'lightsr[openvino]')")
         self.scale, self.precision = model.scale, precision
         self.graph_path = path = _graph_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
         if path.is_file():
             graph = core.read_model(str(path))
         else:
             graph = convert_openvino(model)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".convert-"))
-            try:  # written beside the cache, then renamed in: a reader never sees half a graph
-                ov.save_model(graph, str(tmp / path.name), compress_to_fp16=False)  # fp32 weights, as trained
-                os.replace(tmp / path.with_suffix(".bin").name, path.with_suffix(".bin"))
-                os.replace(tmp / path.name, path)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            _save_graph(graph, path)
+        if precision == "int8":
+            graph = _int8_graph(core, graph, model, path)
         config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         self._core, self._graph, self._config = core, graph, config
@@ -189,6 +195,105 @@ class OpenVINOModel:
             request = self._local.request_u8 = self._compiled_u8.create_infer_request()
         out = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True, share_outputs=True)
         return out[0].copy()
+
+
+def _save_graph(graph, path: Path) -> None:
+    """Write ``graph`` (fp32 weights, as trained) to ``path`` and its .bin, both atomically: a
+    reader never sees half a graph."""
+    import openvino as ov
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".convert-"))
+    try:  # written beside the cache, then renamed in
+        ov.save_model(graph, str(tmp / path.name), compress_to_fp16=False)
+        os.replace(tmp / path.with_suffix(".bin").name, path.with_suffix(".bin"))
+        os.replace(tmp / path.name, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def int8_available() -> bool:
+    """Whether int8 quantization can run here: OpenVINO and NNCF are installed."""
+    return openvino_available() and importlib.util.find_spec("nncf") is not None
+
+
+def calibration_tiles(model: LightSRModel, *, held_out: bool = False) -> list[np.ndarray]:
+    """The natural-image squares int8 is calibrated on (``held_out=False``: 12 of them) or checked
+    on (``True``: the other 4), as (1, 3, n, n) float32 arrays in [0, 1], n = 128 cut down to the
+    model's size multiple. From ``calibration/crops.jpg`` (see its README)."""
+    from PIL import Image
+
+    mosaic = np.asarray(Image.open(CALIBRATION).convert("RGB"), dtype=np.float32) / 255
+    n = CALIBRATION_SIDE // model.size_multiple() * model.size_multiple()
+    tiles = []
+    for i in range(16):
+        if (i % 4 == 3) == held_out:  # the square that ends each row is held out
+            y, x = divmod(i, 4)
+            tile = mosaic[y * CALIBRATION_SIDE:y * CALIBRATION_SIDE + n, x * CALIBRATION_SIDE:x * CALIBRATION_SIDE + n]
+            tiles.append(np.ascontiguousarray(tile.transpose(2, 0, 1)[None]))
+    return tiles
+
+
+def fp32_ends(graph) -> list[str]:
+    """The ops int8 leaves in fp32, the image's ends of the graph: from the input, the first
+    convolution on each path and any resize of the image (a global skip); from the output back,
+    every op up to and including the last convolution on each path (the final conv, the residual
+    add). Quantized, these cost the most: rdn-light-x2 with every op in int8 lost 1.5 dB on Set5;
+    with these four in fp32 (sfe1, the bilinear skip, the output conv and the final add, which
+    NNCF's accuracy-aware search reverted first) 0.03 dB."""
+    heavy = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"}
+    ends = {"Parameter", "Result", "Constant"}
+    keep: set[str] = set()
+    # image in: the first convolutions and resizes, through whatever comes before them (pads, converts)
+    todo, seen = list(graph.get_parameters()), set()
+    while todo:
+        for target in (t for out in todo.pop().outputs() for t in out.get_target_inputs()):
+            node = target.get_node()
+            if node.get_friendly_name() in seen or node.get_type_name() in ends:
+                continue
+            seen.add(node.get_friendly_name())
+            if node.get_type_name() in heavy or node.get_type_name() == "Interpolate":
+                keep.add(node.get_friendly_name())
+            else:
+                todo.append(node)
+    # image out: every op back to the last convolution on each path
+    todo, seen = list(graph.get_results()), set()
+    while todo:
+        for source in (i.get_source_output().get_node() for i in todo.pop().inputs()):
+            if source.get_friendly_name() in seen or source.get_type_name() in ends:
+                continue
+            seen.add(source.get_friendly_name())
+            keep.add(source.get_friendly_name())
+            if source.get_type_name() not in heavy:
+                todo.append(source)
+    return sorted(keep)
+
+
+def _int8_graph(core, graph, model: LightSRModel, path: Path):
+    """``graph`` (cached at ``path``) quantized to int8 by NNCF: post-training, activation ranges
+    from the calibration tiles, the MIXED preset (weights symmetric per channel, activations
+    asymmetric), ``fp32_ends`` left in fp32. Cached beside the fp32 graph, keyed by NNCF's
+    version, the calibration file and the ops kept in fp32, so it is quantized once per machine."""
+    import nncf
+
+    keep = fp32_ends(graph)
+    h = hashlib.sha256(json.dumps([nncf.__version__, keep]).encode())
+    h.update(CALIBRATION.read_bytes())
+    cached = path.with_name(f"{path.stem}.int8-{h.hexdigest()[:12]}.xml")
+    if cached.is_file():
+        return core.read_model(str(cached))
+    logger.info("quantizing %s to int8 (once; cached)", model.architecture)
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # its INFO lines and progress bars: not ours to print
+    tiles = calibration_tiles(model)
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantized = nncf.quantize(graph, nncf.Dataset(tiles), subset_size=len(tiles),
+                                  preset=nncf.QuantizationPreset.MIXED,
+                                  ignored_scope=nncf.IgnoredScope(names=keep, validate=False))
+    try:  # a cache: failing to write it only means quantizing again next time
+        _save_graph(quantized, cached)
+    except OSError:
+        pass
+    return quantized
 
 
 def _uint8_graph(graph):
@@ -271,15 +376,21 @@ def _compiled_model(model: LightSRModel, per_model: dict, precision: str, versio
     return _live[serial]
 
 
+def choice_of(model: LightSRModel, net) -> str:
+    """What ``net`` (from ``runner(model, ...)``) runs ``model`` with: "torch", "fp32", "bf16" or
+    "int8", a key of LABELS."""
+    return "torch" if net is model else net.precision
+
+
 def auto_record(model: LightSRModel) -> dict:
-    """What backend="auto" runs ``model`` with here ("choice": "torch", "fp32" or "bf16") and the
-    probe it chose on (ms per probe tile, bf16's agreement with fp32), as cached beside the graph."""
+    """What backend="auto" runs ``model`` with here ("choice": "torch", "fp32", "bf16" or "int8")
+    and the probe it chose on (ms per probe tile, each lower precision's agreement with fp32), as
+    cached beside the graph."""
     runner(model, "auto")
     compiled = runner(model, "openvino")
     if not isinstance(compiled, OpenVINOModel):
         return {"choice": "torch"}  # OpenVINO cannot compile it
-    slot = f"auto, {torch.get_num_threads()} threads"
-    return json.loads(compiled.graph_path.with_suffix(".auto.json").read_text())[slot]
+    return json.loads(compiled.graph_path.with_suffix(".auto.json").read_text())[_slot(model, None)]
 
 
 def bf16_supported() -> bool:
@@ -289,15 +400,32 @@ def bf16_supported() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def _lower_precisions(model: LightSRModel, precision: str | None) -> list[str]:
+    """What auto weighs beside fp32 when no precision is asked for: bf16 where the CPU reports it;
+    int8 where NNCF is installed, for super-resolution (calibrated on daylight photo squares,
+    which hold none of a flare photo's clipped lamps and glare)."""
+    if precision is not None:
+        return []
+    return (["bf16"] if bf16_supported() else []) + (
+        ["int8"] if int8_available() and model.task == "super-resolution" else [])
+
+
+def _slot(model: LightSRModel, precision: str | None) -> str:
+    """The key of auto's choice in ``<graph>.auto.json``: what was asked, what was weighed, threads."""
+    weighed = "/".join(["torch", "fp32", *_lower_precisions(model, precision)])
+    return f"{precision or 'auto'} ({weighed}), {torch.get_num_threads()} threads"
+
+
 def _probe_side(model: LightSRModel) -> int:
     """PROBE rounded up to the model's size multiple: the side of the square tiles auto decides on."""
     return -(-PROBE // model.size_multiple()) * model.size_multiple()
 
 
-def probe_times(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOModel | None = None) -> dict[str, float]:
-    """Seconds per run of a PROBE x PROBE tile on each backend ("torch", "openvino" and, given
-    ``half``, the model compiled at bf16, "bf16"): the best of PROBE_RUNS runs after a warm-up
-    (the best, not the mean: these machines are shared, and noise only ever adds time)."""
+def probe_times(model: LightSRModel, compiled: OpenVINOModel,
+                lower: dict[str, OpenVINOModel] | None = None) -> dict[str, float]:
+    """Seconds per run of a PROBE x PROBE tile on each backend ("torch", "openvino" and each of
+    ``lower``, the model compiled at a lower precision, by its name): the best of PROBE_RUNS runs
+    after a warm-up (the best, not the mean: these machines are shared, and noise only ever adds time)."""
     n = _probe_side(model)
     x = torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(0))
     times = {}
@@ -306,10 +434,8 @@ def probe_times(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOMode
     try:
         with torch.inference_mode():
             # PyTorch as enhance and upscale_video run it: channels_last on the CPU
-            for name, fn, inp in (("torch", model, x.contiguous(memory_format=torch.channels_last)),
-                                  ("openvino", compiled, x), ("bf16", half, x)):
-                if fn is None:
-                    continue
+            runs = [("torch", model, x.contiguous(memory_format=torch.channels_last)), ("openvino", compiled, x)]
+            for name, fn, inp in runs + [(k, v, x) for k, v in (lower or {}).items()]:
                 fn(inp)
                 best = float("inf")
                 for _ in range(PROBE_RUNS):
@@ -322,27 +448,27 @@ def probe_times(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOMode
     return times
 
 
-def bf16_agreement(model: LightSRModel, compiled: OpenVINOModel, half: OpenVINOModel) -> float:
-    """PSNR (dB) of ``half``'s output (bf16) against ``compiled``'s (fp32) on a probe image with
-    smooth areas, edges and fine texture (a seeded 16 px pattern upsampled, plus mild noise)."""
-    n = _probe_side(model)
-    g = torch.Generator().manual_seed(1)
-    x = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(n, n), mode="bicubic",
-                                        align_corners=False)
-    x = (x + 0.03 * torch.randn(1, 3, n, n, generator=g)).clamp(0, 1)
-    a, b = compiled(x).clamp(0, 1), half(x).clamp(0, 1)
-    mse = float(((a - b) ** 2).mean())
-    return 99.0 if mse == 0 else 10 * math.log10(1 / mse)
+def agreement(model: LightSRModel, reference, other) -> float:
+    """PSNR (dB) of ``other``'s output (a lower precision) against ``reference``'s (fp32), pooled
+    over the four held-out calibration squares: natural photo content neither was tuned on."""
+    err, count = 0.0, 0
+    with torch.inference_mode():
+        for tile in calibration_tiles(model, held_out=True):
+            x = torch.from_numpy(tile)
+            a, b = reference(x).clamp(0, 1), other(x).clamp(0, 1)
+            err, count = err + float(((a - b) ** 2).sum()), count + a.numel()
+    return 99.0 if err == 0 else 10 * math.log10(count / err)
 
 
 def _auto_choice(model: LightSRModel, per_model: dict, compiled: OpenVINOModel, precision: str | None,
                  version) -> str:
-    """What backend="auto" runs ``model`` with: "torch", "fp32" or "bf16" (OpenVINO), the fastest
-    here (bf16 only if ``precision`` allows it, the CPU reports it and it is accurate, see
-    BF16_AGREEMENT). Timed once (probe_times) and kept in ``<graph>.auto.json`` per precision and
-    thread count, so later processes only read it. Called under ``_lock``."""
+    """What backend="auto" runs ``model`` with: "torch", "fp32", "bf16" or "int8" (OpenVINO), the
+    fastest here. A lower precision is weighed only where ``precision`` is None (see
+    _lower_precisions), and taken only where it is accurate (AGREEMENT) and clearly faster
+    (SHARE). Timed once (probe_times) and kept in ``<graph>.auto.json`` per slot (_slot), so later
+    processes only read it. Called under ``_lock``."""
     path = compiled.graph_path.with_suffix(".auto.json")
-    slot = f"{precision or 'auto'}, {torch.get_num_threads()} threads"
+    slot = _slot(model, precision)
     try:
         choices = json.loads(path.read_text())
         if not isinstance(choices, dict):
@@ -351,20 +477,20 @@ def _auto_choice(model: LightSRModel, per_model: dict, compiled: OpenVINOModel, 
         choices = {}
     if isinstance(choices.get(slot), dict) and choices[slot].get("choice") in ("torch", *PRECISIONS):
         return choices[slot]["choice"]
-    half = None
-    if precision == "bf16":  # asked for: bf16 or PyTorch, whichever is faster (an error where the CPU lacks bf16)
-        compiled = _compiled_model(model, per_model, "bf16", version)
+    if precision not in (None, "fp32"):  # asked for: that precision or PyTorch, whichever is faster
+        compiled = _compiled_model(model, per_model, precision, version)
         if compiled is None:
             return "torch"
-    elif precision is None and bf16_supported():
-        half = _compiled_model(model, per_model, "bf16", version)
-    times = probe_times(model, compiled, half)
+    lower = {p: _compiled_model(model, per_model, p, version) for p in _lower_precisions(model, precision)}
+    lower = {p: net for p, net in lower.items() if net is not None}  # one that failed to compile: not weighed
+    times = probe_times(model, compiled, lower)
     record = {f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}
     choice = "torch" if times["torch"] <= times["openvino"] else compiled.precision
-    if half is not None:
-        record["bf16_agreement_db"] = agreement = round(bf16_agreement(model, compiled, half), 2)
-        if agreement >= BF16_AGREEMENT and times["bf16"] <= BF16_SHARE * min(times["torch"], times["openvino"]):
-            choice = "bf16"
+    best = min(times["torch"], times["openvino"])
+    for p, net in lower.items():
+        record[f"{p}_agreement_db"] = agree = round(agreement(model, compiled, net), 2)
+        if agree >= AGREEMENT and times[p] <= SHARE * best:
+            choice, best = p, times[p]
     logger.info("auto backend for %s: %s (a %d px tile: %s)", model.architecture,
                 "PyTorch" if choice == "torch" else f"OpenVINO {choice}", PROBE,
                 ", ".join(f"{k} {v:.1f} ms" for k, v in record.items() if k.endswith("_ms")))

@@ -1,6 +1,5 @@
 """lightsr.backends: OpenVINO equals PyTorch, tiles still match, and failures fall back cleanly."""
 
-import json
 import logging
 
 import numpy as np
@@ -127,10 +126,10 @@ def test_auto_takes_the_faster_backend_per_model_and_remembers_it(monkeypatch, t
     fast_torch, fast_openvino = _trained_like("rdn-test"), _trained_like("span-test")
     timed = []
 
-    def probe(model, compiled, half=None):
+    def probe(model, compiled, lower=None):
         timed.append(model.architecture)
         times = {"torch": 0.01, "openvino": 0.02} if model is fast_torch else {"torch": 0.02, "openvino": 0.01}
-        return times if half is None else {**times, "bf16": 1.0}  # bf16 (where this CPU has it): slower
+        return {**times, **{p: 1.0 for p in lower or {}}}  # bf16 / int8 (where this machine has them): slower
 
     monkeypatch.setattr(backends, "probe_times", probe)
     assert backends.runner(fast_torch, "auto") is fast_torch
@@ -142,52 +141,62 @@ def test_auto_takes_the_faster_backend_per_model_and_remembers_it(monkeypatch, t
     monkeypatch.setattr(backends, "probe_times", lambda *a: pytest.fail("timed again"))
     assert backends.runner(fast_torch, "auto") is fast_torch
     assert isinstance(backends.runner(fast_openvino, "auto"), backends.OpenVINOModel)
-    choices = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.auto.json"))]
-    assert sorted(c[f"auto, {torch.get_num_threads()} threads"]["choice"] for c in choices) == ["fp32", "torch"]
+    assert sorted(backends.auto_record(m)["choice"] for m in (fast_torch, fast_openvino)) == ["fp32", "torch"]
 
 
-class _FakeBF16:
-    """Stands in for a bf16 compilation on any CPU: the fp32 graph's output plus seeded noise of ``error``."""
+class _FakeLower:
+    """Stands in for a lower-precision compilation on any machine: the fp32 graph's output plus
+    seeded noise of ``error``."""
 
-    precision = "bf16"
-
-    def __init__(self, fp32, error):
-        self.fp32, self.error, self.graph_path = fp32, error, fp32.graph_path
+    def __init__(self, fp32, precision, error):
+        self.fp32, self.precision, self.error, self.graph_path = fp32, precision, error, fp32.graph_path
 
     def __call__(self, x):
         out = self.fp32(x)
         return out + self.error * torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
 
 
-@pytest.mark.parametrize("error, bf16_time, expected", [
-    (1e-4, 0.005, "bf16"),  # faster and within 56 dB of fp32 (about 80 dB here): taken
+@pytest.mark.parametrize("lower", ["bf16", "int8"])
+@pytest.mark.parametrize("error, lower_time, expected", [
+    (1e-4, 0.005, "lower"),  # faster and within 56 dB of fp32 (about 80 dB here): taken
     (1e-2, 0.005, "fp32"),  # faster but off by about 40 dB: a model would lose more than 0.05 dB, not taken
     (1e-4, 0.0095, "fp32"),  # accurate but only 5% faster than fp32: not worth the difference
 ])
-def test_auto_takes_bf16_only_where_faster_and_accurate(monkeypatch, tmp_path, error, bf16_time, expected):
+def test_auto_takes_a_lower_precision_only_where_faster_and_accurate(monkeypatch, tmp_path, lower, error,
+                                                                      lower_time, expected):
+    expected = lower if expected == "lower" else expected
     monkeypatch.setattr(backends, "_graph_dir", lambda: tmp_path)
-    monkeypatch.setattr(backends, "bf16_supported", lambda: True)
+    monkeypatch.setattr(backends, "bf16_supported", lambda: lower == "bf16")
+    monkeypatch.setattr(backends, "int8_available", lambda: lower == "int8")
     real = backends._compiled_model
 
     def compiled_model(model, per_model, precision, version):
-        if precision == "bf16":
-            return _FakeBF16(real(model, per_model, "fp32", version), error)
+        if precision != "fp32":
+            return _FakeLower(real(model, per_model, "fp32", version), precision, error)
         return real(model, per_model, precision, version)
 
     monkeypatch.setattr(backends, "_compiled_model", compiled_model)
-    monkeypatch.setattr(backends, "probe_times", lambda m, c, half=None: {"torch": 0.02, "openvino": 0.01,
-                                                                           **({"bf16": bf16_time} if half else {})})
+    monkeypatch.setattr(backends, "probe_times", lambda m, c, low=None: {"torch": 0.02, "openvino": 0.01,
+                                                                          **{p: lower_time for p in low or {}}})
     model = _trained_like("ecbsr-test")
     net = backends.runner(model, "auto")
     assert net.precision == expected
-    (choice,) = [json.loads(p.read_text())[f"auto, {torch.get_num_threads()} threads"]
-                 for p in tmp_path.glob("*.auto.json")]
-    assert choice["choice"] == expected and (choice["bf16_agreement_db"] >= 56) == (error < 1e-3), choice
-    # precision="fp32" never weighs bf16; backend="openvino" is fp32 unless bf16 is asked for
+    choice = backends.auto_record(model)
+    assert choice["choice"] == expected and (choice[f"{lower}_agreement_db"] >= 56) == (error < 1e-3), choice
+    # precision="fp32" never weighs a lower one; backend="openvino" is fp32 unless another is asked for
     assert backends.runner(model, "auto", precision="fp32").precision == "fp32"
     assert backends.runner(model, "openvino").precision == "fp32"
-    with pytest.raises(lightsr.LightSRError, match="precision must be one of fp32, bf16"):
+    with pytest.raises(lightsr.LightSRError, match="precision must be one of fp32, bf16, int8"):
         backends.runner(model, "auto", precision="fp16")
+
+
+def test_auto_weighs_int8_for_super_resolution_only(monkeypatch):
+    """int8 is calibrated on daylight photo squares: a flare model's clipped lamps and glare are not in them."""
+    monkeypatch.setattr(backends, "int8_available", lambda: True)
+    monkeypatch.setattr(backends, "bf16_supported", lambda: False)
+    assert backends._lower_precisions(_trained_like("ecbsr-test"), None) == ["int8"]
+    assert backends._lower_precisions(lightsr.create_model("nf-resunet-flare-test"), None) == []
+    assert backends._lower_precisions(_trained_like("ecbsr-test"), "fp32") == []
 
 
 def test_probe_times_both_backends_and_the_cache_lets_models_go():
@@ -217,6 +226,36 @@ def test_bf16_where_the_cpu_has_it(photo):
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         assert (net(x).clamp(0, 1) - model(x).clamp(0, 1)).abs().max() <= 2 / 255
+
+
+def test_int8_keeps_the_image_ends_in_fp32_and_quantizes_once(monkeypatch, tmp_path, photo):
+    nncf = pytest.importorskip("nncf")
+    import openvino as ov
+
+    monkeypatch.setattr(backends, "_graph_dir", lambda: tmp_path)
+    model = _trained_like("rdn-test")
+    fp32 = backends.OpenVINOModel(model)
+    net = backends.OpenVINOModel(model, precision="int8")
+    convs = [op for op in ov.Core().read_model(str(fp32.graph_path)).get_ordered_ops()
+             if op.get_type_name() == "Convolution"]
+    (quantized,) = tmp_path.glob("*.int8-*.xml")
+    keep = set(backends.fp32_ends(ov.Core().read_model(str(fp32.graph_path))))
+    assert {convs[0].get_friendly_name(), convs[-1].get_friendly_name()} <= keep  # reads and writes the image
+    # a convolution in int8 has quantized weights (int8 constants, scaled): not a plain fp32 Constant
+    int8 = {op.get_friendly_name(): op.input_value(1).get_node().get_type_name() != "Constant"
+            for op in ov.Core().read_model(str(quantized)).get_ordered_ops() if op.get_type_name() == "Convolution"}
+    assert not int8[convs[0].get_friendly_name()] and not int8[convs[-1].get_friendly_name()]
+    assert sum(int8.values()) == len(convs) - 2, int8  # every other one runs in int8
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    mse = float(((net(x).clamp(0, 1) - fp32(x).clamp(0, 1)) ** 2).mean())
+    assert 10 * np.log10(1 / mse) >= 40, mse  # on a real image, close to fp32; not equal
+    assert backends.agreement(model, fp32, net) < 99
+    monkeypatch.setattr(nncf, "quantize", lambda *a, **k: pytest.fail("quantized again"))
+    again = backends.OpenVINOModel(model, precision="int8")  # read from the cache beside the graph
+    assert torch.equal(again(x), net(x))
+    monkeypatch.setattr(backends, "int8_available", lambda: False)
+    with pytest.raises(lightsr.LightSRError, match="needs NNCF"):
+        backends.OpenVINOModel(model, precision="int8")
 
 
 def test_evaluate_sr_measures_the_runner_it_is_given():
