@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import io
 import itertools
@@ -274,14 +275,14 @@ def _int8_graph(core, graph, model: LightSRModel, path: Path):
     from the calibration tiles, the MIXED preset (weights symmetric per channel, activations
     asymmetric), ``fp32_ends`` left in fp32. Cached beside the fp32 graph, keyed by NNCF's
     version, the calibration file and the ops kept in fp32, so it is quantized once per machine."""
-    import nncf
-
     keep = fp32_ends(graph)
-    h = hashlib.sha256(json.dumps([nncf.__version__, keep]).encode())
+    h = hashlib.sha256(json.dumps([importlib.metadata.version("nncf"), keep]).encode())
     h.update(CALIBRATION.read_bytes())
     cached = path.with_name(f"{path.stem}.int8-{h.hexdigest()[:12]}.xml")
     if cached.is_file():
         return core.read_model(str(cached))
+    import nncf  # 1.7 s and a few hundred MB to import: only where a graph is quantized
+
     logger.info("quantizing %s to int8 (once; cached)", model.architecture)
     logging.getLogger("nncf").setLevel(logging.WARNING)  # its INFO lines and progress bars: not ours to print
     tiles = calibration_tiles(model)
