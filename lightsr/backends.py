@@ -144,7 +144,9 @@ def convert_openvino(model: LightSRModel):
 
 class OpenVINOModel:
     """``model`` compiled by OpenVINO for the CPU, any input size: (N, 3, H, W) float tensor in
-    [0, 1] -> (N, 3, s*H, s*W) float tensor in [0, 1], like the model's eval-mode forward."""
+    [0, 1] -> (N, 3, s*H, s*W) float tensor in [0, 1], like the model's eval-mode forward.
+    ``precision``: "fp32" (equal to PyTorch within 1e-4), "bf16" (where the CPU reports it) or
+    "int8" (needs NNCF; quantized on first use and cached, see _int8_graph)."""
 
     def __init__(self, model: LightSRModel, *, precision: str = "fp32", threads: int | None = None):
         import openvino as ov
