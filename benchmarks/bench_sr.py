@@ -3,15 +3,17 @@
     python benchmarks/bench_sr.py [--threads 2] [--frames 10]
 
 For each super-resolution folder in checkpoints/: Set5/Set14 PSNR/SSIM (Y channel, the
-standard protocol) against bicubic, parameters, and model speed on one video frame whose
-output is 1280x720 (640x360 in at x2, 320x180 at x4; fp32, channels_last, batch 1, median
-of --frames runs), with Pillow bicubic timed on the same frames. Speed is set against
-what this CPU can do: a large 3x3 convolution (64 -> 64 channels on a 640x360 map,
-channels_last) is timed first, and each model's GFLOPs per frame divided by its time is
-given as a fraction of that roofline. Writes its BENCHMARKS.md section and the numbers
-the cards print (benchmarks/results/sr.json); ``python benchmarks/render_cards.py`` then
-renders each checkpoint's card from them and from the run folders named in RUNS. Run it
-on an otherwise idle machine.
+standard protocol, PyTorch fp32: the reference) against bicubic, parameters, and model speed
+on one video frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4; batch 1, median
+of --frames runs) through the default backend (``backend="auto"``: whichever of PyTorch and
+OpenVINO fp32 / bf16 / int8 it picks on this machine, named in the table; what each costs in
+PSNR is bench_backends.py's table), with Pillow bicubic timed on the same frames. Speed is set
+against what this CPU can do in fp32: a large 3x3 convolution (64 -> 64 channels on a 640x360
+map) is timed first in PyTorch (channels_last) and in OpenVINO, and each model's GFLOPs per
+frame divided by its time is given as a fraction of the faster (int8 can pass 100%). Writes
+its BENCHMARKS.md section and the numbers the cards print (benchmarks/results/sr.json);
+``python benchmarks/render_cards.py`` then renders each checkpoint's card from them and from
+the run folders named in RUNS. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from _report import ROOT, machine, median_time, write_results, write_section
 
 import lightsr
-from lightsr import zoo
+from lightsr import backends, zoo
 from lightsr.evaluate import evaluate_sr
 from lightsr.imaging import bicubic_upscale
 from PIL import Image
@@ -51,19 +53,36 @@ def frame_size(scale: int) -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def frame_speed(model, runs: int, size: tuple[int, int] = (640, 360)) -> float:
-    """Median seconds for one (width, height) frame through the model alone."""
-    model = model.to(memory_format=torch.channels_last)
-    x = torch.rand(1, 3, size[1], size[0]).contiguous(memory_format=torch.channels_last)
-    return median_time(lambda: model(x), runs)
+def frame_speed(model, runs: int, size: tuple[int, int] = (640, 360)) -> tuple[float, str]:
+    """Median seconds for one (width, height) frame through the model alone, on the backend
+    auto picks (PyTorch channels_last, as enhance runs it), and that backend's name."""
+    net = backends.runner(model.eval(), "auto")
+    x = torch.rand(1, 3, size[1], size[0])
+    if net is model:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return median_time(lambda: net(x), runs), backends.LABELS[backends.choice_of(model, net)]
 
 
 @torch.inference_mode()
-def conv_roofline(runs: int) -> float:
-    """GFLOP/s of a large 3x3 conv (64 -> 64 channels, 640x360, channels_last): this CPU's practical peak."""
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
-    x = torch.rand(1, 64, 360, 640).contiguous(memory_format=torch.channels_last)
-    return 2 * 9 * 64 * 64 * 360 * 640 / median_time(lambda: conv(x), runs) / 1e9
+def conv_roofline(runs: int) -> dict[str, float]:
+    """GFLOP/s of a large 3x3 conv (64 -> 64 channels, 640x360) in PyTorch (channels_last) and
+    OpenVINO (fp32): this CPU's practical fp32 peak."""
+    import openvino as ov
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
+    x = torch.rand(1, 64, 360, 640)
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    compiled = ov.Core().compile_model(ov.convert_model(conv, example_input=x), "CPU", config)
+    request, xn = compiled.create_infer_request(), x.numpy()
+    flop = 2 * 9 * 64 * 64 * 360 * 640
+    conv, xl = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    def infer():  # buffers shared both ways, as OpenVINOModel runs: the conv, not 59 MB copies
+        request.infer({0: xn}, share_inputs=True, share_outputs=True)
+
+    return {"PyTorch": flop / median_time(lambda: conv(xl), runs) / 1e9,
+            "OpenVINO": flop / median_time(infer, runs) / 1e9}
 
 
 def bicubic_speed(scale: int, runs: int) -> float:
@@ -78,8 +97,9 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    roofline = conv_roofline(args.frames)
-    print(f"3x3 conv roofline: {roofline:.0f} GFLOP/s")
+    rooflines = conv_roofline(args.frames)
+    roofline = max(rooflines.values())
+    print("3x3 conv roofline, GFLOP/s:", {k: round(v) for k, v in rooflines.items()})
     rows = []
     results = {}
     for entry in zoo.available("super-resolution"):
@@ -87,42 +107,45 @@ def main() -> None:
         model = lightsr.load(folder)
         d = lightsr.describe(model)
         w, h = frame_size(model.scale)
-        sec = frame_speed(model, args.frames, (w, h))
+        sec, backend = frame_speed(model, args.frames, (w, h))
         gflops = d["gflops_per_megapixel"] * w * h / 1e6
         scores = {n: evaluate_sr(model, BENCH / n) for n in ("Set5", "Set14")}
         speed = (f"{sec * 1000:.0f} ms per {w}x{h} frame to 1280x720 ({1 / sec:.1f} frames/s, model only, "
-                 f"{args.threads} threads)")
+                 f"{args.threads} threads, {backend} as backend='auto' picked)")
         results[entry.name] = {"scores": {n: asdict(v) for n, v in scores.items()}, "speed": speed}
         params = f"{d['inference_parameters']:,}" + (
             f" ({d['parameters']:,} stored)" if d["parameters"] != d["inference_parameters"] else "")
-        rows.append((entry.name, params, gflops, scores, (w, h), sec))
-        print(entry.name, f"{1 / sec:.1f} fps", {n: round(s.psnr, 2) for n, s in scores.items()})
+        rows.append((entry.name, params, gflops, scores, (w, h), sec, backend))
+        print(entry.name, f"{1 / sec:.1f} fps", backend, {n: round(s.psnr, 2) for n, s in scores.items()})
     rows.sort(key=lambda r: (r[4][0] < 600, r[5]))  # x2 then x4, slowest first within a scale
     lines = [
         "## Super-resolution: quality and speed (`benchmarks/bench_sr.py`)",
         "",
-        "Set5/Set14 in the standard protocol (Y channel, `scale` pixels shaved, LR by Pillow bicubic). Speed is "
-        "the model alone on one frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4), fp32, "
-        f"channels_last, batch 1. Roofline: a large 3x3 conv (64 -> 64 channels, 640x360, channels_last) runs at "
-        f"**{roofline:.0f} GFLOP/s** here; \"of roofline\" is a model's GFLOPs per frame over its time, as a "
-        "fraction of that. Machine: " + machine() + ".",
+        "Set5/Set14 in the standard protocol (Y channel, `scale` pixels shaved, LR by Pillow bicubic), PyTorch "
+        "fp32 (the reference; what a lower precision changes: the backends table). Speed is the model alone on one "
+        "frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4), batch 1, through the default backend "
+        "(`backend=\"auto\"`, its pick named). Roofline: a large 3x3 conv (64 -> 64 channels, 640x360) runs at "
+        f"{rooflines['PyTorch']:.0f} GFLOP/s in PyTorch fp32 (channels_last) and {rooflines['OpenVINO']:.0f} in "
+        f"OpenVINO fp32 here; \"of roofline\" is a model's GFLOPs per frame over its time, as a fraction of "
+        f"the faster, **{roofline:.0f} GFLOP/s** (int8 can pass 100%). Machine: " + machine() + ".",
         "",
         "| checkpoint | params at inference | Set5 PSNR / SSIM | Set14 PSNR / SSIM | bicubic Set5 / Set14 | "
         "input frame | "
-        "GFLOPs / frame | ms / frame (fps) | of roofline |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "GFLOPs / frame | backend (auto) | ms / frame (fps) | of fp32 roofline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, params, gflops, s, (w, h), sec in rows:
+    for name, params, gflops, s, (w, h), sec, backend in rows:
         lines.append(f"| {name} | {params} | {s['Set5'].psnr:.2f} / {s['Set5'].ssim:.4f} | "
                      f"{s['Set14'].psnr:.2f} / {s['Set14'].ssim:.4f} | "
                      f"{s['Set5'].bicubic_psnr:.2f} / {s['Set14'].bicubic_psnr:.2f} | {w}x{h} | {gflops:.1f} | "
+                     f"{backend} | "
                      f"{sec * 1000:.0f} ms ({1 / sec:.1f}) | {gflops / sec / roofline:.0%} |")
     if not rows:
-        lines.append("| (no super-resolution checkpoint shipped yet) | | | | | | | | |")
+        lines.append("| (no super-resolution checkpoint shipped yet) | | | | | | | | | |")
     for scale in (2, 4):
         w, h = frame_size(scale)
         sec = bicubic_speed(scale, args.frames)
-        lines.append(f"| bicubic x{scale} (Pillow) | 0 | | | | {w}x{h} | | {sec * 1000:.1f} ms ({1 / sec:.0f}) | |")
+        lines.append(f"| bicubic x{scale} (Pillow) | 0 | | | | {w}x{h} | | | {sec * 1000:.1f} ms ({1 / sec:.0f}) | |")
     lines += ["", "Reproduce: `python benchmarks/bench_sr.py`; the model cards are re-rendered from the same run."]
     write_section("sr", "\n".join(lines))
     write_results("sr", results)

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+# the example images come from the PyTorch reference, so they are the same pixels on every machine (auto may pick
+# OpenVINO int8, whose output depends on the CPU and differs from fp32 by a few levels)
+os.environ["LIGHTSR_BACKEND"] = "torch"
 
 from _report import RESULTS, ROOT, training_runs
 from bench_flare import RUNS as FLARE_RUNS
