@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -262,6 +263,9 @@ def main() -> None:
     args = p.parse_args()
     if args.hub_namespace:
         os.environ["LIGHTSR_HUB_NAMESPACE"] = args.hub_namespace
+    # every model's backend settled in the background (on a Space: compiled and int8-quantized once, seconds per
+    # model), so the first request of each does not wait for it
+    threading.Thread(target=zoo.prepare, name="lightsr-prepare", daemon=True).start()
     build().launch(max_file_size="200mb", footer_links=["api", "gradio"])
 
 

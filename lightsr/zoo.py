@@ -10,6 +10,7 @@ Hub repo ``lightsr/NAME``, as after ``pip install lightsr``, which has no checkp
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from .hub import load
 from .models.base import LightSRModel
 
 __all__ = ["Entry", "KINDS", "CATALOGUE", "CHECKPOINTS", "DEFAULT_NAMESPACE", "available", "get_model", "find",
-           "resolve"]
+           "resolve", "prepare"]
 
 # The repo's checkpoints/ unless LIGHTSR_CHECKPOINTS points at another folder of the same layout.
 CHECKPOINTS = Path(os.environ.get("LIGHTSR_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -89,6 +90,25 @@ def get_model(entry: Entry, *, namespace: str | None = None) -> LightSRModel:
         if key not in _cache:
             _cache[key] = resolve(entry.name, namespace=namespace)
         return _cache[key]
+
+
+def prepare(*, namespace: str | None = None) -> list[str]:
+    """Load every available model and settle its backend (``backends.runner(model, None)``:
+    converted, compiled, int8-quantized where auto weighs it, timed and chosen, all cached on
+    disk), so that no request pays it: what a server runs once at start-up, on a thread.
+    Returns the names prepared; a model that fails is skipped with one warning line."""
+    from .backends import runner
+
+    done = []
+    for entry in available(namespace=namespace):
+        try:
+            runner(get_model(entry, namespace=namespace), None)
+        except Exception as err:  # noqa: BLE001 - a request will meet it again, with its own message
+            logging.getLogger(__name__).warning("could not prepare %s: %s", entry.name,
+                                                str(err).splitlines()[0] if str(err) else type(err).__name__)
+        else:
+            done.append(entry.name)
+    return done
 
 
 def resolve(name: str | os.PathLike, *, task: str | None = None, revision: str | None = None,

@@ -322,3 +322,25 @@ def test_get_model_and_resolve_follow_one_rule(hub, monkeypatch, tmp_path):
     monkeypatch.setenv("LIGHTSR_HUB_NAMESPACE", "mirror")
     assert zoo.resolve("ecbsr-x2").architecture == zoo.get_model(entry).architecture == "rdn"
     assert zoo.get_model(entry) is zoo.get_model(entry)  # cached per name and namespace
+
+
+def test_prepare_settles_every_available_model_and_skips_a_broken_one(monkeypatch, tmp_path, caplog):
+    """zoo.prepare (the app runs it on a thread at start-up): each available model loaded once and
+    through backends.runner; a folder that fails to load is one warning line, not the end."""
+    from lightsr import backends, zoo
+
+    local = tmp_path / "ckpts"
+    lightsr.create_model("ecbsr-test").save_pretrained(local / "ecbsr-x2")
+    lightsr.create_model("rdn-test").save_pretrained(local / "rdn-light-x2")
+    (local / "ecbsr-x4").mkdir()
+    (local / "ecbsr-x4" / "config.json").write_text("{not json")  # listed as available, fails to load
+    monkeypatch.setattr(zoo, "CHECKPOINTS", local)
+    monkeypatch.setattr(zoo, "_cache", {})
+    seen = []
+    monkeypatch.setattr(backends, "runner", lambda model, backend: seen.append((model, backend)) or model)
+    with caplog.at_level("WARNING", logger="lightsr.zoo"):
+        assert zoo.prepare() == ["rdn-light-x2", "ecbsr-x2"]
+    assert [m for m, _ in seen] == [zoo.get_model(e) for e in zoo.CATALOGUE if e.name in ("rdn-light-x2", "ecbsr-x2")]
+    assert all(b is None for _, b in seen)  # what the app's requests use: $LIGHTSR_BACKEND, else auto
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("could not prepare ecbsr-x4") and "\n" not in line
