@@ -35,7 +35,7 @@ from PIL import Image
 import lightsr
 from lightsr import backends, zoo
 from lightsr.metrics import psnr, rgb_to_y
-from lightsr.video import upscale_video
+from lightsr.video import DEFAULT_CRF, DEFAULT_PRESET, upscale_video
 
 PHOTO = ROOT / "data" / "sr-train" / "street_sun_bkgpqbvgorkjqzgp.jpg"
 
@@ -56,9 +56,9 @@ def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 24) -> Non
             out.mux(p)
 
 
-def bicubic_pipeline(src: Path, dst: Path, scale: int, crf: int = 18) -> float:
-    """Frames/s of decode -> Pillow bicubic x``scale`` -> libx264 (CRF ``crf``, veryfast, as
-    upscale_video encodes) -> mux, one plain loop: the floor a model's pipeline is set against."""
+def bicubic_pipeline(src: Path, dst: Path, scale: int) -> float:
+    """Frames/s of decode -> Pillow bicubic x``scale`` -> libx264 (upscale_video's default CRF and
+    preset) -> mux, one plain loop: the floor a model's pipeline is set against."""
     t = time.perf_counter()
     n = 0
     with av.open(str(src)) as c, av.open(str(dst), "w") as out:
@@ -67,7 +67,7 @@ def bicubic_pipeline(src: Path, dst: Path, scale: int, crf: int = 18) -> float:
             img = frame.to_image()
             big = img.resize((img.width * scale, img.height * scale), Image.BICUBIC)
             if s is None:
-                s = out.add_stream("libx264", rate=24, options={"crf": str(crf), "preset": "veryfast"})
+                s = out.add_stream("libx264", rate=24, options={"crf": str(DEFAULT_CRF), "preset": DEFAULT_PRESET})
                 s.width, s.height, s.pix_fmt = big.width, big.height, "yuv420p"
             for p in s.encode(av.VideoFrame.from_image(big)):
                 out.mux(p)
@@ -129,7 +129,7 @@ def main() -> None:
         model = zoo.get_model(e)
         picked = backends.LABELS[backends.choice_of(model, backends.runner(model, None))]  # settled before the clock
         t = time.perf_counter()
-        timings = upscale_video(clip, tmp / f"{e.name}-720p.mp4", model, crf=18)
+        timings = upscale_video(clip, tmp / f"{e.name}-720p.mp4", model)  # the defaults: CRF and preset
         wall = time.perf_counter() - t
         speed_rows.append((e, size, timings, wall, picked))
         print(e.name, f"{timings.frames / wall:.1f} fps", picked)
@@ -149,7 +149,7 @@ def main() -> None:
     lines += [
         "",
         "Speed: to 1280x720 from 640x360 (x2) or 320x180 (x4); 120 frames for fast models, 12 for quality ones; "
-        "H.264 CRF 18 veryfast, "
+        f"H.264 CRF {DEFAULT_CRF} {DEFAULT_PRESET} (upscale_video's defaults), "
         "end to end (decode, model, encode, mux). "
         "Stage times are busy time in each stage; decode and encode run in their own threads and overlap the model. "
         "Backend: what `backend=\"auto\"` (the default) picked, settled before the clock. Floor: the same clip "
