@@ -11,7 +11,8 @@ stability figure: the mean absolute difference between the output's and the grou
 truth's frame-to-frame changes (Y, 0..255; lower is better, flicker raises it).
 
 Speed clip: 120 frames that each model turns into 1280x720 (640x360 at x2, 320x180 at x4;
-the same pan, resized; 12 frames for the slow quality models) through ``upscale_video``
+the same pan, resized, 24 frames/s, with a stereo AAC sound track; 12 frames for the slow
+quality models) through ``upscale_video``
 end to end (decode, model, H.264 encode at CRF 18, mux);
 frames/s, each stage's busy time and the backend ``backend="auto"`` picked. The floor, timed
 in the same run on the same clips: a bare PyAV loop that decodes, resizes with Pillow bicubic
@@ -45,15 +46,31 @@ def pan_frames(photo: Image.Image, w: int, h: int, n: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(arr[i: i + h, 2 * i: 2 * i + w]) for i in range(n)]
 
 
-def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 24) -> None:
+def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 24, audio: bool = False) -> None:
+    """An H.264 clip of ``frames``; ``audio``: with a 48 kHz stereo AAC track as long (a two-tone
+    chord), which upscale_video copies as it would a real clip's sound."""
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "medium"})
         s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        a = out.add_stream("aac", rate=48000, options={"b": "128000"}) if audio else None  # before any packet
+        if a is not None:
+            a.layout = "stereo"
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(p)
         for p in s.encode(None):
             out.mux(p)
+        if a is not None:
+            t = np.arange(48000 * len(frames) // fps) / 48000
+            wave = (0.2 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)])).astype(np.float32)
+            for k in range(0, wave.shape[1], 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k:k + 1024]), format="fltp",
+                                                layout="stereo")
+                af.sample_rate, af.pts = 48000, k
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in a.encode(None):
+                out.mux(p)
 
 
 def bicubic_pipeline(src: Path, dst: Path, scale: int) -> float:
@@ -124,7 +141,8 @@ def main() -> None:
         clip = tmp / f"in-{size[0]}-{e.kind}.mp4"
         if not clip.exists():
             frames = [np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in pan]
-            encode(frames if e.kind == "fast" else frames[:12], clip, crf=18)  # quality models: well under 1 fps
+            # quality models: 12 frames (well under 1 fps); with a sound track, copied through as a real clip's
+            encode(frames if e.kind == "fast" else frames[:12], clip, crf=18, audio=True)
             floor[e.scale, e.kind == "fast"] = bicubic_pipeline(clip, tmp / "bicubic-720p.mp4", e.scale)
         model = zoo.get_model(e)
         picked = backends.LABELS[backends.choice_of(model, backends.runner(model, None))]  # settled before the clock
@@ -148,12 +166,14 @@ def main() -> None:
         lines.append(f"| {label} | x{scale} | {q:.2f} dB | {fl:.3f} |")
     lines += [
         "",
-        "Speed: to 1280x720 from 640x360 (x2) or 320x180 (x4); 120 frames for fast models, 12 for quality ones; "
+        "Speed: to 1280x720 from 640x360 (x2) or 320x180 (x4), a clip with a stereo AAC sound track (copied "
+        "through); 120 frames for fast models, 12 for quality ones; "
         f"H.264 CRF {DEFAULT_CRF} {DEFAULT_PRESET} (upscale_video's defaults), "
         "end to end (decode, model, encode, mux). "
         "Stage times are busy time in each stage; decode and encode run in their own threads and overlap the model. "
         "Backend: what `backend=\"auto\"` (the default) picked, settled before the clock. Floor: the same clip "
-        "through a bare PyAV loop with Pillow bicubic instead of a model (decode, resize, encode the same way), "
+        "through a bare PyAV loop with Pillow bicubic instead of a model (decode, resize, encode the same way; video "
+        "only), "
         "timed in this run.",
         "",
         "| model | input | frames/s end to end | floor: bicubic pipeline, frames/s | backend | model | decode | "
