@@ -272,26 +272,33 @@ def fp32_ends(graph) -> list[str]:
     return sorted(keep)
 
 
+def quantize_int8(graph, model: LightSRModel):
+    """``graph`` (``model`` converted, fp32) quantized to int8 by NNCF: post-training, activation
+    ranges from the calibration tiles, the MIXED preset (weights symmetric per channel,
+    activations asymmetric), ``fp32_ends`` left in fp32. Needs NNCF (``int8_available``)."""
+    if not int8_available():
+        raise LightSRError("int8 quantization needs NNCF: pip install nncf (or 'lightsr[openvino]')")
+    import nncf  # 1.7 s and a few hundred MB to import: only where a graph is quantized
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # its INFO lines and progress bars: not ours to print
+    tiles = calibration_tiles(model)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return nncf.quantize(graph, nncf.Dataset(tiles), subset_size=len(tiles), preset=nncf.QuantizationPreset.MIXED,
+                             ignored_scope=nncf.IgnoredScope(names=fp32_ends(graph), validate=False))
+
+
 def _int8_graph(core, graph, model: LightSRModel, path: Path):
-    """``graph`` (cached at ``path``) quantized to int8 by NNCF: post-training, activation ranges
-    from the calibration tiles, the MIXED preset (weights symmetric per channel, activations
-    asymmetric), ``fp32_ends`` left in fp32. Cached beside the fp32 graph, keyed by NNCF's
-    version, the calibration file and the ops kept in fp32, so it is quantized once per machine."""
+    """``quantize_int8(graph)`` (``graph`` cached at ``path``), itself cached beside the fp32
+    graph, keyed by NNCF's version, the calibration file and the ops kept in fp32: quantized
+    once per machine."""
     keep = fp32_ends(graph)
     h = hashlib.sha256(json.dumps([importlib.metadata.version("nncf"), keep]).encode())
     h.update(CALIBRATION.read_bytes())
     cached = path.with_name(f"{path.stem}.int8-{h.hexdigest()[:12]}.xml")
     if cached.is_file():
         return core.read_model(str(cached))
-    import nncf  # 1.7 s and a few hundred MB to import: only where a graph is quantized
-
     logger.info("quantizing %s to int8 (once; cached)", model.architecture)
-    logging.getLogger("nncf").setLevel(logging.WARNING)  # its INFO lines and progress bars: not ours to print
-    tiles = calibration_tiles(model)
-    with contextlib.redirect_stdout(io.StringIO()):
-        quantized = nncf.quantize(graph, nncf.Dataset(tiles), subset_size=len(tiles),
-                                  preset=nncf.QuantizationPreset.MIXED,
-                                  ignored_scope=nncf.IgnoredScope(names=keep, validate=False))
+    quantized = quantize_int8(graph, model)
     try:  # a cache: failing to write it only means quantizing again next time
         _save_graph(quantized, cached)
     except OSError:

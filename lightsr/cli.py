@@ -175,7 +175,7 @@ def cmd_export(args) -> None:
 
     model = resolve_model(args.model, revision=args.revision)
     path = export(model, args.output, args.format)
-    print(f"{args.model} -> {path}" + (f" (+ {path.with_suffix('.bin').name})" if args.format == "openvino" else ""))
+    print(f"{args.model} -> {path}" + (f" (+ {path.with_suffix('.bin').name})" if path.suffix == ".xml" else ""))
 
 
 def cmd_frames(args) -> None:
@@ -251,11 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     backend_opt(sp)
     sp.set_defaults(fn=cmd_video)
 
-    sp = sub.add_parser("export", help="write a model as ONNX, OpenVINO IR, or (ECBSR) an SRVGGNetCompact "
-                                       "state dict for spandrel/chaiNNer/ComfyUI")
+    sp = sub.add_parser("export", help="write a model as ONNX, OpenVINO IR (fp32, or int8-quantized), or (ECBSR) an "
+                                       "SRVGGNetCompact state dict for spandrel/chaiNNer/ComfyUI")
     sp.add_argument("model", help="model folder, Hub repo id, or the name of a folder in checkpoints/")
     sp.add_argument("output", help="the file to write (.onnx, .xml with its .bin beside it, or .safetensors)")
-    sp.add_argument("--format", choices=["onnx", "openvino", "compact"], required=True)
+    sp.add_argument("--format", choices=["onnx", "openvino", "openvino-int8", "compact"], required=True)
     sp.add_argument("--revision", help="Hub branch, tag or commit")
     sp.set_defaults(fn=cmd_export)
 

@@ -13,6 +13,11 @@
   otherwise (its default performance mode; an IR cannot carry the setting): compile with
   ``{"INFERENCE_PRECISION_HINT": "f32"}`` for outputs equal to PyTorch within 1e-4, as
   ``lightsr.backends`` does (bf16 costs at most 0.02 dB on the shipped SR models, BENCHMARKS.md).
+- ``openvino-int8``: that IR quantized to int8 as ``backend="auto"`` runs it where it picks int8
+  (``lightsr.backends.quantize_int8``: NNCF, calibrated on the natural squares shipped in
+  ``lightsr/calibration/``, the convolutions that read and write the image kept in fp32; needs
+  ``nncf``). Compile it with ``{"INFERENCE_PRECISION_HINT": "f32"}`` too, so the ops kept in fp32
+  stay fp32. The shipped SR models lose at most 0.04 dB on Set5/Set14 this way (BENCHMARKS.md).
 - ``compact``: ECBSR re-parameterised to plain 3x3 convs is exactly the layout of Real-ESRGAN's
   SRVGGNetCompact (conv, PReLU, ..., conv, pixel shuffle, plus the nearest-neighbour upsampled
   input), so the ``.safetensors`` state dict it writes, with those key names, loads in spandrel,
@@ -33,14 +38,14 @@ from pathlib import Path
 
 import torch
 
-from .backends import convert_openvino, openvino_available, tracing
+from .backends import convert_openvino, openvino_available, quantize_int8, tracing
 from .errors import LightSRError
 from .imaging import new_file_mode
 from .models.base import LightSRModel
 
 __all__ = ["FORMATS", "export", "compact_state_dict", "min_size"]
 
-FORMATS = {"onnx": ".onnx", "openvino": ".xml", "compact": ".safetensors"}
+FORMATS = {"onnx": ".onnx", "openvino": ".xml", "openvino-int8": ".xml", "compact": ".safetensors"}
 
 
 def min_size(model: LightSRModel) -> int:
@@ -84,13 +89,14 @@ def export(model: LightSRModel, out: str | os.PathLike, fmt: str) -> Path:
     if not out.parent.is_dir():
         raise LightSRError(f"no such folder: {out.parent}")
     writer: Callable[[LightSRModel, Path], None] = {"onnx": _write_onnx, "openvino": _write_openvino,
-                                      "compact": _write_compact}[fmt]
+                                                    "openvino-int8": _write_openvino_int8,
+                                                    "compact": _write_compact}[fmt]
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.stem}.export-"))
     try:
         writer(model, tmp / out.name)
         for f in tmp.iterdir():  # some writers (safetensors) make private 0600 files
             f.chmod(new_file_mode())
-        if fmt == "openvino":  # the weights first: the .xml is what a reader opens
+        if FORMATS[fmt] == ".xml":  # OpenVINO IR: the weights first, the .xml is what a reader opens
             os.replace(tmp / out.with_suffix(".bin").name, out.with_suffix(".bin"))
         os.replace(tmp / out.name, out)
     finally:
@@ -121,6 +127,14 @@ def _write_openvino(model: LightSRModel, path: Path) -> None:
     import openvino as ov
 
     ov.save_model(convert_openvino(model), str(path), compress_to_fp16=False)  # fp32 weights, as trained
+
+
+def _write_openvino_int8(model: LightSRModel, path: Path) -> None:
+    if not openvino_available():
+        raise LightSRError('OpenVINO export needs openvino: pip install "lightsr[openvino]"')
+    import openvino as ov
+
+    ov.save_model(quantize_int8(convert_openvino(model), model), str(path), compress_to_fp16=False)
 
 
 def _write_compact(model: LightSRModel, path: Path) -> None:

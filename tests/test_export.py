@@ -59,6 +59,25 @@ def test_openvino_ir_matches_pytorch(tmp_path, name):
         assert np.abs(compiled(x.numpy())[0] - ref).max() < 1e-4, (name, h, w)
 
 
+def test_openvino_int8_ir_is_close_to_pytorch_and_its_ends_stay_fp32(tmp_path, photo):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    model = _model("rdn-test")
+    path = export(model, tmp_path / "m.xml", "openvino-int8")
+    assert path.is_file() and path.with_suffix(".bin").is_file()
+    graph = ov.Core().read_model(str(path))
+    convs = [op for op in graph.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    int8 = [op.input_value(1).get_node().get_type_name() != "Constant" for op in convs]  # quantized weights
+    assert not int8[0] and not int8[-1] and all(int8[1:-1])  # the image's first and last convs stay fp32
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        ref = model(x).clamp(0, 1).numpy()
+    mse = float(np.mean((np.clip(compiled(x.numpy())[0], 0, 1) - ref) ** 2))
+    assert 10 * np.log10(1 / mse) >= 40, mse  # close to fp32 on a real photo, not equal
+    assert cli.main(["export", "nowhere", str(tmp_path / "n.xml"), "--format", "openvino-int8"]) == 2
+
+
 class SRVGGNetCompact(nn.Module):
     """Real-ESRGAN's compact network, as its public layout defines it (what spandrel builds
     from a state dict): conv, PReLU, num_conv x (conv, PReLU), conv, pixel shuffle, plus the
