@@ -51,6 +51,39 @@ def median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+@torch.inference_mode()
+def conv_rooflines(runs: int, lower: tuple[str, ...] = ()) -> dict[str, float]:
+    """GFLOP/s of a large 3x3 conv (64 -> 64 channels on a 640x360 map): this CPU's practical peak
+    per backend, keyed as lightsr.backends' choices: "torch" (fp32, channels_last), "fp32"
+    (OpenVINO) and each of ``lower`` ("bf16", "int8": the same conv compiled at bf16, or quantized
+    by NNCF on random input, which is all a timing needs). Median of ``runs`` after a warm-up."""
+    import openvino as ov
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
+    x = torch.rand(1, 64, 360, 640)
+    flop = 2 * 9 * 64 * 64 * 360 * 640
+    graph = ov.convert_model(conv, example_input=x)
+    rates = {}
+    for name in ("fp32", *lower):
+        g = graph
+        if name == "int8":
+            import nncf
+
+            g = nncf.quantize(graph, nncf.Dataset([torch.rand(1, 64, 64, 64).numpy() for _ in range(4)]),
+                              subset_size=4, preset=nncf.QuantizationPreset.MIXED)
+        compiled = ov.Core().compile_model(g, "CPU", {
+            "INFERENCE_PRECISION_HINT": "bf16" if name == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+        request, xn = compiled.create_infer_request(), x.numpy()
+
+        def infer():  # buffers shared both ways, as lightsr.backends runs it: the conv, not 59 MB copies
+            request.infer({0: xn}, share_inputs=True, share_outputs=True)
+
+        rates[name] = flop / median_time(infer, runs) / 1e9
+    conv, xl = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return {"torch": flop / median_time(lambda: conv(xl), runs) / 1e9, **rates}
+
+
 def write_section(name: str, text: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text.rstrip() + "\n")

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 import torch
-from _report import ROOT, machine, median_time, write_section
+from _report import ROOT, conv_rooflines, machine, median_time, write_section
 
 import lightsr
 from lightsr import backends, zoo
@@ -41,6 +41,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ["LIGHTSR_CACHE"] = tempfile.mkdtemp(prefix="lightsr-bench-")  # a cold graph cache
     lower = [p for p, ok in (("bf16", backends.bf16_supported()), ("int8", backends.int8_available())) if ok]
+    rooflines = conv_rooflines(args.frames, tuple(lower))
+    print("3x3 conv roofline, GFLOP/s:", {k: round(v) for k, v in rooflines.items()})
     rows = []
     for entry in zoo.available("super-resolution"):
         model = lightsr.load(zoo.CHECKPOINTS / entry.name).eval()
@@ -65,7 +67,8 @@ def main() -> None:
             scores[p] = {n: evaluate_sr(model, BENCH / n, net=net) for n in ("Set5", "Set14")}
             low_ms[p] = (frame_ms(net, x, args.frames), first)
         probe = backends.auto_record(model)  # what backend="auto" decided, on its probe tile
-        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, low_ms, cold, warm, scores, probe))
+        gflops = lightsr.describe(model)["gflops_per_megapixel"] * w * h / 1e6
+        rows.append((entry.name, f"{w}x{h}", torch_ms, ov_ms, low_ms, cold, warm, scores, probe, gflops))
         print(entry.name, f"torch {torch_ms:.0f} ms, openvino {ov_ms:.0f} ms",
               {p: f"{ms:.0f} ms" for p, (ms, _) in low_ms.items()}, f"first use {cold:.1f} s / {warm:.1f} s",
               {b: round(sc["Set5"].psnr, 3) for b, sc in scores.items()}, probe)
@@ -86,15 +89,22 @@ def main() -> None:
         f"takes at most {backends.SHARE:.0%} of the best other time and its output is within "
         f"{backends.AGREEMENT:.0f} dB PSNR of fp32's on the held-out calibration squares (int8 is weighed for "
         "super-resolution only). The auto column is its choice here, with the probe's ms ("
-        + " / ".join(["torch", "openvino", *lower]) + ") and each lower precision's agreement. Machine: "
-        + machine() + ".",
+        + " / ".join(["torch", "openvino", *lower]) + ") and each lower precision's agreement. Achieved: a "
+        "model's GFLOPs per frame over its time on each backend, and that as a share of the same backend's "
+        "roofline, a large 3x3 conv (64 -> 64 channels, 640x360) timed in this run: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in zip(["torch", "openvino", *lower], rooflines.values()))
+        + " GFLOP/s. Machine: " + machine() + ".",
         "",
         "| checkpoint | input frame | Set5 torch / openvino | Set14 torch / openvino | ms / frame torch | "
-        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms; agreement) |"
+        "ms / frame openvino | speed-up | first use (cold / cached) | auto picks (probe ms; agreement) | "
+        "GFLOP/s achieved (of roofline): " + " / ".join(["torch", "openvino", *lower]) + " |"
         + "".join(f" {p}: Set5 / Set14 change (dB), ms / frame, first use |" for p in lower),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + " --- |" * len(lower),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + " --- |" * len(lower),
     ]
-    for name, size, t_ms, o_ms, low_ms, cold, warm, sc, probe in rows:
+    for name, size, t_ms, o_ms, low_ms, cold, warm, sc, probe, gflops in rows:
+        ms = {"torch": t_ms, "fp32": o_ms, **{p: m for p, (m, _) in low_ms.items()}}
+        achieved = " / ".join(f"{gflops / (ms[k] / 1e3):.0f} ({gflops / (ms[k] / 1e3) / rooflines[k]:.0%})"
+                              for k in rooflines)
         low = "".join(f" {sc[p]['Set5'].psnr - sc['openvino']['Set5'].psnr:+.3f} / "
                       f"{sc[p]['Set14'].psnr - sc['openvino']['Set14'].psnr:+.3f}, {ms:.0f}, {first:.1f} s |"
                       for p, (ms, first) in low_ms.items())
@@ -105,7 +115,7 @@ def main() -> None:
                      f"**{backends.LABELS[probe['choice']]}** ("
                      + " / ".join(f"{probe[k]:.0f}" for k in ("torch_ms", "openvino_ms", *(f"{p}_ms" for p in lower))
                                   if k in probe)
-                     + (f"; {agree}" if agree else "") + ") |" + low)
+                     + (f"; {agree}" if agree else "") + f") | {achieved} |" + low)
     lines += ["", "Reproduce: `python benchmarks/bench_backends.py`."]
     write_section("backends", "\n".join(lines))
 

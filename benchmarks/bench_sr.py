@@ -23,7 +23,7 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from _report import ROOT, machine, median_time, write_results, write_section
+from _report import ROOT, conv_rooflines, machine, median_time, write_results, write_section
 
 import lightsr
 from lightsr import backends, zoo
@@ -64,27 +64,6 @@ def frame_speed(model, runs: int, size: tuple[int, int] = (640, 360)) -> tuple[f
     return median_time(lambda: net(x), runs), backends.LABELS[backends.choice_of(model, net)]
 
 
-@torch.inference_mode()
-def conv_roofline(runs: int) -> dict[str, float]:
-    """GFLOP/s of a large 3x3 conv (64 -> 64 channels, 640x360) in PyTorch (channels_last) and
-    OpenVINO (fp32): this CPU's practical fp32 peak."""
-    import openvino as ov
-
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
-    x = torch.rand(1, 64, 360, 640)
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-    compiled = ov.Core().compile_model(ov.convert_model(conv, example_input=x), "CPU", config)
-    request, xn = compiled.create_infer_request(), x.numpy()
-    flop = 2 * 9 * 64 * 64 * 360 * 640
-    conv, xl = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    def infer():  # buffers shared both ways, as OpenVINOModel runs: the conv, not 59 MB copies
-        request.infer({0: xn}, share_inputs=True, share_outputs=True)
-
-    return {"PyTorch": flop / median_time(lambda: conv(xl), runs) / 1e9,
-            "OpenVINO": flop / median_time(infer, runs) / 1e9}
-
-
 def bicubic_speed(scale: int, runs: int) -> float:
     """Median seconds of Pillow bicubic (the baseline's own resize) on one frame."""
     frame = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*frame_size(scale)[::-1], 3), np.uint8))
@@ -97,7 +76,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rooflines = conv_roofline(args.frames)
+    rooflines = conv_rooflines(args.frames)
     roofline = max(rooflines.values())
     print("3x3 conv roofline, GFLOP/s:", {k: round(v) for k, v in rooflines.items()})
     rows = []
@@ -129,7 +108,7 @@ def main() -> None:
         "fp32 (the reference; what a lower precision changes: the backends table). Speed is the model alone on one "
         "frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4), batch 1, through the default backend "
         "(`backend=\"auto\"`, its pick named). Roofline: a large 3x3 conv (64 -> 64 channels, 640x360) runs at "
-        f"{rooflines['PyTorch']:.0f} GFLOP/s in PyTorch fp32 (channels_last) and {rooflines['OpenVINO']:.0f} in "
+        f"{rooflines['torch']:.0f} GFLOP/s in PyTorch fp32 (channels_last) and {rooflines['fp32']:.0f} in "
         f"OpenVINO fp32 here; \"of roofline\" is a model's GFLOPs per frame over its time, as a fraction of "
         f"the faster, **{roofline:.0f} GFLOP/s** (int8 can pass 100%). Machine: " + machine() + ".",
         "",
