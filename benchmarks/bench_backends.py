@@ -91,7 +91,7 @@ def main() -> None:
         "super-resolution only). The auto column is its choice here, with the probe's ms ("
         + " / ".join(["torch", "openvino", *lower]) + ") and each lower precision's agreement. Achieved: a "
         "model's GFLOPs per frame over its time on each backend, and that as a share of the same backend's "
-        "roofline, a large 3x3 conv (64 -> 64 channels, 640x360) timed in this run: "
+        "roofline, a stack of eight 3x3 convs (64 -> 64 channels, 640x360) timed in this run: "
         + ", ".join(f"{k} {v:.0f}" for k, v in zip(["torch", "openvino", *lower], rooflines.values()))
         + " GFLOP/s. Machine: " + machine() + ".",
         "",

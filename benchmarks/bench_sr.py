@@ -8,8 +8,8 @@ on one video frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4; ba
 of --frames runs) through the default backend (``backend="auto"``: whichever of PyTorch and
 OpenVINO fp32 / bf16 / int8 it picks on this machine, named in the table; what each costs in
 PSNR is bench_backends.py's table), with Pillow bicubic timed on the same frames. Speed is set
-against what this CPU can do in fp32: a large 3x3 convolution (64 -> 64 channels on a 640x360
-map) is timed first in PyTorch (channels_last) and in OpenVINO, and each model's GFLOPs per
+against what this CPU can do in fp32: a stack of eight 3x3 convolutions (64 -> 64 channels on a
+640x360 map) is timed first in PyTorch (channels_last) and in OpenVINO, and each model's GFLOPs per
 frame divided by its time is given as a fraction of the faster (int8 can pass 100%). Writes
 its BENCHMARKS.md section and the numbers the cards print (benchmarks/results/sr.json);
 ``python benchmarks/render_cards.py`` then renders each checkpoint's card from them and from
@@ -107,7 +107,8 @@ def main() -> None:
         "Set5/Set14 in the standard protocol (Y channel, `scale` pixels shaved, LR by Pillow bicubic), PyTorch "
         "fp32 (the reference; what a lower precision changes: the backends table). Speed is the model alone on one "
         "frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4), batch 1, through the default backend "
-        "(`backend=\"auto\"`, its pick named). Roofline: a large 3x3 conv (64 -> 64 channels, 640x360) runs at "
+        "(`backend=\"auto\"`, its pick named). Roofline: a stack of eight 3x3 convs (64 -> 64 channels, "
+        "640x360) runs at "
         f"{rooflines['torch']:.0f} GFLOP/s in PyTorch fp32 (channels_last) and {rooflines['fp32']:.0f} in "
         f"OpenVINO fp32 here; \"of roofline\" is a model's GFLOPs per frame over its time, as a fraction of "
         f"the faster, **{roofline:.0f} GFLOP/s** (int8 can pass 100%). Machine: " + machine() + ".",
