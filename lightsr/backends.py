@@ -54,7 +54,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import LightSRError
+from .errors import LightSRError, first_line
 from .imaging import cache_dir, write_atomically
 from .models._common import weights_version
 from .models.base import LightSRModel
@@ -75,7 +75,7 @@ CALIBRATION_SIDE = 128  # px, each square's side in that mosaic
 # takes at most SHARE of the best other time
 AGREEMENT, SHARE = 56.0, 0.9
 # model -> {(precision, weights version): serial number in _live, or None where PyTorch runs it;
-#           ("auto", precision asked for or None, weights version): what auto runs it with, "torch", "fp32" or "bf16"}
+#           ("auto", precision asked for or None, weights version): what auto runs it with, "torch" or a precision}
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # The compiled models themselves, least recently used first, at most KEEP of them. They are owned
 # here, not by the weakly keyed dict above, so none is ever destroyed by the garbage collector
@@ -201,8 +201,8 @@ class OpenVINOModel:
 
 
 def _save_graph(graph, path: Path) -> None:
-    """Write ``graph`` (fp32 weights, as trained) to ``path`` and its .bin, both atomically: a
-    reader never sees half a graph."""
+    """Write ``graph`` to ``path`` and its .bin, weights as they are (never compressed to fp16),
+    both atomically: a reader never sees half a graph."""
     import openvino as ov
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,10 +328,10 @@ def _uint8_graph(graph):
 def runner(model: LightSRModel, backend: str | None = "auto", *,
            precision: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model`` on ``backend`` ("auto", "torch" or "openvino"; None reads
-    ``$LIGHTSR_BACKEND``, default "auto"). ``precision``: "fp32" or "bf16" for OpenVINO; None is
-    fp32 for "openvino" and, for "auto", whichever of PyTorch, OpenVINO fp32 and (where accurate)
-    OpenVINO bf16 is fastest here. Compiled models are kept per model object and reused, the
-    ``KEEP`` most recently used of them at once."""
+    ``$LIGHTSR_BACKEND``, default "auto"). ``precision``: "fp32", "bf16" or "int8" for OpenVINO; None
+    is fp32 for "openvino" and, for "auto", whichever of PyTorch, OpenVINO fp32 and (where
+    accurate, see _lower_precisions) OpenVINO bf16 or int8 is fastest here. Compiled models are
+    kept per model object and reused, the ``KEEP`` most recently used of them at once."""
     backend = backend or os.environ.get("LIGHTSR_BACKEND") or "auto"
     if backend not in BACKENDS:
         raise LightSRError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -371,8 +371,8 @@ def _compiled_model(model: LightSRModel, per_model: dict, precision: str, versio
         except LightSRError:
             raise
         except Exception as err:  # noqa: BLE001 - any converter/compiler failure: PyTorch still works
-            logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch",
-                           model.architecture, str(err).splitlines()[0] if str(err) else type(err).__name__)
+            logger.warning("OpenVINO could not compile %s (%s); running it with PyTorch", model.architecture,
+                           first_line(err))
             per_model[key] = None  # PyTorch (the model itself is not stored: it is this dict's weak key)
         else:
             per_model[key] = serial = next(_serial)

@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     def backend_opt(sp):
         sp.add_argument("--backend", choices=["auto", "torch", "openvino"], default=None,
                         help="inference backend (default: $LIGHTSR_BACKEND, else auto: the fastest of PyTorch, "
-                             "OpenVINO fp32 and, where accurate, OpenVINO bf16 for this model on this machine, "
-                             "timed once)")
+                             "OpenVINO fp32 and, where accurate, OpenVINO bf16 or int8 for this model on this "
+                             "machine, timed once)")
 
     def model_opts(sp, default: str):
         sp.add_argument("--model", default=default,

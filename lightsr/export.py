@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -89,7 +90,7 @@ def export(model: LightSRModel, out: str | os.PathLike, fmt: str) -> Path:
     if not out.parent.is_dir():
         raise LightSRError(f"no such folder: {out.parent}")
     writer: Callable[[LightSRModel, Path], None] = {"onnx": _write_onnx, "openvino": _write_openvino,
-                                                    "openvino-int8": _write_openvino_int8,
+                                                    "openvino-int8": partial(_write_openvino, int8=True),
                                                     "compact": _write_compact}[fmt]
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.stem}.export-"))
     try:
@@ -121,20 +122,14 @@ def _write_onnx(model: LightSRModel, path: Path) -> None:
                            f"{str(err).splitlines()[0] if str(err) else ''}") from None
 
 
-def _write_openvino(model: LightSRModel, path: Path) -> None:
+def _write_openvino(model: LightSRModel, path: Path, *, int8: bool = False) -> None:
     if not openvino_available():
         raise LightSRError('OpenVINO export needs openvino: pip install "lightsr[openvino]"')
     import openvino as ov
 
-    ov.save_model(convert_openvino(model), str(path), compress_to_fp16=False)  # fp32 weights, as trained
-
-
-def _write_openvino_int8(model: LightSRModel, path: Path) -> None:
-    if not openvino_available():
-        raise LightSRError('OpenVINO export needs openvino: pip install "lightsr[openvino]"')
-    import openvino as ov
-
-    ov.save_model(quantize_int8(convert_openvino(model), model), str(path), compress_to_fp16=False)
+    graph = convert_openvino(model)
+    # weights as they are (fp32 as trained, or int8 where quantized): never compressed to fp16
+    ov.save_model(quantize_int8(graph, model) if int8 else graph, str(path), compress_to_fp16=False)
 
 
 def _write_compact(model: LightSRModel, path: Path) -> None:

@@ -266,7 +266,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     ``"tiled"`` (full-resolution inference in tiles). ``keep_sources`` blends the lamps
     (saturated pixels the model keeps saturated) back from the input. ``backend``: "auto",
     "torch" or "openvino" (``lightsr.backends.runner``; None reads ``$LIGHTSR_BACKEND``,
-    default "auto": per model, the fastest here; bf16 only where it agrees with fp32, see there).
+    default "auto": per model, the fastest here; bf16 only where it agrees with fp32; int8 is for SR only).
     A photo without a light source (``has_light_source``) comes back unchanged.
     """
     if model.task != "flare-removal":

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import LightSRError
+from .errors import LightSRError, first_line
 from .models.base import LightSRModel
 from .weights import load_weights
 
@@ -575,7 +575,7 @@ def checkpoint_ema(folder: str | os.PathLike) -> LightSRModel:
     try:
         model.load_state_dict(ema)
     except RuntimeError as err:
-        raise LightSRError(f"the EMA weights in '{folder}' do not fit its config: {str(err).splitlines()[0]}") from None
+        raise LightSRError(f"the EMA weights in '{folder}' do not fit its config: {first_line(err)}") from None
     return model.eval()
 
 

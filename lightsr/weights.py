@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .errors import LightSRError
+from .errors import LightSRError, first_line
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "PICKLE_SUFFIXES", "read_config", "load_weights", "weights_file"]
 
@@ -80,7 +80,7 @@ def _hub_download(repo_id: str, filename: str, **kwargs) -> str:
     except RemoteEntryNotFoundError:
         raise  # the callers know what a missing file means for them
     except HfHubHTTPError as err:
-        raise LightSRError(f"Hub request for '{repo_id}/{filename}' failed: {str(err).splitlines()[0]}") from None
+        raise LightSRError(f"Hub request for '{repo_id}/{filename}' failed: {first_line(err)}") from None
 
 
 def read_config(name_or_path: str | os.PathLike, *, revision: str | None = None, **hub_kwargs) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LightSRError
+from .errors import LightSRError, first_line
 from .hub import load
 from .models.base import LightSRModel
 
@@ -104,8 +104,7 @@ def prepare(*, namespace: str | None = None) -> list[str]:
         try:
             runner(get_model(entry, namespace=namespace), None)
         except Exception as err:  # noqa: BLE001 - a request will meet it again, with its own message
-            logging.getLogger(__name__).warning("could not prepare %s: %s", entry.name,
-                                                str(err).splitlines()[0] if str(err) else type(err).__name__)
+            logging.getLogger(__name__).warning("could not prepare %s: %s", entry.name, first_line(err))
         else:
             done.append(entry.name)
     return done
