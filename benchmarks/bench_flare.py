@@ -1,16 +1,18 @@
-"""Flare removal: quality on three synthetic validation sets, harm outside the flare, time per 12 MP photo.
+"""Flare removal: quality on four synthetic validation sets, harm outside the flare, time per 12 MP photo.
 
     python benchmarks/bench_flare.py [--threads 2]
     python benchmarks/bench_flare.py --screen runs/A/best runs/B/best --seed 7 --count 16
 
-Three validation sets of whole frames (512 px on the long side) from the last 8 sr-train
+Four validation sets of whole frames (512 px on the long side) from the last 8 sr-train
 photos, which the flare trainer never sees: flare from the optics generator
 (lightsr.data.optics: wave-optics PSFs of dirty, scratched apertures, ghosts, lamps 30 to
-5,000 times the sensor's white), from the hand-drawn generator (lightsr.data.flare), and
-from the streak generator (lightsr.data.streaks: Moffat glow, long thin streaks through the
-lamps, iris ghosts with lateral colour), which no trainer uses, so how a model does on flare
-drawn some other way shows. Their seed differs from the trainer's validation seed, so the
-weights were not selected on these pairs.
+5,000 times the sensor's white), from the hand-drawn generator (lightsr.data.flare), from
+the streak generator (lightsr.data.streaks: Moffat glow, long thin streaks through the
+lamps, iris ghosts with lateral colour), which a run trains on only with --streaks-prob, and
+from the shimmer generator (lightsr.data.shimmer: three-Gaussian bloom, hair-thin rays, ring
+ghosts), which no trainer uses, so how a model does on flare drawn some other way shows.
+Their seed differs from the trainer's validation seed, so the weights were not selected on
+these pairs.
 
 Per model and inference method of ``lightsr.flare.remove_flare`` ("lowres", the default:
 the whole frame at 512 px; "tiled": full-resolution tiles): PSNR/SSIM, glare-, streak- and
@@ -40,7 +42,7 @@ import sys
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from _report import ROOT, machine, write_results, write_section
+from _report import ROOT, machine, training_runs, write_results, write_section
 
 from lightsr import backends, zoo
 from lightsr.models.base import LightSRModel
@@ -51,6 +53,7 @@ from lightsr.imaging import image_files
 from lightsr.flare import METHODS, remove_flare
 from lightsr.imaging import fit_long_side, open_image
 from lightsr.metrics import psnr
+from lightsr.cards import trained_on_streaks
 from lightsr.training import cpu_name
 
 DATA = ROOT / "data" / "sr-train"
@@ -164,11 +167,14 @@ def main() -> None:
     lines = [
         "## Flare removal (`benchmarks/bench_flare.py`)",
         "",
-        f"Three sets of {args.count} whole frames (512 px on the long side) from the last {args.holdout} sr-train "
+        f"Four sets of {args.count} whole frames (512 px on the long side) from the last {args.holdout} sr-train "
         "photos, which the flare trainer never sees, seeded apart from its validation set: flare from the **optics** "
-        "generator (`lightsr.data.optics`) and the **hand-drawn** one (`lightsr.data.flare`), which the models "
-        "train on, and from the **streaks** generator (`lightsr.data.streaks`: Moffat glow, long thin streaks "
-        "through the lamps, iris ghosts with lateral colour), which no trainer uses. RGB PSNR / SSIM "
+        "generator (`lightsr.data.optics`) and the **hand-drawn** one (`lightsr.data.flare`), which every model "
+        "trains on; from the **streaks** generator (`lightsr.data.streaks`: Moffat glow, long thin streaks "
+        "through the lamps, iris ghosts with lateral colour), which a model trains on only where its card says so "
+        f"({streak_note(rows)}); and from the **shimmer** generator (`lightsr.data.shimmer`: three-Gaussian bloom, "
+        "hair-thin rays of many lengths and hues, hollow ring ghosts, an S-shaped tone curve), which no trainer "
+        "uses. RGB PSNR / SSIM "
         "of the whole image (mean over images) and its gain over returning the input; G: glare region (noise-free "
         "flare layer >= 64/255), S: streaks, ghosts and haze (4/255 to 64/255), BG: background (flare layer "
         "under 1/255 and not saturated in the target: any change there is harm), each PSNR pooled over the "
@@ -214,8 +220,8 @@ def main() -> None:
     if not rows:
         lines.append("| (no flare model shipped yet) | | | | |")
     lines += ["", "Before / after on validation frames (`docs/flare-before-after.png`): input, each model's output "
-              "(default method), target; two optics frames, two hand-drawn ones, then two from the held-out streak "
-              "generator.", "",
+              "(default method), target; two frames from each set: optics, hand-drawn, streaks, then the held-out "
+              "shimmer generator.", "",
               "![Flare removal before and after](docs/flare-before-after.png)",
               "", "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
               "`python benchmarks/bench_flare.py`."]
@@ -223,6 +229,15 @@ def main() -> None:
     write_results("flare", results)
     if shown:
         before_after(sets, shown).save(ROOT / "docs" / "flare-before-after.png", optimize=True)
+
+
+def streak_note(rows) -> str:
+    """Which shipped models trained on the streak generator, in words (their recipes' run records)."""
+    trained = {e.label: trained_on_streaks(training_runs(RUNS, e.name)) for e, *_ in rows}
+    yes = [label for label, t in trained.items() if t]
+    no = [label for label, t in trained.items() if not t]
+    return "; ".join(part for part in (f"trained on it: {', '.join(yes)}" if yes else "",
+                                      f"never trained on it: {', '.join(no)}" if no else "") if part) or "no model"
 
 
 def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple[float, float]:

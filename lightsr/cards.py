@@ -244,8 +244,15 @@ def _merge_line(merge: dict[str, Any], stages: list[Path]) -> str:
             "CVPR 2022; the sources are fine-tunes of one model, so the mean trades what a later stage gained "
             "against what it lost)")
 
-FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator",
-              "streaks": "held-out streak generator (never trained on)"}
+FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator", "streaks": "streak generator",
+              "shimmer": "held-out shimmer generator (never trained on)"}
+
+
+def trained_on_streaks(run_dir: str | Path | Sequence[str | Path] | None) -> bool:
+    """Whether any run of a recipe drew flare from the streak generator (train_flare --streaks-prob)."""
+    runs = [] if run_dir is None else [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    records = [Path(r) / "args.json" for r in runs]  # a weight average (merge.json) has none: its sources are runs
+    return any(json.loads(f.read_text()).get("streaks_prob") for f in records if f.exists())
 
 
 def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[str, Any], *, long_side: int = 512,
@@ -260,9 +267,11 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
     ``run_dir``: the training run, or the runs of a staged recipe in order (as for SR cards).
     """
     rows, evals = [], []
+    streaks = trained_on_streaks(run_dir)
+    labels = {**FLARE_SETS, "streaks": FLARE_SETS["streaks"] + (" (trained on)" if streaks else " (never trained on)")}
     for g, s in scores.items():
         n = noop[g]
-        rows.append({"set": FLARE_SETS.get(g, g), "no-op PSNR / SSIM": f"{n.psnr:.2f} / {n.ssim:.4f}",
+        rows.append({"set": labels.get(g, g), "no-op PSNR / SSIM": f"{n.psnr:.2f} / {n.ssim:.4f}",
                      "this model PSNR / SSIM": f"**{s.psnr:.2f} / {s.ssim:.4f}**",
                      "gain": f"**{s.psnr - n.psnr:+.2f}**",
                      "glare PSNR": f"{n.glare_psnr:.2f} -> {s.glare_psnr:.2f}",
@@ -276,8 +285,11 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
         "results": rows,
         "results_intro": (f"{len(scores)} sets of {count} fixed, seeded whole frames ({long_side} px long side) "
                           "made from held-out photos that were never trained on, one per flare generator"
-                          + (" (the streak generator, `lightsr.data.streaks`, is used by no trainer: it shows "
-                             "how the model does on flare drawn some other way)" if "streaks" in scores else "")
+                          + (" (the shimmer generator, `lightsr.data.shimmer`, is used by no trainer: it shows "
+                             "how the model does on flare drawn some other way)" if "shimmer" in scores else "")
+                          + ((" (this model trained on the streak generator, `lightsr.data.streaks`, too)" if streaks
+                              else " (this model never trained on the streak generator, `lightsr.data.streaks`)")
+                             if "streaks" in scores else "")
                           + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method, "
                           "lamps kept); glare: pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "

@@ -376,3 +376,36 @@ def test_average_weights_makes_the_weighted_mean_and_the_card_says_so(photos, tm
                                "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "bad").exists()
+
+
+def test_streaks_prob_draws_streak_pairs_validates_them_and_is_recorded(photos, tmp_path):
+    from lightsr.data.streaks import synthesize_streak_pair
+    photo = np.asarray(Image.open(photos / "0.png"))
+    frames = FrameFlarePairs([photo], 48, optics_prob=0.0, streaks_prob=1.0)
+    a, b = frames.sample(np.random.default_rng(0), 2)
+    # the streak generator's own pair, drawn after the photo, its crop and the share's draw
+    rng = np.random.default_rng(0)
+    rng.integers(1)
+    (crop,) = frames._frame(rng, photo)
+    rng.random()
+    x, y = synthesize_streak_pair(crop, rng)
+    assert np.array_equal(a[0], x) and np.array_equal(b[0], y)
+    # at 0 nothing is drawn for it: the seeded streams of every earlier run are unchanged
+    plain = FrameFlarePairs([photo], 48, optics_prob=0.0).sample(np.random.default_rng(0), 2)
+    zero = FrameFlarePairs([photo], 48, optics_prob=0.0, streaks_prob=0.0).sample(np.random.default_rng(0), 2)
+    assert all(np.array_equal(p, q) for p, q in zip(plain, zero))
+    with pytest.raises(lightsr.LightSRError):
+        FrameFlarePairs([photo], 48, optics_prob=0.0, streaks_prob=1.5)
+    out = tmp_path / "run"
+    run(photos, out, "--model", "pix2pix-flare-test", "--steps", "2", "--streaks-prob", "0.5")
+    record = json.loads((out / "run.json").read_text())
+    assert "50% from the streak generator" in record["data"]
+    assert record["command"][record["command"].index("--streaks-prob") + 1] == "0.5"
+    from lightsr.cards import trained_on_streaks
+    plain_run = tmp_path / "plain"
+    run(photos, plain_run, "--model", "pix2pix-flare-test", "--steps", "1")
+    assert trained_on_streaks([plain_run, out]) and not trained_on_streaks(plain_run)  # what the cards say
+    args = train_flare.parse_args(["--out", str(tmp_path / "x")])
+    assert train_flare.trained_generators(args) == ("optics", "drawn")
+    args.streaks_prob = 0.3
+    assert train_flare.trained_generators(args) == ("optics", "drawn", "streaks")

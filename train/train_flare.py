@@ -75,6 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--frame", type=int, default=384, help="whole-frame training size; 0: --patch crops")
     g.add_argument("--optics-prob", type=float, default=0.7,
                    help="share of training pairs from the optics generator (the rest hand-drawn)")
+    g.add_argument("--streaks-prob", type=float, default=0.0,
+                   help="share of flare pairs from the streak generator (lightsr.data.streaks: Moffat glow, long "
+                        "thin streaks, iris ghosts); the rest split by --optics-prob. Above 0 it also gets a "
+                        "validation set of its own in the score that picks the best weights")
     g.add_argument("--clean-prob", type=float, default=0.0,
                    help="share of synthetic training frames left without flare (target = input), so the model "
                         "learns to leave flare-free photos, clipped daylight included, alone")
@@ -160,16 +164,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
-COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "clean_prob", "clean_gain", "exposure", "line_prob",
-                "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo", "steps", "lr",
-                "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame", "background_weight",
-                "clipped_weight", "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size", "psf_bank", "data",
-                "holdout", "out"]
+COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "streaks_prob", "clean_prob", "clean_gain", "exposure",
+                "line_prob", "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
+                "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame",
+                "background_weight", "clipped_weight", "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size",
+                "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "lamp_per_frame": False, "background_weight": 0.0,
-            "clipped_weight": 1.0, "freeze_bn": False, "clean_prob": 0.0, "clean_gain": None, "line_prob": 0.0,
-            "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0, "exposure": None,
-            "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
+            "clipped_weight": 1.0, "freeze_bn": False, "streaks_prob": 0.0, "clean_prob": 0.0, "clean_gain": None,
+            "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0,
+            "exposure": None, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -186,6 +190,11 @@ def command_args(args, lr: float) -> dict:
     if a["frame"]:
         a["patch"] = None
     return a
+
+
+def trained_generators(args) -> tuple[str, ...]:
+    """The flare generators this run trains on, each of which gets a validation set."""
+    return tuple(g for g in GENERATORS if g != "streaks" or (args.frame and args.streaks_prob))
 
 
 def freeze_batch_norm(model: torch.nn.Module) -> None:
@@ -221,6 +230,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
                 f"flips/rotations; flare from the optics generator (lightsr.data.optics, {args.psf_bank}-PSF "
                 f"wave-optics bank) for {args.optics_prob:.0%} of pairs, the hand-drawn one (lightsr.data.flare) "
                 "for the rest")
+        if args.streaks_prob:
+            data = data.replace(f"for {args.optics_prob:.0%} of pairs", f"for {args.optics_prob:.0%} of the pairs "
+                                f"left after {args.streaks_prob:.0%} from the streak generator (lightsr.data.streaks)")
         drawn = drawn_config(args)
         extras = []
         if drawn.line_prob:
@@ -457,13 +469,14 @@ def main(args: argparse.Namespace) -> dict:
         pairs = FrameFlarePairs(train_photos, args.frame, bank=bank, optics_prob=args.optics_prob,
                                 cfg=drawn_config(args), optics_cfg=optics, pairs=real,
                                 pairs_prob=real_prob, clean_prob=args.clean_prob,
-                                clean_gain=tuple(args.clean_gain) if args.clean_gain else None)
+                                clean_gain=tuple(args.clean_gain) if args.clean_gain else None,
+                                streaks_prob=args.streaks_prob)
     elif args.pairs or args.clean_prob:
         raise lightsr.LightSRError("--pairs and --clean-prob train on whole frames: give --frame")
     else:
         pairs = FlarePairs(train_photos, args.patch)
     val_sets = {g: validation_frames(val_photos, g, count=args.val_count, long_side=args.val_size, bank=bank)
-                for g in GENERATORS}
+                for g in trained_generators(args)}
     val = [p for v in val_sets.values() for p in v]
     # with --clean-prob the model is also taught to leave photos without flare alone, so the held-out
     # photos as they are (target = input) join the score that picks the best weights

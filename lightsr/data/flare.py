@@ -34,14 +34,17 @@ from ..errors import LightSRError
 from ..imaging import image_files
 from ..imaging import fit_long_side, open_image
 from .optics import synthesize_optics_pair
+from .shimmer import synthesize_shimmer_pair
 from .streaks import synthesize_streak_pair
 
 __all__ = ["FlareConfig", "synthesize_pair", "FlarePairs", "FrameFlarePairs", "validation_pairs", "validation_frames",
            "overexpose", "exposure_gain", "GENERATORS", "HELD_OUT_GENERATORS", "MEASURED_GENERATORS", "PairFolder",
            "real_frames"]
 
-GENERATORS = ("optics", "drawn")  # trained on: lightsr.data.optics, and the hand-drawn one in this file
-HELD_OUT_GENERATORS = ("streaks",)  # measured only (lightsr.data.streaks): flare drawn some other way
+# what a trainer may draw from: lightsr.data.optics and the hand-drawn one in this file always, lightsr.data.streaks
+# with train_flare --streaks-prob
+GENERATORS = ("optics", "drawn", "streaks")
+HELD_OUT_GENERATORS = ("shimmer",)  # measured only (lightsr.data.shimmer): flare drawn some other way
 MEASURED_GENERATORS = GENERATORS + HELD_OUT_GENERATORS  # what validation_frames draws
 
 # Colours of common light sources in linear RGB (normalised to a max of 1).
@@ -298,7 +301,9 @@ class FrameFlarePairs:
     Each sample resizes a random photo so its short side is 1 to 1.4 times ``frame``, crops a
     ``frame`` x ``frame`` square (so a crop keeps at least 70% of the short side: a streak is
     seen whole), flips/rotates it and adds fresh flare from the ``optics`` generator with
-    probability ``optics_prob``, else from the hand-drawn one. With ``pairs`` (a PairFolder of
+    probability ``optics_prob``, else from the hand-drawn one; with ``streaks_prob``, that share of
+    the flare pairs comes from the streak generator (``lightsr.data.streaks``) first, and the rest
+    is split as before (0, the default, draws nothing for it). With ``pairs`` (a PairFolder of
     real flare pairs), a share ``pairs_prob`` of the samples is instead a real pair, resized,
     cropped and flipped the same way in input and target. A share ``clean_prob`` of the
     synthetic samples gets no flare at all (input = target = the frame as it is), so a model
@@ -310,7 +315,7 @@ class FrameFlarePairs:
     def __init__(self, photos: list[np.ndarray], frame: int, *, bank=None, optics_prob: float = 0.7,
                  cfg: FlareConfig | None = None, optics_cfg=None, pairs: PairFolder | None = None,
                  pairs_prob: float = 0.0, clean_prob: float = 0.0,
-                 clean_gain: tuple[float, float] | None = None):
+                 clean_gain: tuple[float, float] | None = None, streaks_prob: float = 0.0):
         if not photos:
             raise LightSRError("no training photos")
         if optics_prob > 0 and bank is None:
@@ -319,11 +324,14 @@ class FrameFlarePairs:
             raise LightSRError("a share of real pairs needs a folder of them (--pairs)")
         if not 0.0 <= clean_prob < 1.0:
             raise LightSRError(f"the share of flare-free samples must be in [0, 1), got {clean_prob}")
+        if not 0.0 <= streaks_prob <= 1.0:
+            raise LightSRError(f"the share of streak-generator pairs must be in [0, 1], got {streaks_prob}")
         if clean_gain is not None and not 0 < clean_gain[0] <= clean_gain[1]:
             raise LightSRError(f"the flare-free samples' exposure gain needs 0 < LO <= HI, got {clean_gain}")
         self.photos, self.frame, self.bank, self.clean_prob = photos, frame, bank, clean_prob
         self.optics_prob, self.cfg, self.optics_cfg = optics_prob, cfg or FlareConfig(), optics_cfg
         self.pairs, self.pairs_prob, self.clean_gain = pairs, pairs_prob, clean_gain
+        self.streaks_prob = streaks_prob
 
     def _frame(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
         """The same random resize (short side 1 to 1.4 frames), square crop and flip/rotation of each image."""
@@ -353,6 +361,8 @@ class FrameFlarePairs:
                 if self.clean_gain:
                     crop = overexpose(crop, exposure_gain(rng, self.clean_gain))
                 a, b = crop, crop
+            elif self.streaks_prob and rng.random() < self.streaks_prob:  # no draw at 0, as above
+                a, b = synthesize_streak_pair(crop, rng)
             elif rng.random() < self.optics_prob:
                 a, b = synthesize_optics_pair(crop, rng, self.bank, self.optics_cfg)
             else:
@@ -365,7 +375,7 @@ class FrameFlarePairs:
 def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 24, long_side: int = 512,
                       seed: int = 1234, bank=None) -> list[tuple[np.ndarray, np.ndarray, dict]]:
     """A fixed validation set of whole frames: held-out photos at ``long_side`` px, flare from
-    ``generator`` ("optics", "drawn", or the held-out "streaks" that no trainer uses), ``count``
+    ``generator`` ("optics", "drawn", "streaks", or the held-out "shimmer" that no trainer uses), ``count``
     seeded pairs with their flare layers."""
     if not photos:
         raise LightSRError("validation needs at least one held-out photo")
@@ -381,6 +391,8 @@ def validation_frames(photos: list[np.ndarray], generator: str, *, count: int = 
             out.append(synthesize_optics_pair(scene, rng, bank, return_layers=True))
         elif generator == "streaks":
             out.append(synthesize_streak_pair(scene, rng, return_layers=True))
+        elif generator == "shimmer":
+            out.append(synthesize_shimmer_pair(scene, rng, return_layers=True))
         else:
             out.append(synthesize_pair(scene, rng, return_layers=True))
     return out
