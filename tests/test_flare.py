@@ -26,9 +26,22 @@ def lamp_photo(photo):
 
 
 def _with_output(model, output: np.ndarray):
-    """Make the model return a fixed image: what a perfect flare remover would return."""
+    """Make the model return a fixed image: what a perfect flare remover would return. Like any
+    remover it is mirror-equivariant: given the mirror image of the first input it was shown (as
+    the lowres method's flip passes are), it returns the mirror image of that output."""
     fixed = torch.from_numpy(output).permute(2, 0, 1)[None].float() / 255
-    object.__setattr__(model, "forward", lambda x: fixed.expand(x.shape[0], -1, -1, -1))
+    first = []
+
+    def forward(x):
+        if not first or first[0].shape != x.shape:
+            first[:] = [x.clone()]
+        for dims in ((), (3,), (2,), (2, 3)):  # as it is, left-right, upside down, both
+            if torch.equal(x, first[0].flip(dims) if dims else first[0]):
+                return (fixed.flip(dims) if dims else fixed).expand(x.shape[0], -1, -1, -1)
+        first[:] = [x.clone()]  # a new photo: this is its own first pass
+        return fixed.expand(x.shape[0], -1, -1, -1)
+
+    object.__setattr__(model, "forward", forward)
     return model
 
 
@@ -130,6 +143,26 @@ def test_clipped_glare_is_filled_from_its_surroundings(model):
     assert left[..., 0].mean() > left[..., 2].mean() + 40 and right[..., 2].mean() > right[..., 0].mean() + 40
     far = np.hypot(yy - 48, xx - 64) > 30
     assert np.array_equal(out[far], clean[far])
+
+
+def test_lowres_averages_the_mirrored_passes_and_tiled_takes_none(model, lamp_photo):
+    """flips=2: the estimate of the photo and of its left-right mirror, mirrored back, averaged. A
+    model that returns a left-to-right ramp whatever it is shown gives a flat average, which it
+    then subtracts as flare; with flips=1 the ramp stays."""
+    h, w = lamp_photo.shape[:2]
+    ramp = np.broadcast_to(np.linspace(0, 120, w, dtype=np.float32)[None, :, None], (h, w, 3))
+    fixed = torch.from_numpy(np.ascontiguousarray(ramp)).permute(2, 0, 1)[None] / 255
+    object.__setattr__(model, "forward", lambda x: fixed.expand(x.shape[0], -1, -1, -1))
+    one = remove_flare(model, lamp_photo, flips=1, keep_sources=False).astype(float)
+    two = remove_flare(model, lamp_photo, flips=2, keep_sources=False).astype(float)
+    dark = lamp_photo.astype(float) - one  # what was taken away: most at the left, where the ramp is dark
+    assert dark[:, : w // 4].mean() > dark[:, -w // 4:].mean() + 10
+    taken = lamp_photo.astype(float) - two  # the average is flat: as much taken on both sides
+    assert abs(taken[:, : w // 4].mean() - taken[:, -w // 4:].mean()) < 0.3 * abs(dark[:, : w // 4].mean())
+    assert np.array_equal(remove_flare(model, lamp_photo, flips=None), remove_flare(model, lamp_photo, flips=4))
+    for method, flips in (("tiled", 2), ("lowres", 3)):
+        with pytest.raises(lightsr.LightSRError, match="flips"):
+            remove_flare(model, lamp_photo, method=method, flips=flips)
 
 
 def test_no_flare_means_no_change(model, photo):
