@@ -19,7 +19,7 @@ import gradio as gr
 import numpy as np
 
 import lightsr
-from lightsr import zoo
+from lightsr import backends, zoo
 from lightsr.compare import compare_with_bicubic
 from lightsr.flare import has_light_source, remove_flare
 from lightsr.imaging import save_image
@@ -263,6 +263,7 @@ def main() -> None:
     args = p.parse_args()
     if args.hub_namespace:
         os.environ["LIGHTSR_HUB_NAMESPACE"] = args.hub_namespace
+    backends.decline_telemetry()  # no usage statistics to Intel from a hosted demo, unless its owner opted in
     # every model's backend settled in the background (on a Space: compiled and int8-quantized once, seconds per
     # model), so the first request of each does not wait for it
     threading.Thread(target=zoo.prepare, name="lightsr-prepare", daemon=True).start()

@@ -59,7 +59,8 @@ from .imaging import cache_dir, write_atomically
 from .models._common import weights_version
 from .models.base import LightSRModel
 
-__all__ = ["BACKENDS", "PRECISIONS", "runner", "openvino_available", "int8_available", "OpenVINOModel"]
+__all__ = ["BACKENDS", "PRECISIONS", "runner", "openvino_available", "int8_available", "OpenVINOModel",
+           "decline_telemetry"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,26 @@ _lock = threading.Lock()
 
 def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
+
+
+def decline_telemetry() -> bool:
+    """Record "no" to Intel's usage statistics, which OpenVINO's model conversion and NNCF send
+    (to Google Analytics) unless a consent file says otherwise, where nobody has chosen yet. The file
+    is ``~/intel/openvino_telemetry``, what ``opt_in_out --opt_out`` writes (that command also sends
+    an event saying so; this does not). A choice already made is left as it is. True when the file
+    now says no, or when openvino_telemetry is not installed (nothing to send with).
+
+    The app calls it at start-up: a hosted demo does not report its visitors' use to a third party by
+    default. The library never calls it: a user's machine is its owner's to decide."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return True
+    checker = OptInChecker()
+    state = checker.check(enable_opt_in_dialog=False)
+    if state == ConsentCheckResult.NO_FILE:
+        return bool(checker.update_result(ConsentCheckResult.DECLINED))
+    return state == ConsentCheckResult.DECLINED
 
 
 def _graph_dir() -> Path:

@@ -303,3 +303,17 @@ def test_cli_backend_flag(tmp_path, photo):
                          str(tmp_path / "m"), "--backend", b]) == 0
     a, b = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=int) for n in ("torch", "openvino"))
     assert a.shape == b.shape == (144, 192, 3) and np.abs(a - b).max() <= 1
+
+
+def test_decline_telemetry_records_no_where_nobody_chose_and_keeps_a_choice(monkeypatch, tmp_path):
+    """The app's start-up writes "0" to ~/intel/openvino_telemetry when no consent file exists (then
+    OpenVINO's conversion and NNCF send nothing), and leaves an owner's recorded choice alone."""
+    pytest.importorskip("openvino_telemetry")
+    from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    monkeypatch.setenv("HOME", str(tmp_path))
+    consent = tmp_path / "intel" / "openvino_telemetry"
+    assert OptInChecker().check(enable_opt_in_dialog=False) == ConsentCheckResult.NO_FILE  # would send
+    assert backends.decline_telemetry() and consent.read_text() == "0"
+    assert OptInChecker().check(enable_opt_in_dialog=False) == ConsentCheckResult.DECLINED
+    consent.write_text("1")  # the owner opted in: kept
+    assert not backends.decline_telemetry() and consent.read_text() == "1"
