@@ -244,6 +244,7 @@ def _merge_line(merge: dict[str, Any], stages: list[Path]) -> str:
             "CVPR 2022; the sources are fine-tunes of one model, so the mean trades what a later stage gained "
             "against what it lost)")
 
+
 FLARE_SETS = {"optics": "optics generator", "drawn": "hand-drawn generator", "streaks": "streak generator",
               "shimmer": "held-out shimmer generator (never trained on)"}
 
@@ -253,6 +254,18 @@ def trained_on_streaks(run_dir: str | Path | Sequence[str | Path] | None) -> boo
     runs = [] if run_dir is None else [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     records = [Path(r) / "args.json" for r in runs]  # a weight average (merge.json) has none: its sources are runs
     return any(json.loads(f.read_text()).get("streaks_prob") for f in records if f.exists())
+
+
+def _set_notes(scores: dict[str, Any], streaks: bool) -> str:
+    """What the card's intro says of the held-out and the optional generator, in one parenthesis."""
+    notes = []
+    if "shimmer" in scores:
+        notes.append("the shimmer generator, `lightsr.data.shimmer`, is used by no trainer: it shows how the model "
+                     "does on flare drawn some other way")
+    if "streaks" in scores:
+        notes.append("this model " + ("trained" if streaks else "never trained") + " on the streak generator, "
+                     "`lightsr.data.streaks`")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[str, Any], *, long_side: int = 512,
@@ -285,11 +298,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
         "results": rows,
         "results_intro": (f"{len(scores)} sets of {count} fixed, seeded whole frames ({long_side} px long side) "
                           "made from held-out photos that were never trained on, one per flare generator"
-                          + (" (the shimmer generator, `lightsr.data.shimmer`, is used by no trainer: it shows "
-                             "how the model does on flare drawn some other way)" if "shimmer" in scores else "")
-                          + ((" (this model trained on the streak generator, `lightsr.data.streaks`, too)" if streaks
-                              else " (this model never trained on the streak generator, `lightsr.data.streaks`)")
-                             if "streaks" in scores else "")
+                          + _set_notes(scores, streaks)
                           + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method, "
                           "lamps kept); glare: pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
