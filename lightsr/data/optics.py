@@ -369,6 +369,28 @@ def synthesize_optics_pair(scene: np.ndarray, rng: np.random.Generator, bank: PS
     return inp, target, {"flare": diff(scatter + ghost), "scatter": diff(scatter), "ghost": diff(ghost)}
 
 
+def check_scene(scene: np.ndarray) -> None:
+    """Refuse anything but the (H, W, 3) uint8 photo a generator draws flare on."""
+    if scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 photo, got {scene.shape} {scene.dtype}")
+
+
+def finish_pair(render, flare: np.ndarray, rng: np.random.Generator, jpeg_prob: float, return_layers: bool):
+    """A generator's pair from its ``render(light, noisy=True)`` (linear-light flare -> uint8 frame):
+    input = render(flare), target = render(no flare), both through the same JPEG at ``jpeg_prob``;
+    with ``return_layers`` also ``{"flare": (H, W) uint8}``, the noise-free max-over-channels
+    |input - target| that ``lightsr.evaluate.evaluate_flare`` reads its regions from."""
+    none = np.zeros_like(flare)
+    inp, target = render(flare), render(none)
+    if rng.random() < jpeg_prob:
+        quality = int(rng.integers(70, 96))
+        inp, target = jpeg_roundtrip(inp, quality), jpeg_roundtrip(target, quality)
+    if not return_layers:
+        return inp, target
+    layer = np.abs(render(flare, noisy=False).astype(np.int16) - render(none, noisy=False)).max(2).astype(np.uint8)
+    return inp, target, {"flare": layer}
+
+
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "JPEG", quality=quality)

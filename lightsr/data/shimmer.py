@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optics import LAMP_TINTS, jpeg_roundtrip
+from .optics import LAMP_TINTS, check_scene, finish_pair
 
 __all__ = ["ShimmerConfig", "synthesize_shimmer_pair"]
 
@@ -55,8 +55,7 @@ def synthesize_shimmer_pair(scene: np.ndarray, rng: np.random.Generator, cfg: Sh
     ``return_layers`` also ``{"flare": (H, W) uint8}``, the noise-free max-over-channels
     |input - target| that ``lightsr.evaluate.evaluate_flare`` reads its regions from."""
     cfg = cfg or ShimmerConfig()
-    if scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 photo, got {scene.shape} {scene.dtype}")
+    check_scene(scene)
     h, w = scene.shape[:2]
     diag = math.hypot(h, w)
     size = diag / math.hypot(512, 384)
@@ -103,15 +102,7 @@ def synthesize_shimmer_pair(scene: np.ndarray, rng: np.random.Generator, cfg: Sh
         x = x + contrast * x * (1 - x) * (2 * x - 1)  # an S-curve about mid-grey that keeps 0 and 1
         return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
 
-    inp, target = render(flare), render(np.zeros_like(flare))
-    if rng.random() < cfg.jpeg_prob:
-        quality = int(rng.integers(70, 96))
-        inp, target = jpeg_roundtrip(inp, quality), jpeg_roundtrip(target, quality)
-    if not return_layers:
-        return inp, target
-    layer = np.abs(render(flare, noisy=False).astype(np.int16)
-                   - render(np.zeros_like(flare), noisy=False)).max(2).astype(np.uint8)
-    return inp, target, {"flare": layer}
+    return finish_pair(render, flare, rng, cfg.jpeg_prob, return_layers)
 
 
 def _shimmer(dx, dy, d, r, diag, tint, rng, cfg) -> np.ndarray:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optics import LAMP_TINTS, jpeg_roundtrip
+from .optics import LAMP_TINTS, check_scene, finish_pair
 
 __all__ = ["StreakConfig", "synthesize_streak_pair"]
 
@@ -55,8 +55,7 @@ def synthesize_streak_pair(scene: np.ndarray, rng: np.random.Generator, cfg: Str
     ``return_layers`` also ``{"flare": (H, W) uint8}``, the noise-free max-over-channels
     |input - target| that ``lightsr.evaluate.evaluate_flare`` reads its regions from."""
     cfg = cfg or StreakConfig()
-    if scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 photo, got {scene.shape} {scene.dtype}")
+    check_scene(scene)
     h, w = scene.shape[:2]
     diag = math.hypot(h, w)
     size = diag / math.hypot(512, 384)
@@ -105,15 +104,7 @@ def synthesize_streak_pair(scene: np.ndarray, rng: np.random.Generator, cfg: Str
         srgb = np.where(toned <= 0.0031308, 12.92 * toned, 1.055 * toned ** (1 / 2.4) - 0.055)
         return np.round(srgb * 255).astype(np.uint8)
 
-    inp, target = render(flare), render(np.zeros_like(flare))
-    if rng.random() < cfg.jpeg_prob:
-        quality = int(rng.integers(70, 96))
-        inp, target = jpeg_roundtrip(inp, quality), jpeg_roundtrip(target, quality)
-    if not return_layers:
-        return inp, target
-    layer = np.abs(render(flare, noisy=False).astype(np.int16)
-                   - render(np.zeros_like(flare), noisy=False)).max(2).astype(np.uint8)
-    return inp, target, {"flare": layer}
+    return finish_pair(render, flare, rng, cfg.jpeg_prob, return_layers)
 
 
 def _ghost_chain(xx, yy, sx, sy, w, h, diag, tint, rng, cfg) -> np.ndarray:
