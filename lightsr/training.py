@@ -785,6 +785,28 @@ class Bookkeeping:
             torch.distributed.destroy_process_group()
 
 
+RESUME_DEFINING = ("model", "scale", "set")  # the flags that make the network: a resume must repeat them
+
+
+def check_resume_flags(args, out: Path) -> None:
+    """Refuse, in one line naming the run's own command, a --resume whose model flags differ from
+    those the run was started with (``out``/args.json): the trainers rebuild the network from the
+    command line, and a bare ``--out RUN --resume`` would otherwise fail on mismatched tensors."""
+    recorded = Path(out) / "args.json"
+    if not recorded.is_file():
+        return
+    was = json.loads(recorded.read_text())
+    differ = [k for k in RESUME_DEFINING if k in was and hasattr(args, k) and getattr(args, k) != was[k]]
+    if not differ:
+        return
+    flags = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, was[k])) if isinstance(was[k], list) else was[k]}"
+                     for k in differ)
+    run = Path(out) / "run.json"
+    command = " ".join(json.loads(run.read_text())["command"]) if run.is_file() else "the command that started it"
+    raise LightSRError(f"--resume: {out} was started with {flags}; resume it with its own command plus --resume: "
+                       f"{command} --resume")
+
+
 def resume_or_start(args, dist, out: Path, *, model, optimizer, ema, rng, guard, lr: float,
                     extras: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run's state: with --resume, everything ``out``/last holds (weights, optimizer, EMA,
@@ -792,6 +814,7 @@ def resume_or_start(args, dist, out: Path, *, model, optimizer, ema, rng, guard,
     and a fresh curve. Either way this sitting is recorded (``record_segment``)."""
     state: dict[str, Any] = {"step": 0, "best_psnr": -math.inf, "elapsed_s": 0.0}
     if args.resume:
+        check_resume_flags(args, out)
         ckpt = find_checkpoint(Path(out) / "last")
         if ckpt is None:
             raise LightSRError(f"--resume: no checkpoint in {Path(out) / 'last'}")

@@ -378,3 +378,16 @@ def test_training_on_a_public_benchmark_is_refused(data, tmp_path):
     check_training_folders([train, DATA / "debian-photos"], "super-resolution")  # allowed: no error
     with pytest.raises(lightsr.LightSRError, match="flare-free test set"):
         check_training_folders([DATA / "debian-photos"], "flare-removal")
+
+
+def test_resume_with_other_model_flags_names_the_runs_own_command(data, tmp_path):
+    """A bare `--out RUN --resume` rebuilds the default network; instead of a tensor mismatch the
+    trainer says, in one line, which flags the run was started with and the command to resume it."""
+    out = tmp_path / "run"
+    train_sr.main(args_for(data, out, "--steps", "4", "--stop-at", "2"))
+    with pytest.raises(lightsr.LightSRError) as err:
+        train_sr.main(args_for(data, out, "--steps", "4", "--resume", "--model", "ecbsr-test"))
+    message = str(err.value)
+    assert "\n" not in message and "was started with --model rdn-test" in message
+    assert message.endswith("--resume") and "--model rdn-test" in message.split("command plus --resume: ")[1]
+    assert train_sr.main(args_for(data, out, "--steps", "4", "--resume"))["step"] == 4  # its own flags resume
