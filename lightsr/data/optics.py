@@ -375,6 +375,24 @@ def check_scene(scene: np.ndarray) -> None:
         raise ValueError(f"expected an (H, W, 3) uint8 photo, got {scene.shape} {scene.dtype}")
 
 
+def draw_lamp(xx: np.ndarray, yy: np.ndarray, rng: np.random.Generator, radius: tuple[float, float],
+              log10: tuple[float, float], size: float):
+    """One lamp of the streak and shimmer generators, drawn on the pixel grid ``xx``, ``yy``: its
+    centre (anywhere but the frame's edges and bottom), tint (LAMP_TINTS, peak 1), radius
+    (``radius`` px at a ~512 px frame, times ``size``) and radiance (10 ** ``log10`` x the sensor's
+    white). Returns (sx, sy, tint, r, dx, dy, d, light): the centre, tint and radius, each pixel's
+    offset and distance from the centre, and the lamp's (H, W, 3) linear light."""
+    h, w = xx.shape
+    sx, sy = rng.uniform(0.05 * w, 0.95 * w), rng.uniform(0.05 * h, 0.85 * h)
+    tint = LAMP_TINTS[rng.integers(len(LAMP_TINTS))]
+    tint = tint / tint.max()
+    r = rng.uniform(*radius) * size
+    dx, dy = xx - sx, yy - sy
+    d = np.hypot(dx, dy)
+    light = (np.clip(r - d + 0.5, 0, 1) * 10 ** rng.uniform(*log10))[..., None] * tint
+    return sx, sy, tint, r, dx, dy, d, light
+
+
 def finish_pair(render, flare: np.ndarray, rng: np.random.Generator, jpeg_prob: float, return_layers: bool):
     """A generator's pair from its ``render(light, noisy=True)`` (linear-light flare -> uint8 frame):
     input = render(flare), target = render(no flare), both through the same JPEG at ``jpeg_prob``;

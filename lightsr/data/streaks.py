@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .optics import LAMP_TINTS, check_scene, finish_pair
+from .optics import check_scene, draw_lamp, finish_pair
 
 __all__ = ["StreakConfig", "synthesize_streak_pair"]
 
@@ -64,13 +64,8 @@ def synthesize_streak_pair(scene: np.ndarray, rng: np.random.Generator, cfg: Str
     lamps = np.zeros((h, w, 3), np.float32)
     flare = np.zeros((h, w, 3), np.float32)
     for _ in range(int(rng.integers(cfg.lamps[0], cfg.lamps[1] + 1))):
-        sx, sy = rng.uniform(0.05 * w, 0.95 * w), rng.uniform(0.05 * h, 0.85 * h)
-        tint = LAMP_TINTS[rng.integers(len(LAMP_TINTS))]
-        tint = tint / tint.max()
-        r = rng.uniform(*cfg.lamp_radius) * size
-        dx, dy = xx - sx, yy - sy
-        d = np.hypot(dx, dy)
-        lamps += (np.clip(r - d + 0.5, 0, 1) * 10 ** rng.uniform(*cfg.lamp_log10))[..., None] * tint
+        sx, sy, tint, r, dx, dy, d, lamp = draw_lamp(xx, yy, rng, cfg.lamp_radius, cfg.lamp_log10, size)
+        lamps += lamp
 
         alpha, beta = rng.uniform(0.5, 2.0) * r, rng.uniform(1.2, 2.2)
         fade = np.clip(2 - d / (rng.uniform(10, 30) * alpha), 0, 1)  # the glow ends, where a lens's does
