@@ -409,3 +409,6 @@ def test_streaks_prob_draws_streak_pairs_validates_them_and_is_recorded(photos, 
     assert train_flare.trained_generators(args) == ("optics", "drawn")
     args.streaks_prob = 0.3
     assert train_flare.trained_generators(args) == ("optics", "drawn", "streaks")
+    with pytest.raises(lightsr.LightSRError, match="whole frames"):  # patches have no streak pairs: not ignored
+        run(photos, tmp_path / "patches", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
+            "--streaks-prob", "0.5")

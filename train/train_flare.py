@@ -193,8 +193,9 @@ def command_args(args, lr: float) -> dict:
 
 
 def trained_generators(args) -> tuple[str, ...]:
-    """The flare generators this run trains on, each of which gets a validation set."""
-    return tuple(g for g in GENERATORS if g != "streaks" or (args.frame and args.streaks_prob))
+    """The flare generators this run trains on, each of which gets a validation set (the streak
+    generator with --streaks-prob, which main allows on whole frames only)."""
+    return tuple(g for g in GENERATORS if g != "streaks" or args.streaks_prob)
 
 
 def freeze_batch_norm(model: torch.nn.Module) -> None:
@@ -228,11 +229,10 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
     if args.frame:
         data = (f"synthetic flare on {held}; whole {args.frame}px frames (each most of a photo) with "
                 f"flips/rotations; flare from the optics generator (lightsr.data.optics, {args.psf_bank}-PSF "
-                f"wave-optics bank) for {args.optics_prob:.0%} of pairs, the hand-drawn one (lightsr.data.flare) "
-                "for the rest")
-        if args.streaks_prob:
-            data = data.replace(f"for {args.optics_prob:.0%} of pairs", f"for {args.optics_prob:.0%} of the pairs "
-                                f"left after {args.streaks_prob:.0%} from the streak generator (lightsr.data.streaks)")
+                f"wave-optics bank) for {args.optics_prob:.0%} of "
+                + (f"the pairs left after {args.streaks_prob:.0%} from the streak generator (lightsr.data.streaks)"
+                   if args.streaks_prob else "pairs")
+                + ", the hand-drawn one (lightsr.data.flare) for the rest")
         drawn = drawn_config(args)
         extras = []
         if drawn.line_prob:
@@ -471,8 +471,8 @@ def main(args: argparse.Namespace) -> dict:
                                 pairs_prob=real_prob, clean_prob=args.clean_prob,
                                 clean_gain=tuple(args.clean_gain) if args.clean_gain else None,
                                 streaks_prob=args.streaks_prob)
-    elif args.pairs or args.clean_prob:
-        raise lightsr.LightSRError("--pairs and --clean-prob train on whole frames: give --frame")
+    elif args.pairs or args.clean_prob or args.streaks_prob:
+        raise lightsr.LightSRError("--pairs, --clean-prob and --streaks-prob train on whole frames: give --frame")
     else:
         pairs = FlarePairs(train_photos, args.patch)
     val_sets = {g: validation_frames(val_photos, g, count=args.val_count, long_side=args.val_size, bank=bank)
