@@ -302,11 +302,15 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)
         # whole-frame passes (a work_size above 1536 px goes through tiles, memory bounded), one per flip
         clean_small = np.zeros(small.shape, np.float32)
+        whole = max(small.shape[:2]) <= 1536
         for k in range(flips):
             view = (slice(None, None, -1 if k & 2 else 1), slice(None, None, -1 if k & 1 else 1))
             x = np.ascontiguousarray(small[view])
-            y = _model_float(model, net, x) if max(small.shape[:2]) <= 1536 else \
-                enhance(model, x, progress=progress, backend=backend).astype(np.float32) / 255.0
+            if whole:
+                y = _model_float(model, net, x)
+            else:  # the passes' tiles counted as one job, so a progress bar does not restart with each flip
+                step = (lambda done, total, k=k: progress(k * total + done, flips * total)) if progress else None
+                y = enhance(model, x, progress=step, backend=backend).astype(np.float32) / 255.0
             clean_small += y[view]
         clean_small /= flips
         clipped_small = clipped_mask(small)
