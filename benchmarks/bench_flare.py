@@ -234,10 +234,12 @@ def main() -> None:
 def streak_note(rows) -> str:
     """Which shipped models trained on the streak generator, in words (their recipes' run records)."""
     trained = {e.label: trained_on_streaks(training_runs(RUNS, e.name)) for e, *_ in rows}
-    yes = [label for label, t in trained.items() if t]
-    no = [label for label, t in trained.items() if not t]
-    return "; ".join(part for part in (f"trained on it: {', '.join(yes)}" if yes else "",
-                                      f"never trained on it: {', '.join(no)}" if no else "") if part) or "no model"
+    parts = []
+    for verdict, word in ((True, "trained on it"), (False, "never trained on it")):
+        labels = [label for label, t in trained.items() if t == verdict]
+        if labels:
+            parts.append(f"{word}: {', '.join(labels)}")
+    return "; ".join(parts) or "no model"
 
 
 def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple[float, float]:

@@ -33,11 +33,10 @@ def _with_output(model, output: np.ndarray):
     first = []
 
     def forward(x):
-        if not first or first[0].shape != x.shape:
-            first[:] = [x.clone()]
-        for dims in ((), (3,), (2,), (2, 3)):  # as it is, left-right, upside down, both
-            if torch.equal(x, first[0].flip(dims) if dims else first[0]):
-                return (fixed.flip(dims) if dims else fixed).expand(x.shape[0], -1, -1, -1)
+        if first and first[0].shape == x.shape:
+            for dims in ((), (3,), (2,), (2, 3)):  # as it is, left-right, upside down, both
+                if torch.equal(x, first[0].flip(dims)):
+                    return fixed.flip(dims).expand(x.shape[0], -1, -1, -1)
         first[:] = [x.clone()]  # a new photo: this is its own first pass
         return fixed.expand(x.shape[0], -1, -1, -1)
 
