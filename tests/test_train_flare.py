@@ -412,3 +412,15 @@ def test_streaks_prob_draws_streak_pairs_validates_them_and_is_recorded(photos, 
     with pytest.raises(lightsr.LightSRError, match="whole frames"):  # patches have no streak pairs: not ignored
         run(photos, tmp_path / "patches", "--model", "pix2pix-flare-test", "--steps", "1", "--frame", "0",
             "--streaks-prob", "0.5")
+
+
+def test_a_small_batch_batch_norm_fine_tune_is_warned_to_freeze_it(photos, tmp_path, caplog):
+    base = tmp_path / "base"
+    run(photos, base, "--model", "pix2pix-test", "--steps", "1")
+    caplog.clear()
+    run(photos, tmp_path / "free", "--model", "pix2pix-test", "--steps", "1", "--init", str(base / "best"))
+    assert "--freeze-bn keeps them" in caplog.text
+    caplog.clear()
+    run(photos, tmp_path / "frozen", "--model", "pix2pix-test", "--steps", "1", "--init", str(base / "best"),
+        "--freeze-bn")
+    assert "--freeze-bn keeps them" not in caplog.text

@@ -62,6 +62,7 @@ from lightsr.training import (  # noqa: E402
 )
 
 log = logging.getLogger("train_flare")
+SMALL_BATCH = 8  # a fine-tune of a BatchNorm model below this batch is warned to use --freeze-bn (see its help)
 DATA = ROOT / "data"
 
 
@@ -141,7 +142,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the scene under a saturated glare disc, which inference fills from around it)")
     g.add_argument("--freeze-bn", action="store_true",
                    help="keep the model's BatchNorm layers on their running statistics, not updated (fine-tuning at a "
-                        "small batch: batch statistics of a few frames differ from the ones the model is used with)")
+                        "small batch: batch statistics of a few frames differ from the ones the model is used with; "
+                        "measured on Pix2Pix fine-tunes at batch 4 with one recipe, runs/flare-pix2pix-streaks without "
+                        "it and runs/flare-pix2pix-frozen with it: validation PSNR at step 1,000 "
+                        "22.71 against 23.31 dB)")
     g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
     g.add_argument("--ema", type=float, default=0.999)
     g.add_argument("--nan-patience", type=int, default=3)
@@ -420,6 +424,10 @@ def main(args: argparse.Namespace) -> dict:
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
     initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
+    if args.init and not args.resume and not args.freeze_bn and args.batch < SMALL_BATCH \
+            and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        log.warning("fine-tuning BatchNorm at batch %d: its statistics will follow %d frames at a time; "
+                    "--freeze-bn keeps them (see its help)", args.batch, args.batch)
     gan = model.architecture == "pix2pix"
     lr = args.lr if args.lr is not None else (2e-4 if gan else 5e-4)  # 0 is a rate (evaluate, BN frozen)
     betas = (0.5, 0.999) if gan else (0.9, 0.99)
