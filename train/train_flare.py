@@ -202,12 +202,16 @@ def trained_generators(args) -> tuple[str, ...]:
     return tuple(g for g in GENERATORS if g != "streaks" or args.streaks_prob)
 
 
+def batch_norm_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """``model``'s BatchNorm layers (none in NF-ResUNet)."""
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 def freeze_batch_norm(model: torch.nn.Module) -> None:
     """Put ``model``'s BatchNorm layers in eval mode: they normalise with their running statistics
     and do not update them (their affine weights still train)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
+    for m in batch_norm_layers(model):
+        m.eval()
 
 
 def _exposure(args) -> dict:
@@ -424,8 +428,7 @@ def main(args: argparse.Namespace) -> dict:
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
     initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
-    if args.init and not args.resume and not args.freeze_bn and args.batch < SMALL_BATCH \
-            and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    if args.init and not args.resume and not args.freeze_bn and args.batch < SMALL_BATCH and batch_norm_layers(model):
         log.warning("fine-tuning BatchNorm at batch %d: its statistics will follow %d frames at a time; "
                     "--freeze-bn keeps them (see its help)", args.batch, args.batch)
     gan = model.architecture == "pix2pix"
