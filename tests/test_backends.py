@@ -60,8 +60,30 @@ def test_uint8_frames_equal_the_rounded_float_output(name, photo):
     kept = first.copy()
     net.frames(batch[::-1].copy())  # the request reuses its buffers: an earlier result must not change
     assert np.array_equal(first, kept)
+    # planar (video's layout: no transpose on either side): the same frames, (N, 3, H, W)
+    planar = net.frames(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), layout="NCHW")
+    assert planar.flags.c_contiguous and np.array_equal(planar.transpose(0, 2, 3, 1), first)
     with pytest.raises(lightsr.LightSRError, match="uint8"):
         net.frames(batch.astype(np.float32))
+    with pytest.raises(lightsr.LightSRError, match=r"N, 3, H, W"):
+        net.frames(batch, layout="NCHW")  # NHWC frames where planes were promised
+    with pytest.raises(lightsr.LightSRError, match="layout"):
+        net.frames(batch, layout="HWC")
+
+
+@pytest.mark.parametrize("name", ["ecbsr-test", "span-test", "rdn-test"])
+def test_traced_pixel_shuffle_becomes_one_depth_to_space(name):
+    """The converter traces pixel_shuffle as Reshape, Transpose, Reshape; the compiled graph holds
+    OpenVINO's DepthToSpace instead (half the time, measured), and the output is unchanged
+    (test_openvino_fp32_equals_torch checks the values)."""
+    model = _trained_like(name)
+    net = backends.runner(model, "openvino")
+    ops = net._graph.get_ordered_ops()
+    assert sum(op.get_type_name() == "DepthToSpace" for op in ops) >= 1
+    assert not any(op.get_type_name() == "Transpose" and "pixel_shuffle" in op.get_friendly_name() for op in ops)
+    fresh = backends.convert_openvino(model)  # what was traced: the pattern the rewrite replaces
+    assert any(op.get_type_name() == "Transpose" and "pixel_shuffle" in op.get_friendly_name()
+               for op in fresh.get_ordered_ops())
 
 
 def test_weight_change_recompiles_and_the_graph_cache_is_reused(monkeypatch):

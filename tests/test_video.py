@@ -1,7 +1,9 @@
 """lightsr.video: round trips keep frames, timing and sound; bad input fails cleanly."""
 
+import av
 import numpy as np
 import pytest
+import torch
 from media import make_audio_only, make_clip, stream_facts
 
 import lightsr
@@ -31,6 +33,33 @@ def test_round_trip_with_aac_audio(tmp_path, model):
     # +faststart: the moov atom comes before the media data
     head = dst.read_bytes()[:4096]
     assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
+
+
+def test_colours_survive_the_planar_pipeline(tmp_path, monkeypatch):
+    """Decode, model and encode hand planar RGB along (FFmpeg's gbrp stores G, B, R): with a model
+    that only repeats pixels, each region of the output keeps its colour (a swapped plane would
+    turn red to blue or green)."""
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 210), "yellow": (230, 220, 40)}
+    img = np.zeros((48, 64, 3), np.uint8)
+    for (y, x), c in zip([(0, 0), (0, 32), (24, 0), (24, 32)], colours.values()):
+        img[y:y + 24, x:x + 32] = c
+    src, dst = tmp_path / "colours.mp4", tmp_path / "out.mp4"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=10, options={"crf": "0"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv444p"
+        for i in range(4):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    model = lightsr.create_model("rdn-test").eval()
+    monkeypatch.setattr(model, "forward", lambda x: torch.nn.functional.interpolate(x, scale_factor=2))
+    upscale_video(src, dst, model, crf=0, backend="torch")
+    with av.open(str(dst)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    for (y, x), c in zip([(0, 0), (0, 64), (48, 0), (48, 64)], colours.values()):
+        region = frame[y + 8:y + 40, x + 8:x + 56].reshape(-1, 3).mean(axis=0)
+        assert np.abs(region - c).max() < 6, (c, region)
 
 
 def test_pcm_audio_is_reencoded_to_aac(tmp_path, model):
