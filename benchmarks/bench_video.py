@@ -174,10 +174,9 @@ def main() -> None:
         f"H.264 CRF {DEFAULT_CRF} {DEFAULT_PRESET} (upscale_video's defaults), "
         "end to end (decode, model, encode, mux). "
         "Stage times are busy time in each stage; decode and encode run in their own threads and overlap the model. "
-        "Backend: what `backend=\"auto\"` (the default) picked, settled (and compiled) before the clock. Floor: the same clip "
-        "through a bare PyAV loop with Pillow bicubic instead of a model (decode, resize, encode the same way; video "
-        "only), "
-        "timed in this run.",
+        "Backend: what `backend=\"auto\"` (the default) picked, settled (and compiled) before the clock. "
+        "Floor: the same clip through a bare PyAV loop with Pillow bicubic instead of a model "
+        "(decode, resize, encode the same way; video only), timed in this run.",
         "",
         "| model | input | frames/s end to end | floor: bicubic pipeline, frames/s | backend | model | decode | "
         "encode + mux |",
