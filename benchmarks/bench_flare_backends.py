@@ -1,0 +1,76 @@
+"""Flare removal on each inference backend: the flare validation PSNR per shipped model and backend.
+
+    python benchmarks/bench_flare_backends.py [--threads 2] [--count 16]
+
+For every shipped flare checkpoint, ``remove_flare`` (default method) with ``backend="torch"``
+(the reference), ``"openvino"`` (fp32) and ``"auto"`` (the default; its pick is named) on the
+first --count frames of each of bench_flare.py's four validation sets (the benchmark's seed,
+held-out photos): the mean PSNR gain over the no-op per set, and each backend's largest
+per-pixel difference from PyTorch's output over all frames. Quality only; the speed of the
+flare models is bench_flare.py's table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from _report import ROOT, machine, write_section
+from bench_flare import DATA, SEED
+
+from lightsr import backends, zoo
+from lightsr.data.flare import MEASURED_GENERATORS, validation_frames
+from lightsr.data.optics import psf_bank
+from lightsr.evaluate import evaluate_flare
+from lightsr.flare import remove_flare
+from lightsr.imaging import image_files, open_image
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--holdout", type=int, default=8)
+    p.add_argument("--count", type=int, default=16)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
+    bank = psf_bank()
+    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank)
+            for g in MEASURED_GENERATORS}
+    noop = {g: evaluate_flare(v, [a for a, *_ in v]).psnr for g, v in sets.items()}
+    rows = []
+    for entry in zoo.available("flare-removal"):
+        model = zoo.get_model(entry)
+        picked = backends.LABELS[backends.choice_of(model, backends.runner(model, "auto"))]
+        outputs = {}
+        for backend in ("torch", "openvino", "auto"):
+            outputs[backend] = {g: [remove_flare(model, a, backend=backend) for a, *_ in v] for g, v in sets.items()}
+            gains = [evaluate_flare(sets[g], outputs[backend][g]).psnr - noop[g] for g in sets]
+            diff = max(int(np.abs(o.astype(int) - r.astype(int)).max())
+                       for g in sets for o, r in zip(outputs[backend][g], outputs["torch"][g]))
+            label = {"torch": "PyTorch (reference)", "openvino": "OpenVINO fp32", "auto": f"auto: {picked}"}[backend]
+            rows.append(f"| {entry.name} | {label} | " + " | ".join(f"{x:+.2f}" for x in gains) + f" | {diff} |")
+            print(rows[-1], flush=True)
+    lines = [
+        "## Flare removal per backend (`benchmarks/bench_flare_backends.py`)",
+        "",
+        f"`remove_flare` (default method) on the first {args.count} frames of each of bench_flare's four "
+        "validation sets (its seed and held-out photos), per shipped flare model and backend: mean PSNR gain "
+        "over the no-op per set (dB), and the largest per-pixel difference from PyTorch's output over all "
+        "frames (0..255). auto: what `backend=\"auto\"`, the default, runs the model with here. "
+        f"Machine: {machine()}.",
+        "",
+        "| model | backend | " + " | ".join(MEASURED_GENERATORS) + " | max difference from PyTorch |",
+        "| --- | --- | " + " | ".join("---" for _ in MEASURED_GENERATORS) + " | --- |",
+        *rows,
+        "",
+        "Reproduce: `python -m lightsr.data.optics` (the PSF bank, once), then "
+        "`python benchmarks/bench_flare_backends.py`.",
+    ]
+    write_section("flare_backends", "\n".join(lines))
+    print(f"wrote the flare_backends section of {ROOT / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
