@@ -105,6 +105,18 @@ def grid_ratio(pairs, outs, period: int) -> float:
     return float(np.mean(on) / np.mean(off))
 
 
+def held_out_photos(holdout: int) -> list[np.ndarray]:
+    """The last ``holdout`` sr-train photos, which the flare trainer never sees, as RGB arrays."""
+    return [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-holdout:]]
+
+
+def validation_sets(held: list[np.ndarray], count: int, seed: int) -> dict[str, list]:
+    """``count`` whole frames (512 px long side) per measured generator, drawn from ``held`` by ``seed``."""
+    bank = psf_bank()
+    return {g: validation_frames(held, g, count=count, long_side=512, seed=seed, bank=bank)
+            for g in MEASURED_GENERATORS}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--threads", type=int, default=2)
@@ -118,11 +130,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=SEED, help="with --screen: the draw (the benchmark's is %(default)s)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
-    bank = psf_bank()
+    held = held_out_photos(args.holdout)
     seed = args.seed if args.screen else SEED
-    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=seed, bank=bank)
-            for g in MEASURED_GENERATORS}
+    sets = validation_sets(held, args.count, seed)
     # as they are, no flare to remove: the held-out photos and the Debian set (daylight close-ups, bright skies)
     photos = [fit_long_side(im, 512) for im in held] + [fit_long_side(np.asarray(open_image(f).convert("RGB")), 512)
                                                          for f in image_files(FREE)]

@@ -17,14 +17,12 @@ import argparse
 import numpy as np
 import torch
 from _report import ROOT, machine, write_section
-from bench_flare import DATA, SEED
+from bench_flare import SEED, held_out_photos, validation_sets
 
 from lightsr import backends, zoo
-from lightsr.data.flare import MEASURED_GENERATORS, validation_frames
-from lightsr.data.optics import psf_bank
+from lightsr.data.flare import MEASURED_GENERATORS
 from lightsr.evaluate import evaluate_flare
 from lightsr.flare import remove_flare
-from lightsr.imaging import image_files, open_image
 
 
 def main() -> None:
@@ -34,10 +32,7 @@ def main() -> None:
     p.add_argument("--count", type=int, default=16)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    held = [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-args.holdout:]]
-    bank = psf_bank()
-    sets = {g: validation_frames(held, g, count=args.count, long_side=512, seed=SEED, bank=bank)
-            for g in MEASURED_GENERATORS}
+    sets = validation_sets(held_out_photos(args.holdout), args.count, SEED)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]).psnr for g, v in sets.items()}
     rows = []
     for entry in zoo.available("flare-removal"):

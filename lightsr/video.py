@@ -115,12 +115,15 @@ def _info(container, src) -> VideoInfo:
 
 def _frame_array(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as upright RGB uint8 (H, W, 3): rotation metadata applied to the pixels."""
-    arr = frame.to_ndarray(format="rgb24")
+    return _upright(frame.to_ndarray(format="rgb24"), frame, axes=(0, 1))
+
+
+def _upright(arr: np.ndarray, frame: av.VideoFrame, axes: tuple[int, int]) -> np.ndarray:
+    """``arr``, the pixels of ``frame`` with height and width on ``axes``, turned by the frame's
+    rotation metadata. FFmpeg's rotation is counter-clockwise in degrees; np.rot90 turns
+    counter-clockwise too."""
     rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-    if rot:
-        # FFmpeg's rotation is counter-clockwise in degrees; np.rot90 turns counter-clockwise too.
-        arr = np.ascontiguousarray(np.rot90(arr, k=rot // 90))
-    return arr
+    return np.ascontiguousarray(np.rot90(arr, k=rot // 90, axes=axes)) if rot else arr
 
 
 # gbrp, FFmpeg's planar RGB, stores its planes as G, B, R: R, G and B are its planes 2, 0 and 1, and its
@@ -133,11 +136,7 @@ def _frame_planes(frame: av.VideoFrame) -> np.ndarray:
     transpose anywhere): rotation metadata applied to the pixels."""
     rgb = frame.reformat(format="gbrp")
     planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in rgb.planes]
-    arr = np.stack([planes[i] for i in _GBRP_RGB])
-    rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-    if rot:
-        arr = np.ascontiguousarray(np.rot90(arr, k=rot // 90, axes=(1, 2)))
-    return arr
+    return _upright(np.stack([planes[i] for i in _GBRP_RGB]), frame, axes=(1, 2))
 
 
 def _planes_frame(arr: np.ndarray) -> av.VideoFrame:
