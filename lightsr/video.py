@@ -2,10 +2,11 @@
 
 ``upscale_video`` decodes frames one by one (memory does not grow with the video's
 length), runs them through a model in small batches, and encodes H.264 (libx264,
-yuv420p, even dimensions, ``+faststart``) with every frame's original timestamp, so the
-frame rate, including a variable one, is unchanged. Audio is copied when browsers play
-it inside MP4 (AAC, MP3, Opus) and re-encoded to AAC otherwise. Rotation metadata is
-applied to the pixels, so the output is upright everywhere.
+yuv420p in BT.709 limited range, tagged as such, even dimensions, ``+faststart``) with every
+frame's original timestamp, so the frame rate, including a variable one, is unchanged. Input
+is read with the matrix its stream is tagged with (FFmpeg's BT.601 default when untagged).
+Audio is copied when browsers play it inside MP4 (AAC, MP3, Opus) and re-encoded to AAC
+otherwise. Rotation metadata is applied to the pixels, so the output is upright everywhere.
 
 Decoding, the model and encoding overlap: a reader thread decodes ahead and a writer
 thread converts, encodes and muxes behind while the main thread runs the model (PyAV and
@@ -38,6 +39,7 @@ from .errors import LightSRError
 
 try:
     import av
+    from av.video.reformatter import ColorRange, Colorspace
 except ImportError:  # the "video" extra: the rest of lightsr works without PyAV
     raise LightSRError("video needs PyAV: pip install 'lightsr[video]' (or pip install av)") from None
 from .models.base import LightSRModel
@@ -129,6 +131,7 @@ def _upright(arr: np.ndarray, frame: av.VideoFrame, axes: tuple[int, int]) -> np
 # gbrp, FFmpeg's planar RGB, stores its planes as G, B, R: R, G and B are its planes 2, 0 and 1, and its
 # planes hold RGB's channels 1, 2 and 0
 _GBRP_RGB, _RGB_GBRP = (2, 0, 1), (1, 2, 0)
+_AVCOL_BT709 = 1  # FFmpeg's AVCOL_SPC_BT709, AVCOL_PRI_BT709 and AVCOL_TRC_BT709 (all 1)
 
 
 def _frame_planes(frame: av.VideoFrame) -> np.ndarray:
@@ -279,6 +282,12 @@ class _Writer:
                                   options={"crf": str(self.crf), "preset": self.preset})
         ovs.width, ovs.height = (w * self.scale) // 2 * 2, (h * self.scale) // 2 * 2  # yuv420p needs even sizes
         ovs.pix_fmt = "yuv420p"
+        # tagged BT.709, limited range (the HD standard), and converted with that matrix in _run: an
+        # untagged stream leaves the matrix to the player, and players assume BT.709 at HD sizes, which
+        # shifts colours encoded with FFmpeg's default BT.601 (red 220 shown as 235, green 200 as 172)
+        cc = ovs.codec_context
+        cc.colorspace = cc.color_primaries = cc.color_trc = _AVCOL_BT709
+        cc.color_range = int(ColorRange.MPEG)
         ovs.time_base = ovs.codec_context.time_base = v.time_base  # keep every frame's own pts
         self.video = ovs
         a = self.astream
@@ -312,7 +321,8 @@ class _Writer:
                 t = time.perf_counter()
                 ovs = self.video
                 for pts, arr in batch:
-                    frame = _planes_frame(arr[:, : ovs.height, : ovs.width])
+                    frame = _planes_frame(arr[:, : ovs.height, : ovs.width]).reformat(
+                        format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
                     frame.pts, frame.time_base = pts, self.vstream.time_base
                     for p in ovs.encode(frame):
                         self.out.mux(p)

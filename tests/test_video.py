@@ -38,7 +38,7 @@ def test_round_trip_with_aac_audio(tmp_path, model):
 def test_colours_survive_the_planar_pipeline(tmp_path, monkeypatch):
     """Decode, model and encode hand planar RGB along (FFmpeg's gbrp stores G, B, R): with a model
     that only repeats pixels, each region of the output keeps its colour (a swapped plane would
-    turn red to blue or green)."""
+    turn red to blue or green; a BT.601 matrix read as BT.709 would shift red and green)."""
     colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 210), "yellow": (230, 220, 40)}
     img = np.zeros((48, 64, 3), np.uint8)
     for (y, x), c in zip([(0, 0), (0, 32), (24, 0), (24, 32)], colours.values()):
@@ -56,7 +56,11 @@ def test_colours_survive_the_planar_pipeline(tmp_path, monkeypatch):
     monkeypatch.setattr(model, "forward", lambda x: torch.nn.functional.interpolate(x, scale_factor=2))
     upscale_video(src, dst, model, crf=0, backend="torch")
     with av.open(str(dst)) as c:
-        frame = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+        cc = c.streams.video[0].codec_context
+        # tagged BT.709, limited range, so no player has to guess the matrix
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range) == (1, 1, 1, 1)
+        # read as BT.709 whatever the tags say: a player that assumes BT.709 for HD sees these colours
+        frame = next(c.decode(video=0)).reformat(format="rgb24", src_colorspace="itu709").to_ndarray().astype(int)
     for (y, x), c in zip([(0, 0), (0, 64), (48, 0), (48, 64)], colours.values()):
         region = frame[y + 8:y + 40, x + 8:x + 56].reshape(-1, 3).mean(axis=0)
         assert np.abs(region - c).max() < 6, (c, region)
