@@ -424,3 +424,20 @@ def test_a_small_batch_batch_norm_fine_tune_is_warned_to_freeze_it(photos, tmp_p
     run(photos, tmp_path / "frozen", "--model", "pix2pix-test", "--steps", "1", "--init", str(base / "best"),
         "--freeze-bn")
     assert "--freeze-bn keeps them" not in caplog.text
+
+
+def test_a_model_that_returns_its_input_is_warned_as_collapsed(photos):
+    """The validation scores tell a collapse to the identity (what a large background weight did to
+    Pix2Pix) from a model that changes the frames, and only the first is warned about."""
+    from lightsr.data.flare import validation_frames
+    from lightsr.metrics import psnr
+
+    held = [np.asarray(Image.open(p)) for p in sorted(photos.glob("*.png"))]
+    val = validation_frames(held, "drawn", count=4, long_side=64, seed=0)
+    noop = float(np.mean([psnr(a, b, y_channel=False) for a, b, *_ in val]))
+    cpu = torch.device("cpu")
+    v, _, to_input = train_flare.validate(torch.nn.Identity(), val, cpu)
+    assert v == pytest.approx(noop) and to_input == train_flare.CLEAN_CAP
+    assert "collapsed to the identity" in train_flare.collapse_warning(v, to_input, noop)
+    v, _, to_input = train_flare.validate(torch.nn.Sequential(torch.nn.AvgPool2d(5, 1, 2)), val, cpu)
+    assert to_input < 35 and train_flare.collapse_warning(v, to_input, noop) is None

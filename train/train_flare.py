@@ -136,7 +136,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--background-weight", type=float, default=0.0,
                    help="weight of a squared error over the background alone (pixels where input and target "
                         "differ by under 1/255 and the target is not saturated): what bench_flare's background "
-                        "PSNR measures, so any change the model makes outside the flare costs")
+                        "PSNR measures, so any change the model makes outside the flare costs. NF-ResUNet takes "
+                        "100; Pix2Pix collapsed to returning its input at 100 (a validation warning says so)")
     g.add_argument("--clipped-weight", type=float, default=1.0,
                    help="weight of the image and flare-layer L1 where the input is clipped and the target is not "
                         "(the scene under a saturated glare disc, which inference fills from around it)")
@@ -321,8 +322,9 @@ class FlareForward(torch.nn.Module):
 
 
 @torch.inference_mode()
-def validate(model, pairs, device) -> tuple[float, float]:
-    """Mean RGB PSNR/SSIM of the model's output against the targets."""
+def validate(model, pairs, device) -> tuple[float, float, float]:
+    """Mean RGB PSNR/SSIM of the model's output against the targets, and mean RGB PSNR of the
+    output against its input (capped at CLEAN_CAP: how little the model changes; see IDENTITY)."""
     was = model.training
     model.eval()
     scores = []
@@ -330,12 +332,29 @@ def validate(model, pairs, device) -> tuple[float, float]:
         out = model(to_unit_range(inp, device))[0].permute(1, 2, 0).cpu().numpy()
         if not np.isfinite(out).all():  # scored as NaN, so such weights never become "best"
             log.warning("validation: the model's output is not finite")
-            scores.append((math.nan, math.nan))
+            scores.append((math.nan, math.nan, math.nan))
             continue
         out = np.round(out * 255).astype(np.uint8)
-        scores.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False)))
+        scores.append((psnr(out, target, y_channel=False), ssim(out, target, y_channel=False),
+                       min(psnr(out, inp, y_channel=False), CLEAN_CAP)))
     model.train(was)
     return tuple(float(x) for x in np.mean(scores, axis=0))
+
+
+IDENTITY = (0.5, 35.0)  # dB: under this gain over the no-op, with the output this close to its input, the model
+# has collapsed to returning its input. Measured on 12 optics and hand-drawn frames at 512 px (held-out photos,
+# no-op 17.62 dB): Pix2Pix fine-tuned with --background-weight 100 (runs/flare-pix2pix-drawn, discriminator loss
+# 0.05) scored 17.79 dB, its output 45.8 dB from the input; the shipped Pix2Pix and NF-ResUNet, and the other
+# fine-tunes of session 21, scored 22.1 to 24.8 dB with their output 19.2 to 22.1 dB from the input
+
+
+def collapse_warning(v_psnr: float, to_input: float, noop_psnr: float) -> str | None:
+    """One line if the validation scores say the model returns its input (see IDENTITY), else None."""
+    if v_psnr - noop_psnr < IDENTITY[0] and to_input >= IDENTITY[1]:
+        return (f"validation: the model returns its input nearly unchanged ({to_input:.1f} dB from it, "
+                f"{v_psnr - noop_psnr:+.2f} dB over the no-op): it has collapsed to the identity. With Pix2Pix a "
+                "large --background-weight does this (100 did, measured); lower it or leave it at 0")
+    return None
 
 
 CLEAN_CAP = 50.0  # dB: past this a photo without flare is left alone for any purpose (PSNR is inf when exact)
@@ -506,7 +525,9 @@ def main(args: argparse.Namespace) -> dict:
 
     def run_validation() -> float:
         scored = ema.module if ema is not None else model
-        v_psnr, v_ssim = validate(scored, val, dist.device)
+        v_psnr, v_ssim, to_input = validate(scored, val, dist.device)
+        if dist.is_main and (warning := collapse_warning(v_psnr, to_input, noop_psnr)):
+            log.warning(warning)
         clean_psnr = validate(scored, clean_val, dist.device)[0] if clean_val else None
         curve.write(step=state["step"], val_psnr=f"{v_psnr:.3f}", val_ssim=f"{v_ssim:.4f}",
                     elapsed_s=f"{state['elapsed_s']:.0f}",
