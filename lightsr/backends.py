@@ -188,7 +188,7 @@ class OpenVINOModel:
             _save_graph(graph, path)
         if precision == "int8":
             graph = _int8_graph(core, graph, model, path)
-        graph = _fuse_pixel_shuffle(graph)
+        graph = fuse_pixel_shuffle(graph)
         config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         self._core, self._graph, self._config = core, graph, config
@@ -373,7 +373,7 @@ def _ends_in_unit_clamp(graph) -> bool:
     return attrs.get("min") == 0.0 and attrs.get("max") == 1.0
 
 
-def _fuse_pixel_shuffle(graph):
+def fuse_pixel_shuffle(graph):
     """``graph`` with every traced ``pixel_shuffle`` (Reshape to (N, C, r, r, H, W), Transpose
     (0, 1, 4, 2, 5, 3), Reshape back) replaced by OpenVINO's DepthToSpace in "depth_first" mode,
     the same permutation as one op (on ecbsr-x2 at 640x360 it took 2.3 ms as a Transpose and

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from .backends import convert_openvino, openvino_available, quantize_int8, tracing
+from .backends import convert_openvino, fuse_pixel_shuffle, openvino_available, quantize_int8, tracing
 from .errors import LightSRError
 from .imaging import new_file_mode
 from .models.base import LightSRModel
@@ -128,8 +128,10 @@ def _write_openvino(model: LightSRModel, path: Path, *, int8: bool = False) -> N
     import openvino as ov
 
     graph = convert_openvino(model)
+    # the graph lightsr itself compiles: quantized (int8) first, then pixel_shuffle as one DepthToSpace;
     # weights as they are (fp32 as trained, or int8 where quantized): never compressed to fp16
-    ov.save_model(quantize_int8(graph, model) if int8 else graph, str(path), compress_to_fp16=False)
+    graph = fuse_pixel_shuffle(quantize_int8(graph, model) if int8 else graph)
+    ov.save_model(graph, str(path), compress_to_fp16=False)
 
 
 def _write_compact(model: LightSRModel, path: Path) -> None:
