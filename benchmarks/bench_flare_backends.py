@@ -3,26 +3,40 @@
     python benchmarks/bench_flare_backends.py [--threads 2] [--count 16]
 
 For every shipped flare checkpoint, ``remove_flare`` (default method) with ``backend="torch"``
-(the reference), ``"openvino"`` (fp32) and ``"auto"`` (the default; its pick is named) on the
-first --count frames of each of bench_flare.py's four validation sets (the benchmark's seed,
-held-out photos): the mean PSNR gain over the no-op per set, and each backend's largest
-per-pixel difference from PyTorch's output over all frames. Quality only; the speed of the
-flare models is bench_flare.py's table.
+(the reference), ``"openvino"`` (fp32; bf16 too where the CPU reports it) and ``"auto"`` (the
+default; its pick is named) on the first --count frames of each of bench_flare.py's four
+validation sets (the benchmark's seed, held-out photos): the mean PSNR gain over the no-op per
+set, and each backend's largest per-pixel difference from PyTorch's output over all frames.
+Quality only; the speed of the flare models is bench_flare.py's table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+from unittest import mock
 
 import numpy as np
 import torch
 from _report import ROOT, machine, write_section
 from bench_flare import SEED, held_out_photos, validation_sets
 
-from lightsr import backends, zoo
+from lightsr import backends, flare, zoo
 from lightsr.data.flare import MEASURED_GENERATORS
 from lightsr.evaluate import evaluate_flare
 from lightsr.flare import remove_flare
+
+
+@contextlib.contextmanager
+def _precision(precision: str | None):
+    """remove_flare with its OpenVINO backend at ``precision`` ("bf16"); the library takes a precision
+    on ``backends.runner`` only, as auto alone decides it for the app and the API."""
+    if precision is None:
+        yield
+        return
+    with mock.patch.object(flare, "runner", functools.partial(backends.runner, precision=precision)):
+        yield
 
 
 def main() -> None:
@@ -39,12 +53,17 @@ def main() -> None:
         model = zoo.get_model(entry)
         picked = backends.LABELS[backends.choice_of(model, backends.runner(model, "auto"))]
         outputs = {}
-        for backend in ("torch", "openvino", "auto"):
-            outputs[backend] = {g: [remove_flare(model, a, backend=backend) for a, *_ in v] for g, v in sets.items()}
+        for backend in ("torch", "openvino", "bf16", "auto"):
+            if backend == "bf16" and not backends.bf16_supported():
+                continue
+            with _precision("bf16" if backend == "bf16" else None):
+                outputs[backend] = {g: [remove_flare(model, a, backend="openvino" if backend == "bf16" else backend)
+                                        for a, *_ in v] for g, v in sets.items()}
             gains = [evaluate_flare(sets[g], outputs[backend][g]).psnr - noop[g] for g in sets]
             diff = max(int(np.abs(o.astype(int) - r.astype(int)).max())
                        for g in sets for o, r in zip(outputs[backend][g], outputs["torch"][g]))
-            label = {"torch": "PyTorch (reference)", "openvino": "OpenVINO fp32", "auto": f"auto: {picked}"}[backend]
+            label = {"torch": "PyTorch (reference)", "openvino": "OpenVINO fp32", "bf16": "OpenVINO bf16",
+                     "auto": f"auto: {picked}"}[backend]
             rows.append(f"| {entry.name} | {label} | " + " | ".join(f"{x:+.2f}" for x in gains) + f" | {diff} |")
             print(rows[-1], flush=True)
     lines = [
@@ -53,7 +72,9 @@ def main() -> None:
         f"`remove_flare` (default method) on the first {args.count} frames of each of bench_flare's four "
         "validation sets (its seed and held-out photos), per shipped flare model and backend: mean PSNR gain "
         "over the no-op per set (dB), and the largest per-pixel difference from PyTorch's output over all "
-        "frames (0..255). auto: what `backend=\"auto\"`, the default, runs the model with here. "
+        "frames (0..255). bf16: OpenVINO at `precision=\"bf16\"`, which auto takes only where it is faster and "
+        "agrees with fp32 (see the backends section). auto: what `backend=\"auto\"`, the default, runs the model "
+        "with here. "
         f"Machine: {machine()}.",
         "",
         "| model | backend | " + " | ".join(MEASURED_GENERATORS) + " | max difference from PyTorch |",
