@@ -229,6 +229,20 @@ def test_clipped_glare_over_the_scene_is_weighted_down_and_lamps_are_not():
     assert train_flare.weighted_l1(fake, target, None).item() == pytest.approx(0.5 / 4)
 
 
+def test_faint_flare_is_weighted_up_and_only_it():
+    """--streak-weight counts the faint flare (4/255 to 64/255: rays, streaks, haze) more; strong
+    glare, clipped glare over the scene and the background keep their own weights."""
+    target = torch.full((1, 3, 2, 2), 0.25)
+    inp = target.clone()
+    inp[..., 0, 0] += 10 / 255  # a faint ray
+    inp[..., 0, 1] = 1.0  # glare clipped over the scene
+    inp[..., 1, 0] += 100 / 255  # strong glare that does not clip
+    w = train_flare.clipped_weights(inp, target, 0.1, streak=4.0)
+    assert w.flatten().tolist() == pytest.approx([4.0, 0.1, 1.0, 1.0])
+    assert train_flare.clipped_weights(inp, target, 1.0, streak=4.0).flatten().tolist() == pytest.approx(
+        [4.0, 1.0, 1.0, 1.0])
+
+
 def test_real_pairs_and_the_lamp_loss_are_trained_and_carded(photos, tmp_path):
     pairs = tmp_path / "pairs"
     for sub in ("input", "target"):

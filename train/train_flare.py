@@ -47,7 +47,7 @@ from lightsr.hub import push_folder, read_config  # noqa: E402
 from lightsr.cards import flare_card_context, write_card  # noqa: E402
 from lightsr.data.flare import (  # noqa: E402
     GENERATORS, FlareConfig, FlarePairs, FrameFlarePairs, PairFolder, exposure_gain, overexpose, validation_frames)
-from lightsr.evaluate import evaluate_flare  # noqa: E402
+from lightsr.evaluate import GLARE_LEVEL, STREAK_LEVEL, evaluate_flare  # noqa: E402
 from lightsr.flare import SATURATED, remove_flare  # noqa: E402
 from lightsr.data.optics import OpticsConfig, psf_bank  # noqa: E402
 from lightsr.models._common import to_linear  # noqa: E402
@@ -138,6 +138,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "differ by under 1/255 and the target is not saturated): what bench_flare's background "
                         "PSNR measures, so any change the model makes outside the flare costs. NF-ResUNet takes "
                         "100; Pix2Pix collapsed to returning its input at 100 (a validation warning says so)")
+    g.add_argument("--streak-weight", type=float, default=1.0,
+                   help="weight of the image and flare-layer L1 where the flare is faint (4/255 to 64/255 of "
+                        "input over target: the thin rays, streaks, ghosts and haze of bench_flare's S region), "
+                        "which a per-pixel mean otherwise weighs by their small area")
     g.add_argument("--clipped-weight", type=float, default=1.0,
                    help="weight of the image and flare-layer L1 where the input is clipped and the target is not "
                         "(the scene under a saturated glare disc, which inference fills from around it)")
@@ -172,11 +176,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "streaks_prob", "clean_prob", "clean_gain", "exposure",
                 "line_prob", "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
                 "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame",
-                "background_weight", "clipped_weight", "freeze_bn", "agc", "ema", "val_every", "val_count", "val_size",
-                "psf_bank", "data", "holdout", "out"]
+                "background_weight", "clipped_weight", "streak_weight", "freeze_bn", "agc", "ema", "val_every",
+                "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "lamp_per_frame": False, "background_weight": 0.0,
-            "clipped_weight": 1.0, "freeze_bn": False, "streaks_prob": 0.0, "clean_prob": 0.0, "clean_gain": None,
+            "clipped_weight": 1.0, "streak_weight": 1.0, "freeze_bn": False, "streaks_prob": 0.0, "clean_prob": 0.0,
+            "clean_gain": None,
             "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0,
             "exposure": None, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
@@ -277,7 +282,9 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
         f" + {args.background_weight:g} x background MSE (input = target within 1/255)"
         if args.background_weight else "") + (
         f", the L1s weighted {args.clipped_weight:g} where the input is clipped and the target is not"
-        if args.clipped_weight != 1 else "")
+        if args.clipped_weight != 1 else "") + (
+        f", the L1s weighted {args.streak_weight:g} where the flare is 4/255 to 64/255 (streaks, ghosts, haze)"
+        if args.streak_weight != 1 else "")
     if model.architecture == "pix2pix":
         layers = getattr(model.config, "disc_layers", None)
         disc = f"PatchGAN, {layers} layers" if layers else "PatchGAN"
@@ -389,14 +396,21 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x.flip(-1) if k >= 4 else x, k % 4, dims=(-2, -1))
 
 
-def clipped_weights(inp: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor | None:
+def clipped_weights(inp: torch.Tensor, target: torch.Tensor, weight: float,
+                    streak: float = 1.0) -> torch.Tensor | None:
     """(N, 1, H, W) per-pixel loss weights: ``weight`` where the input is clipped by the sensor and the
     target is not (glare over the scene: what lies there is lost, remove_flare fills it from around
-    it, and an L1 there only teaches the average scene), 1 elsewhere; None for weight 1."""
-    if weight == 1:
+    it, and an L1 there only teaches the average scene), ``streak`` where the flare (input over
+    target, brightest channel) is faint, STREAK_LEVEL to GLARE_LEVEL of 255 (thin rays, streaks,
+    ghosts, haze), 1 elsewhere; None when both are 1."""
+    if weight == 1 and streak == 1:
         return None
     lost = (inp.amax(dim=1, keepdim=True) >= SATURATED) & (target.amax(dim=1, keepdim=True) < SATURATED)
-    return torch.where(lost, weight, 1.0).to(inp.dtype)
+    w = torch.where(lost, weight, 1.0).to(inp.dtype)
+    if streak != 1:
+        flare = (inp - target).abs().amax(dim=1, keepdim=True) * 255
+        w = torch.where((flare >= STREAK_LEVEL) & (flare < GLARE_LEVEL) & ~lost, streak, w)
+    return w
 
 
 def weighted_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -561,7 +575,7 @@ def main(args: argparse.Namespace) -> dict:
             freeze_batch_norm(model)
         fake, flare = net(inp)
         # the true flare layer, in the linear light the model predicts it in
-        weight = clipped_weights(inp, target, args.clipped_weight)
+        weight = clipped_weights(inp, target, args.clipped_weight, args.streak_weight)
         flare_l1 = weighted_l1(flare, to_linear(inp) - to_linear(target), weight)
         lamp_l1 = lamp_loss(fake, target, inp if args.lamp_per_frame else None)
         bg_mse = background_loss(fake, inp, target)
