@@ -4,7 +4,8 @@
 length), runs them through a model in small batches, and encodes H.264 (libx264,
 yuv420p in BT.709 limited range, tagged as such, even dimensions, ``+faststart``) with every
 frame's original timestamp, so the frame rate, including a variable one, is unchanged. Input
-is read with the matrix its stream is tagged with (FFmpeg's BT.601 default when untagged).
+is read with the matrix its stream is tagged with; untagged, with the one players guess (BT.709
+at HD sizes, BT.601 below), so the output keeps the colours the input showed.
 Audio is copied when browsers play it inside MP4 (AAC, MP3, Opus) and re-encoded to AAC
 otherwise. Rotation metadata is applied to the pixels, so the output is upright everywhere.
 
@@ -115,9 +116,22 @@ def _info(container, src) -> VideoInfo:
     return VideoInfo(v.codec_context.width, v.codec_context.height, fps, duration, v.frames or None, audio)
 
 
+_AVCOL_SPC_UNSPECIFIED = 2
+
+
+def _source_matrix(frame: av.VideoFrame):
+    """The YUV matrix to read ``frame`` with: its own tag, else what players guess for an untagged
+    stream (mpv's rule; VLC's is alike): BT.709 at HD sizes (1280 wide or over 576 lines), BT.601
+    below. Read so, the frames are the colours the user saw when playing the input."""
+    if frame.colorspace != _AVCOL_SPC_UNSPECIFIED or frame.format.name.startswith(("rgb", "bgr", "gbr")):
+        return None  # tagged (or RGB already): PyAV reads the frame's own tag
+    return Colorspace.ITU709 if frame.width >= 1280 or frame.height > 576 else Colorspace.ITU601
+
+
 def _frame_array(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as upright RGB uint8 (H, W, 3): rotation metadata applied to the pixels."""
-    return _upright(frame.to_ndarray(format="rgb24"), frame, axes=(0, 1))
+    rgb = frame.reformat(format="rgb24", src_colorspace=_source_matrix(frame)).to_ndarray()
+    return _upright(rgb, frame, axes=(0, 1))
 
 
 def _upright(arr: np.ndarray, frame: av.VideoFrame, axes: tuple[int, int]) -> np.ndarray:
@@ -137,7 +151,7 @@ _AVCOL_BT709 = 1  # FFmpeg's AVCOL_SPC_BT709, AVCOL_PRI_BT709 and AVCOL_TRC_BT70
 def _frame_planes(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as upright planar RGB uint8 (3, H, W), what the model takes as it is (no
     transpose anywhere): rotation metadata applied to the pixels."""
-    rgb = frame.reformat(format="gbrp")
+    rgb = frame.reformat(format="gbrp", src_colorspace=_source_matrix(frame))
     planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in rgb.planes]
     return _upright(np.stack([planes[i] for i in _GBRP_RGB]), frame, axes=(1, 2))
 

@@ -66,6 +66,32 @@ def test_colours_survive_the_planar_pipeline(tmp_path, monkeypatch):
         assert np.abs(region - c).max() < 6, (c, region)
 
 
+def test_an_untagged_hd_input_is_read_as_players_show_it(tmp_path):
+    """An untagged stream is read with the matrix players guess for its size (BT.709 at HD, BT.601
+    below), so the frames keep the colours the user saw: an HD clip written with BT.709 and no tag
+    comes back with its colours (read as BT.601, FFmpeg's default, red 220 would come back 203)."""
+    from lightsr.video import _frame_array, _frame_planes
+
+    from av.video.reformatter import Colorspace
+
+    colour = (220, 30, 30)
+    for (w, h), matrix in (((1280, 720), Colorspace.ITU709), ((640, 360), Colorspace.ITU601)):
+        src = tmp_path / f"untagged{h}.mp4"
+        with av.open(str(src), "w") as out:
+            vs = out.add_stream("libx264", rate=10, options={"crf": "0"})
+            vs.width, vs.height, vs.pix_fmt = w, h, "yuv444p"
+            rgb = av.VideoFrame.from_ndarray(np.full((h, w, 3), colour, np.uint8), format="rgb24")
+            for packet in vs.encode(rgb.reformat(format="yuv444p", dst_colorspace=matrix)):
+                out.mux(packet)
+            for packet in vs.encode(None):
+                out.mux(packet)
+        with av.open(str(src)) as c:
+            assert c.streams.video[0].codec_context.colorspace == 2  # unspecified: no tag
+            frame = next(c.decode(video=0))
+            for got in (_frame_array(frame).reshape(-1, 3), _frame_planes(frame).reshape(3, -1).T):
+                assert np.abs(got.mean(axis=0) - colour).max() < 3, (w, h, got.mean(axis=0))
+
+
 def test_pcm_audio_is_reencoded_to_aac(tmp_path, model):
     src, dst = tmp_path / "in.mov", tmp_path / "out.mp4"
     make_clip(src, audio="pcm_s16le")
