@@ -13,30 +13,16 @@ Quality only; the speed of the flare models is bench_flare.py's table.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-from unittest import mock
 
 import numpy as np
 import torch
 from _report import ROOT, machine, write_section
 from bench_flare import SEED, held_out_photos, validation_sets
 
-from lightsr import backends, flare, zoo
+from lightsr import backends, zoo
 from lightsr.data.flare import MEASURED_GENERATORS
 from lightsr.evaluate import evaluate_flare
 from lightsr.flare import remove_flare
-
-
-@contextlib.contextmanager
-def _precision(precision: str | None):
-    """remove_flare with its OpenVINO backend at ``precision`` ("bf16"); the library takes a precision
-    on ``backends.runner`` only, as auto alone decides it for the app and the API."""
-    if precision is None:
-        yield
-        return
-    with mock.patch.object(flare, "runner", functools.partial(backends.runner, precision=precision)):
-        yield
 
 
 def main() -> None:
@@ -57,8 +43,8 @@ def main() -> None:
         model = zoo.get_model(entry)
         outputs = {}
         for key, (backend, precision) in runs.items():
-            with _precision(precision):
-                outputs[key] = {g: [remove_flare(model, a, backend=backend) for a, *_ in v] for g, v in sets.items()}
+            outputs[key] = {g: [remove_flare(model, a, backend=backend, precision=precision) for a, *_ in v]
+                            for g, v in sets.items()}
         # auto runs one of the above (the same compiled model): its row is that one's outputs, not a rerun
         picked = backends.choice_of(model, backends.runner(model, "auto"))
         if picked not in outputs:

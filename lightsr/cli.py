@@ -53,9 +53,10 @@ def _process(model, img, args, task: str, progress=None):
 
     if task == "flare-removal":
         return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress,
-                            backend=args.backend)
+                            backend=args.backend, precision=args.precision)
     tile = None if args.tile == 0 else (args.tile or "auto")
-    return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend)
+    return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend,
+                           precision=args.precision)
 
 
 def _run_image(args, task: str) -> int:
@@ -164,7 +165,8 @@ def cmd_video(args) -> None:
         bar.refresh()
 
     try:
-        upscale_video(args.input, args.output, model, crf=args.crf, progress=progress, backend=args.backend)
+        upscale_video(args.input, args.output, model, crf=args.crf, progress=progress, backend=args.backend,
+                      precision=args.precision)
     finally:
         bar.close()
     print(f"{args.input} -> {args.output}")
@@ -198,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inference backend (default: $LIGHTSR_BACKEND, else auto: the fastest of PyTorch, "
                              "OpenVINO fp32 and, where accurate, OpenVINO bf16 or int8 for this model on this "
                              "machine, timed once)")
+        sp.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None,
+                        help="OpenVINO precision (default: fp32 for --backend openvino; auto weighs bf16 and, for "
+                             "super-resolution, int8 where they agree with fp32); flare removal takes fp32 or bf16")
 
     def model_opts(sp, default: str):
         sp.add_argument("--model", default=default,

@@ -263,7 +263,8 @@ def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, thresh
 
 
 def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_size: int = 512,
-                 keep_sources: bool = True, progress=None, backend: str | None = None, flips: int | None = None):
+                 keep_sources: bool = True, progress=None, backend: str | None = None, precision: str | None = None,
+                 flips: int | None = None):
     """Remove lens flare from an RGB photo (PIL image or uint8 (H, W, 3) array; same kind back).
 
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
@@ -271,7 +272,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     ``"tiled"`` (full-resolution inference in tiles). ``keep_sources`` blends the lamps
     (saturated pixels the model keeps saturated) back from the input. ``backend``: "auto",
     "torch" or "openvino" (``lightsr.backends.runner``; None reads ``$LIGHTSR_BACKEND``,
-    default "auto": per model, the fastest here; bf16 only where it agrees with fp32; int8 is for SR only).
+    default "auto": per model, the fastest here; bf16 only where it agrees with fp32; int8 is for SR only);
+    ``precision``: "fp32" or "bf16" on OpenVINO (None: the backend's default).
     ``flips`` (lowres only): 1, 2 or 4 passes of the low-resolution frame, as it is, mirrored left to
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
     self-ensemble; None: FLIPS for lowres, 1 for tiled). A photo without a light source (``has_light_source``)
@@ -284,7 +286,9 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     flips = (FLIPS if method == "lowres" else 1) if flips is None else flips
     if flips not in (1, 2, 4) or (method == "tiled" and flips != 1):
         raise LightSRError(f"flips must be 1, 2 or 4, and 1 for the tiled method, got {flips} ({method})")
-    net = runner(model, backend)  # before the image is read: a bad backend name fails first
+    if precision == "int8":  # calibrated on daylight photo squares (lightsr.backends), not on flare
+        raise LightSRError("flare removal runs at precision 'fp32' or 'bf16'; int8 is for super-resolution")
+    net = runner(model, backend, precision=precision)  # before the image is read: a bad backend name fails first
     as_pil = isinstance(image, Image.Image)
     if as_pil:
         rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
@@ -310,7 +314,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
                 y = _model_float(model, net, x)
             else:  # the passes' tiles counted as one job, so a progress bar does not restart with each flip
                 step = (lambda done, total, k=k: progress(k * total + done, flips * total)) if progress else None
-                y = enhance(model, x, progress=step, backend=backend).astype(np.float32) / 255.0
+                y = enhance(model, x, progress=step, backend=backend, precision=precision).astype(np.float32) / 255.0
             clean_small += y[view]
         clean_small /= flips
         clipped_small = clipped_mask(small)
@@ -338,7 +342,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         if progress:
             progress(1, 1)
     else:
-        out = enhance(model, rgb, progress=progress, backend=backend)
+        out = enhance(model, rgb, progress=progress, backend=backend, precision=precision)
         clipped = clipped_mask(rgb)  # after the model's pass, so not held through its peak
         lamp = lamp_mask(rgb, _channel_max(out), scale=max(h, w) / 512, clipped=clipped)
 

@@ -58,10 +58,11 @@ def _ramp(n_out: int, start_out: int, scale: int, core0: int, core1: int, size: 
 
 @torch.inference_mode()
 def run_tiled(model: LightSRModel, src: np.ndarray, *, tile: int | None, overlap: int,
-              progress: ProgressFn | None = None, backend: str | None = None) -> np.ndarray:
+              progress: ProgressFn | None = None, backend: str | None = None,
+              precision: str | None = None) -> np.ndarray:
     """(H, W, 3) uint8/uint16 -> (s*H, s*W, 3) same dtype, through ``model`` tile by tile
-    (on ``backend``: see ``lightsr.backends.runner``)."""
-    net = runner(model, backend)
+    (on ``backend`` at ``precision``: see ``lightsr.backends.runner``)."""
+    net = runner(model, backend, precision=precision)
     maxval = 255.0 if src.dtype == np.uint8 else 65535.0
     device = next(model.parameters()).device
     s = model.scale
@@ -156,7 +157,7 @@ def _array_to_pil(arr: np.ndarray, mode: str) -> Image.Image:
 
 
 def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", overlap: int | None = None,
-            progress: ProgressFn | None = None, backend: str | None = None):
+            progress: ProgressFn | None = None, backend: str | None = None, precision: str | None = None):
     """Run ``model`` on a whole image, tiled, and return the result in the input's own kind.
 
     ``image``: a PIL image (any common mode; EXIF orientation applied) or a uint8/uint16
@@ -170,7 +171,9 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     ``overlap``: context pixels around each tile; the model's ``tile_overlap()`` by default.
     ``progress(done, total)`` is called after each tile. ``backend``: "auto" (per model, the
     fastest of PyTorch and OpenVINO on this machine, timed once), "torch" or "openvino"; None
-    reads ``$LIGHTSR_BACKEND``, default "auto" (``lightsr.backends``).
+    reads ``$LIGHTSR_BACKEND``, default "auto" (``lightsr.backends``). ``precision``: "fp32",
+    "bf16" or "int8" for OpenVINO (None: fp32 for "openvino"; for "auto", whichever is fastest
+    where accurate, see ``lightsr.backends.runner``).
     """
     if not isinstance(model, LightSRModel):
         raise LightSRError(f"expected a lightsr model (from lightsr.load or create_model), got {type(model).__name__}")
@@ -201,7 +204,7 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     model.eval()
     try:
         out = run_tiled(model, np.ascontiguousarray(rgb), tile=tile, overlap=overlap, progress=progress,
-                        backend=backend)
+                        backend=backend, precision=precision)
     finally:
         model.train(was_training)
     if channels in (1, 2):

@@ -210,11 +210,13 @@ def upscale_video(
     max_pixels: int | None = DEFAULT_MAX_FRAME_PIXELS,
     progress: Callable[[int, int | None], None] | None = None,
     backend: str | None = None,
+    precision: str | None = None,
 ) -> Timings:
     """Super-resolve every frame of ``src`` with ``model`` and write an H.264 MP4 to ``dst``.
 
     ``backend``: "auto", "torch" or "openvino" (``lightsr.backends``; None reads
-    ``$LIGHTSR_BACKEND``, default "auto").
+    ``$LIGHTSR_BACKEND``, default "auto"); ``precision``: "fp32", "bf16" or "int8" for OpenVINO
+    (None: ``lightsr.backends.runner``'s default).
 
     ``batch_size`` 1 is the default: it measured fastest end to end on 2 cores with PyTorch
     (ECBSR x2, 640x360: 19.6 frames/s at batch 1 against 11.9 at batch 4), and no slower with
@@ -235,7 +237,7 @@ def upscale_video(
         raise LightSRError(f"{dst}: the output must be an .mp4 file")
     if not dst.parent.resolve().is_dir():
         raise LightSRError(f"{dst}: folder '{dst.parent}' does not exist")
-    net = runner(model, backend)  # before any file is opened: a bad backend name fails first
+    net = runner(model, backend, precision=precision)  # before any file is opened: a bad backend name fails first
     timings = Timings()
     start = time.perf_counter()
     container = _open(src)

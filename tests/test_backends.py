@@ -339,3 +339,46 @@ def test_decline_telemetry_records_no_where_nobody_chose_and_keeps_a_choice(monk
     assert OptInChecker().check(enable_opt_in_dialog=False) == ConsentCheckResult.DECLINED
     consent.write_text("1")  # the owner opted in: kept
     assert not backends.decline_telemetry() and consent.read_text() == "1"
+
+
+def test_precision_reaches_the_backend_from_every_entry_point(monkeypatch, tmp_path, photo):
+    """enhance, remove_flare, upscale_video and the CLI pass ``precision`` on to the runner: the
+    compilation asked for is the one named (bf16 stands in as fp32 output on any CPU)."""
+    from media import make_clip
+
+    from lightsr import cli
+    from lightsr.flare import remove_flare
+    from lightsr.video import upscale_video
+
+    asked = []
+    real = backends._compiled_model
+
+    def compiled_model(model, per_model, precision, version):
+        asked.append(precision)
+        return _FakeLower(real(model, per_model, "fp32", version), precision, 0.0)
+
+    monkeypatch.setattr(backends, "_compiled_model", compiled_model)
+    sr = _trained_like("ecbsr-test")
+    assert enhance(sr, photo, backend="openvino", precision="bf16").shape[:2] == (2 * photo.shape[0],
+                                                                                   2 * photo.shape[1])
+    assert asked == ["bf16"]
+    make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    upscale_video(tmp_path / "in.mp4", tmp_path / "out.mp4", sr, backend="openvino", precision="int8")
+    assert asked[-1] == "int8"
+
+    torch.manual_seed(0)
+    flare = lightsr.create_model("pix2pix-flare-test").eval()
+    lamp = np.full((48, 64, 3), 30, np.uint8)
+    lamp[20:26, 30:36] = 255
+    remove_flare(flare, lamp, backend="openvino", precision="bf16")
+    assert asked[-1] == "bf16"
+    with pytest.raises(lightsr.LightSRError, match="int8 is for super-resolution"):
+        remove_flare(flare, lamp, backend="openvino", precision="int8")
+    with pytest.raises(lightsr.LightSRError, match="precision must be one of fp32, bf16, int8"):
+        enhance(sr, photo, backend="openvino", precision="fp16")
+
+    sr.save_pretrained(tmp_path / "sr")
+    Image.fromarray(photo).save(tmp_path / "in.png")
+    assert cli.main(["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--model", str(tmp_path / "sr"),
+                     "--backend", "openvino", "--precision", "bf16"]) == 0
+    assert asked[-1] == "bf16" and Image.open(tmp_path / "out.png").size == (2 * photo.shape[1], 2 * photo.shape[0])
