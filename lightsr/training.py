@@ -296,12 +296,14 @@ def split_holdout(files: list[Path], holdout: int) -> tuple[list[Path], list[Pat
 
 
 # -- EMA ---------------------------------------------------------------------------------------
-def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+def make_ema(model: torch.nn.Module, decay: float, warmup: bool = True) -> torch.optim.swa_utils.AveragedModel:
     """An exponential moving average of ``model``'s weights, with warm-up.
 
-    The effective decay is min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
-    ExponentialMovingAverage with num_updates): a plain 0.999 EMA would still be 60% the
-    random initial weights after 500 steps.
+    With ``warmup`` the effective decay is min(decay, (1 + n) / (10 + n)) after n updates (as
+    TensorFlow's ExponentialMovingAverage with num_updates): a plain 0.999 EMA would still be 60%
+    the random initial weights after 500 steps. A fine-tune starts from weights worth keeping, so
+    it passes ``warmup=False``: the average then starts at them (not at the weights after the
+    first step) and holds on to them at the full decay instead of following the first noisy steps.
     """
 
     @torch.no_grad()
@@ -310,10 +312,13 @@ def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.Aver
             torch._foreach_copy_(ema_params, params)
             return
         n = int(num_updates)
-        d = min(decay, (1 + n) / (10 + n))
+        d = min(decay, (1 + n) / (10 + n)) if warmup else decay
         torch._foreach_lerp_(ema_params, params, 1 - d)
 
-    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    if not warmup:
+        ema.update_parameters(model)  # the first update copies: the average's first value is the start
+    return ema
 
 
 def check_replicas_identical(model: torch.nn.Module, dist: DistInfo) -> None:

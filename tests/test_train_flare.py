@@ -455,3 +455,22 @@ def test_a_model_that_returns_its_input_is_warned_as_collapsed(photos):
     assert "collapsed to the identity" in train_flare.collapse_warning(v, to_input, noop)
     v, _, to_input = train_flare.validate(torch.nn.Sequential(torch.nn.AvgPool2d(5, 1, 2)), val, cpu)
     assert to_input < 35 and train_flare.collapse_warning(v, to_input, noop) is None
+
+
+def test_a_fine_tunes_average_holds_on_to_its_starting_weights(photos, tmp_path):
+    """From --init, the EMA runs at its full decay from the first step (no warm-up): the weights it
+    keeps stay near the starting ones while the raw weights move (with the warm-up, which suits a
+    random start, the average followed the raw weights within a few steps)."""
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    run(photos, base, "--model", "pix2pix-test", "--steps", "2")
+    run(photos, tuned, "--model", "pix2pix-test", "--steps", "8", "--init", str(base / "best"), "--lr", "1e-2",
+        "--ema", "0.99", "--val-every", "8")
+    start = load_file(str(base / "best" / "model.safetensors"))
+    raw = load_file(str(tuned / "last" / "model.safetensors"))
+    kept = load_file(str(tuned / "best" / "model.safetensors"))
+    weights = [k for k in start if start[k].is_floating_point() and "running" not in k]
+
+    def moved(w):
+        return float(sum((w[k] - start[k]).abs().sum() for k in weights))
+
+    assert 0 < moved(kept) < 0.2 * moved(raw), (moved(kept), moved(raw))

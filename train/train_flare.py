@@ -482,7 +482,7 @@ def main(args: argparse.Namespace) -> dict:
         disc = PatchDiscriminator(model.config).to(dist.device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
         extras = {"disc": disc, "disc_optimizer": disc_opt}
-    ema = make_ema(model, args.ema) if args.ema > 0 else None
+    ema = make_ema(model, args.ema, warmup=not args.init) if args.ema > 0 else None
     guard = NaNGuard(patience=args.nan_patience)
     state = resume_or_start(args, dist, out, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard,
                             lr=lr, extras=extras)
