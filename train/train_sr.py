@@ -228,7 +228,7 @@ def main(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     ema = None
     if args.ema > 0:
-        ema = make_ema(model, args.ema)
+        ema = make_ema(model, args.ema, warmup=not args.init)
     guard = NaNGuard(patience=args.nan_patience)
     state = resume_or_start(args, dist, out, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard,
                             lr=args.lr)
