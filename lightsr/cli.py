@@ -53,7 +53,7 @@ def _process(model, img, args, task: str, progress=None):
 
     if task == "flare-removal":
         return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress,
-                            backend=args.backend, precision=args.precision)
+                            backend=args.backend, precision=args.precision, rays=not args.no_rays)
     tile = None if args.tile == 0 else (args.tile or "auto")
     return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend,
                            precision=args.precision)
@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "are trained, and subtracted at full resolution; tiled: full-resolution tiles")
             sp.add_argument("--no-keep-sources", action="store_true",
                             help="do not blend the lamps (lightsr.flare.lamp_mask) back from the input")
+            sp.add_argument("--no-rays", action="store_true",
+                            help="lowres: leave the thin straight streaks through the lamps (lightsr.rays) as the "
+                                 "model leaves them")
         sp.set_defaults(fn=fn)
 
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")

@@ -35,6 +35,10 @@ no model can know what lies there: a model trained with L1 predicts its average,
 blob with a dark, coloured rim. The lowres method fills that region, grown by a few pixels,
 from its surroundings instead (pull-push interpolation, Gortler et al. 1996), which
 measured +0.3 dB on the optics validation set and reads as a soft continuation of the scene.
+
+Thin straight streaks through a lamp (a wiped windscreen's, a starburst's spikes) the models
+leave; the lowres method then finds them by their geometry and fills them from beside them
+(``lightsr.rays``, on by default: ``rays=False`` turns it off).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .imaging import fit_long_side, to_unit_range
 from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
+from .rays import remove_rays
 
 __all__ = ["remove_flare", "light_source_mask", "lamp_mask", "has_light_source", "METHODS"]
 
@@ -264,7 +269,7 @@ def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, thresh
 
 def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_size: int = 512,
                  keep_sources: bool = True, progress=None, backend: str | None = None, precision: str | None = None,
-                 flips: int | None = None):
+                 flips: int | None = None, rays: bool = True):
     """Remove lens flare from an RGB photo (PIL image or uint8 (H, W, 3) array; same kind back).
 
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
@@ -276,8 +281,9 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     ``precision``: "fp32" or "bf16" on OpenVINO (None: the backend's default).
     ``flips`` (lowres only): 1, 2 or 4 passes of the low-resolution frame, as it is, mirrored left to
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
-    self-ensemble; None: FLIPS for lowres, 1 for tiled). A photo without a light source (``has_light_source``)
-    comes back unchanged.
+    self-ensemble; None: FLIPS for lowres, 1 for tiled). ``rays`` (lowres only): also fill the thin straight
+    streaks and spikes through the light sources that the models leave (``lightsr.rays``). A photo without
+    a light source (``has_light_source``) comes back unchanged.
     """
     if model.task != "flare-removal":
         raise LightSRError(f"flare removal needs a flare-removal model, not {model.task}")
@@ -330,6 +336,10 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             source = ~unknown & ~lamp_small  # the scene around: not the disc, nor its lamp (its white would glow)
             if source.any():  # (unknown still holds the clipped pixels it grew from)
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
+        if rays:  # thin straight streaks and spikes through the lamps, which the model leaves (lightsr.rays)
+            cores = small.min(axis=2) >= CLIPPED_LEVEL
+            clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=max(small.shape[:2]) / 512)
+            lamp_small &= ~on_rays
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
         out = _subtract_flare(rgb, flare)

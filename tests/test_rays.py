@@ -1,0 +1,107 @@
+"""lightsr.rays: a thin straight streak through a lamp is filled from beside it; lines elsewhere,
+edges through a lamp and specks are left alone; remove_flare applies it unless asked not to."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import DATA
+from PIL import Image
+
+from lightsr.flare import CLIPPED_LEVEL, remove_flare
+from lightsr.rays import find_rays, remove_rays
+
+H, W = 192, 256
+LAMP = (96, 128)
+
+
+@pytest.fixture
+def scene() -> np.ndarray:
+    """A real photo, dimmed to night-like levels so that nothing in it clips: (H, W, 3) uint8."""
+    path = sorted((DATA / "sr-train").glob("*.jpg"))[1]
+    img = np.asarray(Image.open(path).convert("RGB").resize((W, H), Image.BICUBIC)).astype(np.float32)
+    return (img * 0.6).astype(np.uint8)
+
+
+def _lamp(img: np.ndarray, centre=LAMP, radius: float = 4.0) -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W]
+    out = img.copy()
+    out[np.hypot(yy - centre[0], xx - centre[1]) <= radius] = 255
+    return out
+
+
+def _line(img: np.ndarray, degrees: float, through=LAMP, half: float = 1.0, gain: float = 200) -> np.ndarray:
+    """A bright straight streak of half-width ``half`` px across the whole frame."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    a = math.radians(degrees)
+    across = np.abs((yy - through[0]) * math.cos(a) - (xx - through[1]) * math.sin(a))
+    streak = gain * np.clip(half + 0.5 - across, 0, 1)
+    return np.clip(img.astype(np.float32) + streak[..., None], 0, 255).astype(np.uint8)
+
+
+def _run(img: np.ndarray):
+    cores = img.min(axis=2) >= CLIPPED_LEVEL
+    out, changed, n = remove_rays(img.astype(np.float32) / 255, cores)
+    return np.round(out * 255).astype(np.uint8), changed, n
+
+
+@pytest.mark.parametrize("degrees", [0.0, 30.0, 97.0])
+def test_a_streak_through_a_lamp_is_filled_and_nothing_else_changes(scene, degrees):
+    clean = _lamp(scene)
+    streaked = _line(clean, degrees)
+    out, changed, n = _run(streaked)
+    assert n == 1
+    band = np.any(streaked != clean, axis=2)
+    before = np.abs(streaked[band].astype(int) - clean[band]).mean()
+    after = np.abs(out[band].astype(int) - clean[band]).mean()
+    assert after < 0.25 * before, (before, after)  # the scene beside it continues through the streak
+    assert np.array_equal(out[~changed], streaked[~changed])  # only the ray's pixels are touched ...
+    assert not (changed & ~_near_line(degrees, 5)).any()  # ... and they lie on it
+    lamp = np.hypot(*np.mgrid[0:H, 0:W] - np.array(LAMP)[:, None, None]) <= 4
+    assert np.array_equal(out[lamp], streaked[lamp])  # the lamp itself stays
+
+
+def _near_line(degrees: float, px: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    a = math.radians(degrees)
+    return np.abs((yy - LAMP[0]) * math.cos(a) - (xx - LAMP[1]) * math.sin(a)) <= px
+
+
+def test_lines_not_through_a_lamp_edges_through_one_and_specks_are_left_alone(scene):
+    lamp = _lamp(scene)
+    # (the lines here stay under white: a saturated streak is a source of its own, see lightsr.rays)
+    offset = _line(lamp, 20.0, through=(LAMP[0] + 25, LAMP[1]), gain=60)  # a bright line that misses the lamp
+    edge = lamp.copy()
+    edge[:LAMP[0]] = np.clip(edge[:LAMP[0]].astype(int) + 120, 0, 254)  # a step through it, not a ridge
+    edge = _lamp(edge)
+    speck = _line(scene, 30.0, gain=60)  # a line through no lamp, only a speck of one white pixel
+    speck[LAMP] = 255
+    for img in (offset, edge, speck, lamp):
+        out, changed, n = _run(img)
+        assert n == 0 and not changed.any() and np.array_equal(out, img)
+
+
+def test_a_large_white_region_is_no_light_source(scene):
+    """A blown window or sky is deeper than any lamp: a line through it is not a ray."""
+    big = _line(_lamp(scene, radius=24), 30.0, gain=60)
+    assert find_rays(big.max(axis=2).astype(np.float32) / 255, big.min(axis=2) >= CLIPPED_LEVEL) == []
+
+
+def test_remove_flare_takes_the_ray_out_unless_told_not_to(scene):
+    """With a model that finds no flare, the lowres method changes only the streak (rays=True, the
+    default) or nothing (rays=False)."""
+    import lightsr
+    import torch
+
+    model = lightsr.create_model("nf-resunet-flare-test").eval()
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.weight.zero_()  # predicts no flare: the output is the input
+    clean = _lamp(scene)
+    streaked = _line(clean, 30.0)
+    assert np.array_equal(remove_flare(model, streaked, rays=False), streaked)
+    out = remove_flare(model, streaked)
+    band = np.any(streaked != clean, axis=2)
+    assert np.abs(out[band].astype(int) - clean[band]).mean() < 0.25 * np.abs(
+        streaked[band].astype(int) - clean[band]).mean()
+    assert np.array_equal(out[~_near_line(30.0, 8)], streaked[~_near_line(30.0, 8)])
