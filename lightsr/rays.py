@@ -20,7 +20,9 @@ source**, on both sides of it where the frame allows, for a good part of the fra
    ``L(0) - max(L(-SIDE), L(+SIDE))`` (``L``: brightest channel, ``SIDE`` px across). A
    direction is a ray where at least ``SHARE`` of its samples have contrast above ``EXCESS``
    on both sides (each with MIN_SAMPLES in the frame); of neighbouring directions the one with
-   the most ridge contrast is kept.
+   the most ridge contrast is kept. A source with more than MAX_RAYS is a starburst and is left
+   as it is: its spikes crowd round the lamp, where each one's sides are its neighbours, and
+   filling them left dark wedges in a made test scene (examples/flare/night-street.png).
 3. **Fill**: the ray's half-width is measured from its cross profile; its pixels, out to where
    the ridge fades, are replaced by the linear interpolation between the two sides at that
    point of the line, wherever the ray is brighter than that (so the scene under a faint ray
@@ -45,6 +47,7 @@ EXCESS = 0.03  # of white: the least ridge contrast a sample of a ray has
 SHARE = 0.6  # of a side's samples: a ray has the ridge on at least this many of them
 REACH = 0.15  # of the frame's diagonal: how far from the lamp the test runs on each side
 MIN_SAMPLES = 24  # px: a side with fewer samples in the frame fails (a lamp at the edge: no ray found)
+MAX_RAYS = 2  # through one source (a streak, or a cross); a source with more is a starburst, left as it is
 SEPARATION = 3.0  # degrees: of two rays closer in direction, only the stronger is kept
 MAX_SOURCES = 32
 MIN_SOURCE_RADIUS = 1.4  # px: a smaller white speck (foam, a glint) is no lamp (a plus of 5 px has 1.41)
@@ -116,12 +119,15 @@ def find_rays(bright: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) -> l
         strength = np.where(score >= SHARE, contrast[0] + contrast[1], -1.0)
         window = max(1, int(round(SEPARATION / 180 * ANGLES)))
         peak = ndimage.maximum_filter1d(strength, 2 * window + 1, mode="wrap")
+        own = []
         for k in np.flatnonzero((strength >= 0) & (strength == peak)):
             if any(abs((k - r["k"] + ANGLES / 2) % ANGLES - ANGLES / 2) <= window and _off_line(r, cy, cx) <= side
-                   for r in rays):
+                   for r in rays + own):
                 continue  # the same line, found again (a plateau of equal strength, or from another point of it)
-            rays.append({"centre": (cy, cx), "angle": float(theta[k]), "start": start, "score": float(score[k]),
-                         "k": int(k)})
+            own.append({"centre": (cy, cx), "angle": float(theta[k]), "start": start, "score": float(score[k]),
+                        "k": int(k)})
+        if len(own) <= MAX_RAYS:  # more is a starburst: its spikes crowd round the lamp, each other's sides
+            rays += own
     for r in rays:
         del r["k"]
     return rays

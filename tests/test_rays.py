@@ -105,3 +105,13 @@ def test_remove_flare_takes_the_ray_out_unless_told_not_to(scene):
     assert np.abs(out[band].astype(int) - clean[band]).mean() < 0.25 * np.abs(
         streaked[band].astype(int) - clean[band]).mean()
     assert np.array_equal(out[~_near_line(30.0, 8)], streaked[~_near_line(30.0, 8)])
+
+
+def test_a_starburst_is_left_as_it_is(scene):
+    """Six spikes through one lamp: more than MAX_RAYS, so none is filled (their sides are each other)."""
+    burst = _lamp(scene)
+    for degrees in (0.0, 30.0, 60.0, 90.0, 120.0, 150.0):
+        burst = _line(burst, degrees, gain=120)
+    out, changed, n = _run(burst)
+    assert n == 0 and np.array_equal(out, burst)
+    assert _run(_line(_line(_lamp(scene), 20.0, gain=120), 80.0, gain=120))[2] == 2  # a cross is filled
