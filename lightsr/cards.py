@@ -300,8 +300,10 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           "made from held-out photos that were never trained on, one per flare generator"
                           + _set_notes(scores, streaks)
                           + ". RGB "
-                          "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method, "
-                          "lamps kept); glare: pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
+                          "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method: "
+                          "lamps kept, and the thin straight streaks through them, which the model leaves, filled "
+                          "by `lightsr.rays`, a step built looking at the streak generator's frames); glare: "
+                          "pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
                           "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "
                           "change is harm; worst "
                           "image: the lowest per-image gain; lamps kept: the share of lamp pixels (clipped in the "
