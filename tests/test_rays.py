@@ -115,3 +115,22 @@ def test_a_starburst_is_left_as_it_is(scene):
     out, changed, n = _run(burst)
     assert n == 0 and np.array_equal(out, burst)
     assert _run(_line(_line(_lamp(scene), 20.0, gain=120), 80.0, gain=120))[2] == 2  # a cross is filled
+
+
+def test_cli_no_rays(tmp_path, scene):
+    """``lightsr deflare --no-rays`` leaves the streak; without it the streak is filled."""
+    import lightsr
+    import torch
+    from lightsr import cli
+
+    model = lightsr.create_model("nf-resunet-flare-test").eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()  # predicts no flare
+    model.save_pretrained(tmp_path / "flare")
+    streaked = _line(_lamp(scene), 30.0)
+    Image.fromarray(streaked).save(tmp_path / "in.png")
+    for flag, same in ((["--no-rays"], True), ([], False)):
+        out = tmp_path / f"out{len(flag)}.png"
+        assert cli.main(["deflare", str(tmp_path / "in.png"), str(out), "--model", str(tmp_path / "flare"), *flag]) == 0
+        assert np.array_equal(np.asarray(Image.open(out)), streaked) == same
