@@ -154,11 +154,16 @@ def clipped_mask(rgb: np.ndarray) -> np.ndarray:
     return _channel_max(rgb) >= CLIPPED_LEVEL
 
 
+def white_mask(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of an (H, W, 3) uint8 photo clipped white (all three channels at
+    SATURATED or above): the cores of lamps."""
+    return np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= CLIPPED_LEVEL
+
+
 def has_light_source(rgb: np.ndarray) -> bool:
     """Whether an (H, W, 3) uint8 photo holds a light source: at least SOURCE_PX pixels clipped
-    white (all three channels at SATURATED or above), the core of anything bright enough to flare."""
-    white = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= CLIPPED_LEVEL
-    return int(np.count_nonzero(white)) >= SOURCE_PX
+    white (``white_mask``), the core of anything bright enough to flare."""
+    return int(np.count_nonzero(white_mask(rgb))) >= SOURCE_PX
 
 
 def lamp_mask(rgb: np.ndarray, bright: np.ndarray, *, scale: float = 1.0,
@@ -337,8 +342,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             if source.any():  # (unknown still holds the clipped pixels it grew from)
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
         if rays:  # thin straight streaks and spikes through the lamps, which the model leaves (lightsr.rays)
-            cores = small.min(axis=2) >= CLIPPED_LEVEL
-            clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=max(small.shape[:2]) / 512)
+            clean_small, on_rays, _ = remove_rays(clean_small, white_mask(small), scale=max(small.shape[:2]) / 512)
             lamp_small &= ~on_rays
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)

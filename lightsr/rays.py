@@ -65,6 +65,13 @@ def _sample(channel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
                                    cval=np.nan).reshape(ys.shape)
 
 
+def _ridge(bright: np.ndarray, y0, x0, dy, dx, side: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples of ``bright`` on a line (points ``y0``, ``x0``, direction (``dy``, ``dx``)) and ``side``
+    px to its left and right: (centre, left, right), NaN outside the frame."""
+    return (_sample(bright, y0, x0), _sample(bright, y0 + side * dx, x0 - side * dy),
+            _sample(bright, y0 - side * dx, x0 + side * dy))
+
+
 def _sources(cores: np.ndarray, scale: float) -> list[tuple[float, float, float]]:
     """(y, x, radius) of the light sources' centres, the deepest first, at most MAX_SOURCES.
 
@@ -103,10 +110,7 @@ def find_rays(bright: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) -> l
         u = np.arange(start, start + REACH * diag)[None, :]
         shares, contrast = [], []
         for sign in (1, -1):
-            y0, x0 = cy + sign * u * dy, cx + sign * u * dx
-            centre = _sample(bright, y0, x0)
-            left = _sample(bright, y0 + side * dx, x0 - side * dy)
-            right = _sample(bright, y0 - side * dx, x0 + side * dy)
+            centre, left, right = _ridge(bright, cy + sign * u * dy, cx + sign * u * dx, dy, dx, side)
             valid = np.isfinite(centre) & np.isfinite(left) & np.isfinite(right)
             e = np.where(valid, centre - np.fmax(left, right), 0)
             count = valid.sum(1)
@@ -192,10 +196,8 @@ def remove_rays(image: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) -> 
         a, c = along[band], across[band]
         t = ((c + gap) / (2 * gap))[:, None]
         py, px = cy + a * dy, cx + a * dx  # the foot of each pixel on the line
-        sides = []
-        for off in (-gap, gap):
-            sy, sx = py + off * dx, px - off * dy
-            sides.append(np.stack([_sample(np.ascontiguousarray(out[..., ch]), sy, sx) for ch in range(3)], 1))
+        planes = [np.ascontiguousarray(out[..., ch]) for ch in range(3)]  # as earlier rays left them
+        sides = [np.stack([_sample(plane, py + off * dx, px - off * dy) for plane in planes], 1) for off in (-gap, gap)]
         fill = (1 - t) * sides[0] + t * sides[1]
         pix = out[ys, xs]
         ok = np.isfinite(fill).all(1)
@@ -215,10 +217,7 @@ def _extent(bright: np.ndarray, ray: dict, scale: float, diag: float) -> float:
     u = np.arange(ray["start"], diag)
     far = ray["start"]
     for sign in (1, -1):
-        y0, x0 = cy + sign * u * dy, cx + sign * u * dx
-        centre = _sample(bright, y0, x0)
-        left = _sample(bright, y0 + side * dx, x0 - side * dy)
-        right = _sample(bright, y0 - side * dx, x0 + side * dy)
+        centre, left, right = _ridge(bright, cy + sign * u * dy, cx + sign * u * dx, dy, dx, side)
         ridge = np.nan_to_num(centre - np.fmax(left, right), nan=-1.0) > EXCESS / 2
         on = ndimage.uniform_filter1d(ridge.astype(np.float32), 31, mode="nearest") >= 0.5
         end, off = -1, 0

@@ -8,7 +8,7 @@ import pytest
 from conftest import DATA
 from PIL import Image
 
-from lightsr.flare import CLIPPED_LEVEL, remove_flare
+from lightsr.flare import remove_flare, white_mask
 from lightsr.rays import find_rays, remove_rays
 
 H, W = 192, 256
@@ -40,7 +40,7 @@ def _line(img: np.ndarray, degrees: float, through=LAMP, half: float = 1.0, gain
 
 
 def _run(img: np.ndarray):
-    cores = img.min(axis=2) >= CLIPPED_LEVEL
+    cores = white_mask(img)
     out, changed, n = remove_rays(img.astype(np.float32) / 255, cores)
     return np.round(out * 255).astype(np.uint8), changed, n
 
@@ -84,7 +84,7 @@ def test_lines_not_through_a_lamp_edges_through_one_and_specks_are_left_alone(sc
 def test_a_large_white_region_is_no_light_source(scene):
     """A blown window or sky is deeper than any lamp: a line through it is not a ray."""
     big = _line(_lamp(scene, radius=24), 30.0, gain=60)
-    assert find_rays(big.max(axis=2).astype(np.float32) / 255, big.min(axis=2) >= CLIPPED_LEVEL) == []
+    assert find_rays(big.max(axis=2).astype(np.float32) / 255, white_mask(big)) == []
 
 
 def test_remove_flare_takes_the_ray_out_unless_told_not_to(scene):
