@@ -613,6 +613,18 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     return copied, skipped
 
 
+AMP_HELP = ("bf16 autocast of the forward passes (weights, losses and optimizer state stay fp32): on a CPU "
+            "with AMX (Intel Sapphire Rapids and later) about 2.5x faster steps than fp32, on CUDA faster too; "
+            "on a CPU without native bf16 it is emulated and slower")
+
+
+def autocast(device: torch.device, enabled: bool):
+    """The ``--amp`` context of both trainers: bf16 autocast on ``device`` (CPU or CUDA) when
+    ``enabled``, else a no-op. Outputs come back in bf16 where an op ran in it: take ``.float()``
+    before a loss."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def cpu_name() -> str:
     """This machine's CPU model (from /proc/cpuinfo where there is one)."""
     import platform

@@ -391,3 +391,27 @@ def test_resume_with_other_model_flags_names_the_runs_own_command(data, tmp_path
     assert "\n" not in message and "was started with --model rdn-test" in message
     assert message.endswith("--resume") and "--model rdn-test" in message.split("command plus --resume: ")[1]
     assert train_sr.main(args_for(data, out, "--steps", "4", "--resume"))["step"] == 4  # its own flags resume
+
+
+def test_amp_trains_in_bf16_on_the_cpu_too(data, tmp_path, monkeypatch):
+    """--amp is bf16 autocast on whatever device trains (it was CUDA-only): on the CPU the model's
+    convolutions then run in bf16 during training (fp32 without it), and the record says so."""
+    seen = {}
+    create = lightsr.create_model
+
+    def watched(*a, **kw):
+        model = create(*a, **kw)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        def hook(module, inputs, output):
+            seen.setdefault("train" if module.training else "eval", output.dtype)
+
+        conv.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train_sr.lightsr, "create_model", watched)
+    for amp, dtype in (([], torch.float32), (["--amp"], torch.bfloat16)):
+        seen.clear()
+        out = tmp_path / ("amp" if amp else "fp32")
+        assert train_sr.main(args_for(data, out, "--steps", "2", *amp))["skipped"] == 0
+        assert seen["train"] == dtype and seen["eval"] == torch.float32  # validation stays fp32
+    assert "bf16 autocast" in json.loads((tmp_path / "amp" / "run.json").read_text())["objective"]

@@ -56,9 +56,9 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    all_finite, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best, initial_weights,
-    learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
-    write_run_record,
+    AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best,
+    initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout,
+    start_run, write_run_record,
 )
 
 log = logging.getLogger("train_flare")
@@ -153,6 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "22.71 against 23.31 dB)")
     g.add_argument("--agc", type=float, default=0.01, help="NF-ResUNet: AGC clipping threshold lambda")
     g.add_argument("--ema", type=float, default=0.999)
+    g.add_argument("--amp", action="store_true", help=AMP_HELP)
     g.add_argument("--nan-patience", type=int, default=3)
     g.add_argument("--inject-nan-at", type=int, nargs="*", default=[], help="testing: make these steps' loss NaN")
     g = p.add_argument_group("validation and checkpoints")
@@ -176,11 +177,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "streaks_prob", "clean_prob", "clean_gain", "exposure",
                 "line_prob", "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
                 "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame",
-                "background_weight", "clipped_weight", "streak_weight", "freeze_bn", "agc", "ema", "val_every",
+                "background_weight", "clipped_weight", "streak_weight", "freeze_bn", "agc", "ema", "amp", "val_every",
                 "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "lamp_per_frame": False, "background_weight": 0.0,
-            "clipped_weight": 1.0, "streak_weight": 1.0, "freeze_bn": False, "streaks_prob": 0.0, "clean_prob": 0.0,
+            "clipped_weight": 1.0, "streak_weight": 1.0, "freeze_bn": False, "amp": False, "streaks_prob": 0.0,
+            "clean_prob": 0.0,
             "clean_gain": None,
             "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0,
             "exposure": None, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
@@ -293,6 +295,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
             objective += "; BatchNorm frozen (running statistics, not updated)"
     else:
         objective = f"{terms}, Adam (lr {lr:g}, {args.schedule}), AGC lambda {args.agc} every step{config}"
+    if args.amp:
+        objective += "; bf16 autocast (weights, losses and optimizer state fp32)"
     record = {
         "script": "train_flare.py", "data": data, "objective": objective,
         "recipe": f"batch {args.batch}, {objective}", "steps_detail": f", batch {args.batch}",
@@ -458,6 +462,8 @@ def main(args: argparse.Namespace) -> dict:
                                    "(the planned total is in args.json)")
 
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
+    if dist.device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # faster convs on a CPU, in fp32 and bf16 alike
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
     initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
@@ -480,6 +486,8 @@ def main(args: argparse.Namespace) -> dict:
         initialisation += "; the head then set to zero (the source predicted an image, this model predicts flare)"
     if gan:
         disc = PatchDiscriminator(model.config).to(dist.device)
+        if dist.device.type == "cpu":
+            disc = disc.to(memory_format=torch.channels_last)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
         extras = {"disc": disc, "disc_optimizer": disc_opt}
     ema = make_ema(model, args.ema, warmup=not args.init) if args.ema > 0 else None
@@ -568,12 +576,14 @@ def main(args: argparse.Namespace) -> dict:
             fresh = [to_unit_range(b, dist.device) for b in next(stream)]
             echo_left = args.echo
         k = int(rng.integers(8)) if echo_left < args.echo else 0  # a fresh batch is used as synthesised
-        inp, target = (dihedral(t, k) for t in fresh)
+        inp, target = (dihedral(t, k).contiguous(memory_format=torch.channels_last) for t in fresh)
         echo_left -= 1
         net.train()
         if args.freeze_bn:
             freeze_batch_norm(model)
-        fake, flare = net(inp)
+        with autocast(dist.device, args.amp):
+            fake, flare = net(inp)
+        fake, flare = fake.float(), flare.float()
         # the true flare layer, in the linear light the model predicts it in
         weight = clipped_weights(inp, target, args.clipped_weight, args.streak_weight)
         flare_l1 = weighted_l1(flare, to_linear(inp) - to_linear(target), weight)
@@ -581,7 +591,8 @@ def main(args: argparse.Namespace) -> dict:
         bg_mse = background_loss(fake, inp, target)
         if gan:
             # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
-            real_logits, fake_logits = dnet(inp, target), dnet(inp, fake.detach())
+            with autocast(dist.device, args.amp):
+                real_logits, fake_logits = dnet(inp, target).float(), dnet(inp, fake.detach()).float()
             d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
             disc_opt.zero_grad(set_to_none=True)
@@ -592,7 +603,8 @@ def main(args: argparse.Namespace) -> dict:
         reconstruction = (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
                           + args.background_weight * bg_mse)
         if gan:
-            logits = dnet(inp, fake)
+            with autocast(dist.device, args.amp):
+                logits = dnet(inp, fake).float()
             loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) \
                 + args.lambda_l1 * reconstruction
         else:

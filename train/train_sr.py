@@ -37,9 +37,9 @@ from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    all_finite, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best, initial_weights,
-    learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout, start_run,
-    write_run_record,
+    AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best,
+    initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout,
+    start_run, write_run_record,
 )
 
 log = logging.getLogger("train_sr")
@@ -96,8 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps the default")
     g.add_argument("--workers", type=int, default=0,
                    help="processes that cut and downscale patches ahead (0: in this process, bit-exact on resume)")
-    g.add_argument("--amp", action="store_true",
-                   help="CUDA: bf16 autocast (faster, about 8-bit mantissa activations; fp32 with TF32 otherwise)")
+    g.add_argument("--amp", action="store_true", help=AMP_HELP)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--push-to-hub", metavar="REPO_ID", help="push --out/best with its card at the end")
     g.add_argument("--card-extra", default="", help="text added to the card's training section")
@@ -142,7 +141,7 @@ def run_record(args, model, images: int, initialisation: str | None) -> dict:
     if args.video:
         sources += f" + {len(args.video)} video(s) at {args.fps:g} frame(s) per second"
     loss = args.loss.upper()
-    extras = (", bf16 autocast on CUDA" if args.amp else "") + (
+    extras = (", bf16 autocast" if args.amp else "") + (
         f", gradient norm clipped at {args.grad_clip:g}" if args.grad_clip > 0 else "")
     record = {
         "script": "train_sr.py",
@@ -246,7 +245,6 @@ def main(args: argparse.Namespace) -> dict:
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.type ==
                                                         "cuda" else None)
-    use_amp = args.amp and dist.device.type == "cuda"
 
     train_files, val_images = validation_split(args)
     images = load_hr_images(args, train_files)
@@ -284,7 +282,7 @@ def main(args: argparse.Namespace) -> dict:
         lr_img = lr_img.to(dist.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         hr_img = hr_img.to(dist.device, non_blocking=True)
         net.train()
-        with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(dist.device, args.amp):
             loss = loss_fn(net(lr_img).float(), hr_img)
         if step in args.inject_nan_at:
             loss = loss * float("nan")
