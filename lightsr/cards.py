@@ -189,11 +189,19 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
         merge = json.loads((stages.pop() / MERGE_RECORD).read_text())
         if not stages:
             raise LightSRError("a weight average's card needs the training runs it averages listed before it")
-    recs = [training_record(r) for r in stages]
-    last, multi = recs[-1], len(stages) > 1
+    # a weight average may also sit between fine-tunes: the next stage then starts from the average
+    merges = [json.loads((f / MERGE_RECORD).read_text()) if (f / MERGE_RECORD).is_file() else None for f in stages]
+    every = [None if m else training_record(f) for f, m in zip(stages, merges)]
+    recs = [rec for rec in every if rec]
+    last, multi = every[-1], len(stages) > 1
+    if last is None:
+        raise LightSRError("a recipe ends in a training run or in one weight average of its stages")
     a, r = last["args"], last["record"]
     training: dict[str, Any] = {"data": r["data"]}
-    for i, (folder, rec) in enumerate(zip(stages, recs[:-1]), start=1):
+    for i, (folder, rec, m) in enumerate(zip(stages[:-1], every[:-1], merges[:-1]), start=1):
+        if m:
+            training[f"stage {i} (`runs/{folder.name}`)"] = _merge_line(m, stages)
+            continue
         e = rec["args"]
         how = _sittings(rec)
         training[f"stage {i} (`runs/{folder.name}`)"] = (
@@ -219,7 +227,10 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
     if a.get("card_extra"):
         training["note"] = a["card_extra"]
     commands = []
-    for i, (folder, rec) in enumerate(zip(stages, recs)):
+    for i, (folder, rec, m) in enumerate(zip(stages, every, merges)):
+        if m:
+            commands.append(_shell(m["command"]))
+            continue
         argv = _with(rec["record"]["command"], "--out", f"runs/{folder.name}")
         if i > 0:  # a later stage starts from the previous stage's best weights, not a shipped folder
             argv = _with(argv, "--init", f"runs/{stages[i - 1].name}/best")
