@@ -381,6 +381,17 @@ def test_average_weights_makes_the_weighted_mean_and_the_card_says_so(photos, tm
     with pytest.raises(lightsr.LightSRError, match="needs the training runs it averages"):
         _training([merged], "bench")
 
+    # a fine-tune of the average: the average is a stage line of its own, and the next stage starts from it
+    after = tmp_path / "runs" / "after"
+    run(photos, after, "--model", "pix2pix-flare-test", "--steps", "2", "--init", str(merged / "best"))
+    training, reproduce = _training([base, tuned, merged, after], "bench")
+    assert training["stage 3 (`runs/merged`)"].startswith("the weighted mean of 0.25 x stage 1's best weights")
+    assert "stage 4 (`runs/after`)" in training["objective"] and "weights" not in training
+    assert training["initialisation"].startswith("warm start from stage 3's best weights")
+    assert training["total"].startswith("6 steps") and training["total"].endswith("in 4 stages")
+    lines = reproduce.splitlines()
+    assert lines[3].startswith("python train/average_weights.py") and "--init runs/merged/best" in lines[4]
+
     other = tmp_path / "runs" / "other"
     run(photos, other, "--model", "nf-resunet-flare-test", "--steps", "1")
     for argv, message in (([str(base / "best"), str(other / "best")], "not the same model"),
