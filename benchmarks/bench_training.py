@@ -79,8 +79,8 @@ def main() -> None:
         f"included), steps {WARM + 1} to {args.steps} of a fresh run, {args.threads} threads, in fp32 (channels_last) "
         f"and with `--amp` (bf16 autocast of the forward passes; weights, losses and optimizer state fp32). "
         f"Last loss: step {args.steps}'s training loss in each (same seed, same batches), which bf16 moves by "
-        f"rounding only. This CPU {'has' if native else 'lacks'} AMX (amx_bf16); without it bf16 is emulated and "
-        f"`--amp` is slower. Machine: {machine()}.",
+        f"rounding only. This CPU {'has' if native else 'lacks'} AMX (amx_bf16); on a CPU without it, time "
+        f"`--amp` before using it (not measured here). Machine: {machine()}.",
         "",
         "| trainer | model | batch | fp32 | --amp | speed-up | last loss fp32 / --amp |",
         "| --- | --- | --- | --- | --- | --- | --- |",

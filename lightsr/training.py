@@ -614,8 +614,8 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
 
 
 AMP_HELP = ("bf16 autocast of the forward passes (weights, losses and optimizer state stay fp32): on a CPU "
-            "with AMX (Intel Sapphire Rapids and later) about 2.5x faster steps than fp32, on CUDA faster too; "
-            "on a CPU without native bf16 it is emulated and slower")
+            "with AMX (Intel Sapphire Rapids and later) 2x to 3x faster steps than fp32 (bench_training.py), "
+            "on CUDA faster too; on a CPU without AMX, time it first")
 
 
 def autocast(device: torch.device, enabled: bool):
