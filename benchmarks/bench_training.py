@@ -5,8 +5,8 @@
 Runs train/train_flare.py and train/train_sr.py themselves (synthesis, losses, AGC, EMA and
 the optimizer included) for ``--steps`` steps of each recipe below, once in fp32 and once with
 ``--amp``, into a temporary folder, and times the steps after the first ``WARM`` from the
-trainers' own curve (log.csv's elapsed_s). The first steps' losses are printed beside the
-times: bf16 moves them by rounding only. Writes the "training" section of BENCHMARKS.md.
+trainers' own curve (log.csv's elapsed_s). The last step's loss is printed beside the
+times: bf16 moves it by rounding only. Writes the "training" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -242,8 +242,8 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
 
 
 def _merge_line(merge: dict[str, Any], stages: list[Path]) -> str:
-    """The card line of a final weight average (train/average_weights.py's merge.json): which
-    stages' best weights, with what weight."""
+    """The card line of a weight average (train/average_weights.py's merge.json), the recipe's last
+    stage or one a later stage fine-tunes: which stages' best weights, with what weight."""
     numbers = {folder.name: i for i, folder in enumerate(stages, start=1)}  # a source is a stage's RUN/best
 
     def which(source: str) -> str:

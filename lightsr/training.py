@@ -625,6 +625,12 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def cpu_layout(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` in channels_last on a CPU, where its convolutions run faster so (fp32 and bf16 alike),
+    else as it is: the trainers' layout for the networks they train."""
+    return module.to(memory_format=torch.channels_last) if device.type == "cpu" else module
+
+
 def cpu_name() -> str:
     """This machine's CPU model (from /proc/cpuinfo where there is one)."""
     import platform

@@ -56,9 +56,9 @@ from lightsr.metrics import psnr, ssim  # noqa: E402
 from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
-    AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, CSVLog, keep_if_best,
-    initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last, split_holdout,
-    start_run, write_run_record,
+    AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, cpu_layout, CSVLog,
+    keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last,
+    split_holdout, start_run, write_run_record,
 )
 
 log = logging.getLogger("train_flare")
@@ -462,8 +462,7 @@ def main(args: argparse.Namespace) -> dict:
                                    "(the planned total is in args.json)")
 
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
-    if dist.device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # faster convs on a CPU, in fp32 and bf16 alike
+    model = cpu_layout(model, dist.device)
     if model.task != "flare-removal":
         raise lightsr.LightSRError(f"{args.model} is a {model.task} model, not flare removal")
     initialisation = initial_weights(model, args, out)  # a warm start from --init, or the first sitting's
@@ -485,9 +484,7 @@ def main(args: argparse.Namespace) -> dict:
         torch.nn.init.zeros_(model.final_layer().bias)
         initialisation += "; the head then set to zero (the source predicted an image, this model predicts flare)"
     if gan:
-        disc = PatchDiscriminator(model.config).to(dist.device)
-        if dist.device.type == "cpu":
-            disc = disc.to(memory_format=torch.channels_last)
+        disc = cpu_layout(PatchDiscriminator(model.config).to(dist.device), dist.device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
         extras = {"disc": disc, "disc_optimizer": disc_opt}
     ema = make_ema(model, args.ema, warmup=not args.init) if args.ema > 0 else None
