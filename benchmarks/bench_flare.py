@@ -136,8 +136,9 @@ def main() -> None:
     # as they are, no flare to remove: the held-out photos and the Debian set (daylight close-ups, bright skies)
     photos = [fit_long_side(im, 512) for im in held] + [fit_long_side(np.asarray(open_image(f).convert("RGB")), 512)
                                                          for f in image_files(FREE)]
+    names = [f.name for f in image_files(DATA)[-args.holdout:] + image_files(FREE)]
     if args.screen:
-        return screen(args.screen, sets, seed, photos)
+        return screen(args.screen, sets, seed, photos, names)
     if args.pairs:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
@@ -254,21 +255,24 @@ def streak_note(rows) -> str:
     return "; ".join(parts) or "no model"
 
 
-def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple[float, float]:
+def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple[float, float, int]:
     """How far ``remove_flare`` moves photos that have no flare: mean (inf capped at 99) and worst
-    PSNR of the output against the input, in dB (where there is no flare, nothing should change)."""
+    PSNR of the output against the input, in dB (where there is no flare, nothing should change),
+    and the worst photo's index."""
     moved = [psnr(remove_flare(model, p, method=method), p, y_channel=False) for p in photos]
-    return float(np.mean(np.minimum(moved, 99))), float(min(moved))
+    return float(np.mean(np.minimum(moved, 99))), float(min(moved)), int(np.argmin(moved))
 
 
-def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) -> None:
+def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray], names: list[str]) -> None:
     """Print gain / background PSNR / worst gain of each model folder on each set (default method),
     and how far it moves flare-free ``photos`` (as they are: mean / worst PSNR
-    of the output against the input; inf where nothing changed), which no synthetic set measures."""
+    of the output against the input; inf where nothing changed; the worst photo named from ``names``),
+    which no synthetic set measures."""
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
     print(f"draw: seed {seed}, {len(next(iter(sets.values())))} frames per set; cells: gain / BG-PSNR / worst (dB) / "
           "lamp pixels kept clipped; "
-          f"flare-free: {len(photos)} photos never trained on, PSNR of the output to the input, mean / worst (dB)")
+          f"flare-free: {len(photos)} photos never trained on, PSNR of the output to the input, mean / worst (dB) "
+          "(the worst photo)")
     print("| model | " + " | ".join(sets) + " | flare-free |")
     print("| --- |" + " --- |" * (len(sets) + 1))
     for folder in folders:
@@ -278,7 +282,8 @@ def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray]) 
             s = evaluate_flare(v, [remove_flare(model, a) for a, *_ in v])
             cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f} / "
                          f"{s.lamps_kept:.0%}")
-        cells.append("{:.2f} / {:.2f}".format(*flare_free(model, photos)))
+        mean, worst, at = flare_free(model, photos)
+        cells.append(f"{mean:.2f} / {worst:.2f} ({names[at]})")
         print(f"| {folder} | " + " | ".join(cells) + " |", flush=True)
 
 
