@@ -184,13 +184,15 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
     the ``bench`` line that re-measures the card.
     """
     stages = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(r) for r in run_dir]
+    # a stage that is a weight average of earlier stages' best weights (its merge.json), else None: at the end of the
+    # recipe it gives the shipped weights; between fine-tunes the next stage starts from it
+    merges = [json.loads((f / MERGE_RECORD).read_text()) if (f / MERGE_RECORD).is_file() else None for f in stages]
     merge = None
-    if (stages[-1] / MERGE_RECORD).is_file():  # the recipe ends in a weight average of its stages' best weights
-        merge = json.loads((stages.pop() / MERGE_RECORD).read_text())
+    if merges[-1]:  # the recipe ends in a weight average
+        stages.pop()
+        merge = merges.pop()
         if not stages:
             raise LightSRError("a weight average's card needs the training runs it averages listed before it")
-    # a weight average may also sit between fine-tunes: the next stage then starts from the average
-    merges = [json.loads((f / MERGE_RECORD).read_text()) if (f / MERGE_RECORD).is_file() else None for f in stages]
     every = [None if m else training_record(f) for f, m in zip(stages, merges)]
     recs = [rec for rec in every if rec]
     last, multi = every[-1], len(stages) > 1
