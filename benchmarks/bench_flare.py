@@ -134,9 +134,10 @@ def main() -> None:
     seed = args.seed if args.screen else SEED
     sets = validation_sets(held, args.count, seed)
     # as they are, no flare to remove: the held-out photos and the Debian set (daylight close-ups, bright skies)
+    debian = image_files(FREE)
     photos = [fit_long_side(im, 512) for im in held] + [fit_long_side(np.asarray(open_image(f).convert("RGB")), 512)
-                                                         for f in image_files(FREE)]
-    names = [f.name for f in image_files(DATA)[-args.holdout:] + image_files(FREE)]
+                                                         for f in debian]
+    names = [f.name for f in image_files(DATA)[-args.holdout:] + debian]  # held_out_photos' files, then the Debian set
     if args.screen:
         return screen(args.screen, sets, seed, photos, names)
     if args.pairs:
