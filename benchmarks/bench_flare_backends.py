@@ -61,9 +61,9 @@ def main() -> None:
         f"`remove_flare` (default method) on the first {args.count} frames of each of bench_flare's four "
         "validation sets (its seed and held-out photos), per shipped flare model and backend: mean PSNR gain "
         "over the no-op per set (dB), and the largest per-pixel difference from PyTorch's output over all "
-        "frames (0..255). bf16: OpenVINO at `precision=\"bf16\"`, which auto takes only where it is faster and "
-        "agrees with fp32 (see the backends section). auto: what `backend=\"auto\"`, the default, runs the model "
-        "with here. "
+        "frames (0..255). bf16: OpenVINO at `precision=\"bf16\"`, which auto never takes for a flare model "
+        "(it weighs lower precisions for super-resolution only; see the backends section). "
+        "auto: what `backend=\"auto\"`, the default, runs the model with here. "
         f"Machine: {machine()}.",
         "",
         "| model | backend | " + " | ".join(MEASURED_GENERATORS) + " | max difference from PyTorch |",

@@ -20,8 +20,9 @@ bfloat16 where the CPU reports it (AVX-512 BF16 / AMX); it changes outputs by up
 natural photo squares in ``calibration/``; the convolutions that read the image and write
 the output stay fp32, see ``fp32_ends``), once per machine, cached beside the graph; on
 AVX-512 VNNI it runs rdn-light several times faster than fp32 (BENCHMARKS). ``"auto"`` also
-weighs these lower precisions (bf16 where the CPU reports it; int8, for super-resolution
-models, where NNCF is installed), and takes one only where it is both faster (at most
+weighs these lower precisions for super-resolution models (bf16 where the CPU reports it; int8
+where NNCF is installed; a flare model runs in fp32 unless bf16 is asked for, see
+_lower_precisions), and takes one only where it is both faster (at most
 ``SHARE`` of the best other time on the probe tile) and accurate: its output within
 ``AGREEMENT`` dB PSNR of fp32's on the held-out calibration squares, a difference that costs
 a model of 30 to 40 dB well under 0.05 dB. On an AVX-512 BF16 Xeon without AMX bf16
@@ -487,13 +488,16 @@ def bf16_supported() -> bool:
 
 
 def _lower_precisions(model: LightSRModel, precision: str | None) -> list[str]:
-    """What auto weighs beside fp32 when no precision is asked for: bf16 where the CPU reports it;
-    int8 where NNCF is installed, for super-resolution (calibrated on daylight photo squares,
-    which hold none of a flare photo's clipped lamps and glare)."""
-    if precision is not None:
+    """What auto weighs beside fp32 when no precision is asked for, for super-resolution models only:
+    bf16 where the CPU reports it, int8 where NNCF is installed. Their check (AGREEMENT on daylight
+    photo squares) cannot vouch for a flare model: the squares hold none of a flare photo's clipped
+    lamps and glare, and remove_flare thresholds the model's output there (which clipped pixels
+    are lamps, which are filled), so a small change of the output flips whole regions. Measured
+    (bench_flare_backends): bf16 cost the default flare model 0.10 dB on the hand-drawn set,
+    though its output agreed with fp32's at 84 dB on the squares."""
+    if precision is not None or model.task != "super-resolution":
         return []
-    return (["bf16"] if bf16_supported() else []) + (
-        ["int8"] if int8_available() and model.task == "super-resolution" else [])
+    return (["bf16"] if bf16_supported() else []) + (["int8"] if int8_available() else [])
 
 
 def _slot(model: LightSRModel, precision: str | None) -> str:

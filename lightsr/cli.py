@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "OpenVINO fp32 and, where accurate, OpenVINO bf16 or int8 for this model on this "
                              "machine, timed once)")
         sp.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None,
-                        help="OpenVINO precision (default: fp32 for --backend openvino; auto weighs bf16 and, for "
-                             "super-resolution, int8 where they agree with fp32); flare removal takes fp32 or bf16")
+                        help="OpenVINO precision (default: fp32 for --backend openvino; for super-resolution "
+                             "auto weighs bf16 and int8 where they agree with fp32); flare removal takes fp32 or bf16")
 
     def model_opts(sp, default: str):
         sp.add_argument("--model", default=default,

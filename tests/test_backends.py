@@ -212,13 +212,41 @@ def test_auto_takes_a_lower_precision_only_where_faster_and_accurate(monkeypatch
         backends.runner(model, "auto", precision="fp16")
 
 
-def test_auto_weighs_int8_for_super_resolution_only(monkeypatch):
-    """int8 is calibrated on daylight photo squares: a flare model's clipped lamps and glare are not in them."""
-    monkeypatch.setattr(backends, "int8_available", lambda: True)
-    monkeypatch.setattr(backends, "bf16_supported", lambda: False)
-    assert backends._lower_precisions(_trained_like("ecbsr-test"), None) == ["int8"]
-    assert backends._lower_precisions(lightsr.create_model("nf-resunet-flare-test"), None) == []
+@pytest.mark.parametrize("bf16, int8", [(True, True), (False, True), (True, False)])
+def test_auto_weighs_lower_precisions_for_super_resolution_only(monkeypatch, bf16, int8):
+    """Lower precisions are checked on daylight photo squares: a flare model's clipped lamps and glare,
+    where remove_flare thresholds its output, are not in them, so a flare model stays in fp32."""
+    monkeypatch.setattr(backends, "int8_available", lambda: int8)
+    monkeypatch.setattr(backends, "bf16_supported", lambda: bf16)
+    expected = ["bf16"] * bf16 + ["int8"] * int8
+    assert backends._lower_precisions(_trained_like("ecbsr-test"), None) == expected
+    for flare in ("nf-resunet-flare-test", "pix2pix-flare-test"):
+        assert backends._lower_precisions(lightsr.create_model(flare), None) == []
     assert backends._lower_precisions(_trained_like("ecbsr-test"), "fp32") == []
+
+
+def test_auto_never_runs_a_flare_model_at_a_lower_precision(monkeypatch, tmp_path):
+    """Even where bf16 would be faster and agree with fp32 on the squares, auto runs a flare model in
+    fp32 (or PyTorch); asked for, bf16 is still given."""
+    monkeypatch.setattr(backends, "_graph_dir", lambda: tmp_path)
+    monkeypatch.setattr(backends, "bf16_supported", lambda: True)
+    monkeypatch.setattr(backends, "int8_available", lambda: True)
+    real = backends._compiled_model
+    asked = []
+
+    def compiled_model(model, per_model, precision, version):
+        asked.append(precision)
+        if precision != "fp32":
+            return _FakeLower(real(model, per_model, "fp32", version), precision, 1e-5)
+        return real(model, per_model, precision, version)
+
+    monkeypatch.setattr(backends, "_compiled_model", compiled_model)
+    monkeypatch.setattr(backends, "probe_times", lambda m, c, low=None: {"torch": 0.02, "openvino": 0.01,
+                                                                          **{p: 0.001 for p in low or {}}})
+    flare = lightsr.create_model("pix2pix-flare-test").eval()
+    assert backends.runner(flare, "auto").precision == "fp32" and set(asked) == {"fp32"}
+    assert backends.auto_record(flare)["choice"] == "fp32"
+    assert backends.runner(flare, "openvino", precision="bf16").precision == "bf16"
 
 
 def test_probe_times_both_backends_and_the_cache_lets_models_go():
