@@ -61,6 +61,9 @@ def compact_state_dict(model: LightSRModel) -> tuple[dict[str, torch.Tensor], di
     if model.architecture != "ecbsr":
         raise LightSRError(f"the compact format is SRVGGNetCompact's layout, which only ECBSR has, "
                            f"not {model.architecture}; use --format onnx or openvino")
+    if model.config.colors != 3:  # SRVGGNetCompact maps RGB to RGB; a luma ECBSR's colour path is not in it
+        raise LightSRError("the compact format is SRVGGNetCompact's RGB layout; this ECBSR works on luma "
+                           "(colors=1): use --format onnx or openvino")
     state: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         i = 0

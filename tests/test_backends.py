@@ -24,7 +24,7 @@ def _trained_like(name: str, scale: int = 2):
     return model.eval()
 
 
-@pytest.mark.parametrize("name", ["span-test", "ecbsr-test", "rdn-test"])
+@pytest.mark.parametrize("name", ["span-test", "ecbsr-test", "ecbsr-y-test", "rdn-test"])
 def test_openvino_fp32_equals_torch(name, photo):
     model = _trained_like(name)
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255

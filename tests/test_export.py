@@ -10,7 +10,7 @@ import lightsr
 from lightsr import cli
 from lightsr.export import compact_state_dict, export, min_size
 
-MODELS = ["ecbsr-test", "span-test", "nf-resunet-flare-test", "pix2pix-test"]
+MODELS = ["ecbsr-test", "ecbsr-y-test", "span-test", "nf-resunet-flare-test", "pix2pix-test"]
 
 
 def _model(name):
@@ -139,6 +139,8 @@ def test_compact_is_srvggnetcompact(tmp_path, scale):
 def test_export_errors_leave_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(lightsr.LightSRError, match="only ECBSR"):
         export(lightsr.create_model("span-test"), tmp_path / "x.safetensors", "compact")
+    with pytest.raises(lightsr.LightSRError, match="works on luma"):
+        export(lightsr.create_model("ecbsr-y-test"), tmp_path / "x.safetensors", "compact")
     with pytest.raises(lightsr.LightSRError, match="is a .onnx file"):
         export(lightsr.create_model("ecbsr-test"), tmp_path / "x.xml", "onnx")
     with pytest.raises(lightsr.LightSRError, match="format must be one of"):

@@ -228,6 +228,7 @@ def test_rdn_with_image_residual_starts_as_bilinear():
 
 @pytest.mark.parametrize("name, scale, weight", [
     ("ecbsr-test", 2, "tail.conv3.bias"), ("ecbsr-test", 3, "tail.conv3.bias"), ("ecbsr-test", 4, "tail.conv3.bias"),
+    ("ecbsr-y-test", 2, "tail.conv3.bias"), ("ecbsr-y-test", 4, "tail.conv3.bias"),
     ("span-test", 2, "blocks.0.c3.skip.bias"), ("span-test", 4, "blocks.0.c3.skip.bias")])
 def test_fused_inference_equals_the_training_branches(name, scale, weight):
     """Re-parameterisation is exact, borders included: eval (one 3x3 conv per block) == train
@@ -303,3 +304,27 @@ def test_nf_weight_scale_reset_keeps_outputs_and_sets_a_normal_raw_scale():
         assert torch.allclose(model(x), before, atol=1e-5)
     std = model.stem.weight.detach().std(dim=(1, 2, 3), unbiased=False)
     assert torch.allclose(std, torch.full_like(std, 27**-0.5), rtol=1e-4)
+
+
+def test_luma_ecbsr_super_resolves_luma_and_upsamples_colour_bicubically():
+    """colors=1 (the paper's own setting): the network sees luma alone, the output's BT.601 luma is the
+    network's, and its colour (R-Y, G-Y, B-Y) is the input's, upsampled bicubically."""
+    torch.manual_seed(0)
+    model = lightsr.create_model("ecbsr-y-test", scale=2).train()  # training mode: no clamp at [0, 1]
+    assert model.body[0].conv3.in_channels == 1 and model.tail.conv3.out_channels == 4
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        x = torch.rand(1, 3, 12, 10)
+        y = model(x)
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        luma_in, luma_out = (x * weights).sum(1, keepdim=True), (y * weights).sum(1, keepdim=True)
+        colour = torch.nn.functional.interpolate(x - luma_in, scale_factor=2, mode="bicubic", align_corners=False)
+        assert torch.allclose(y - luma_out, colour, atol=1e-5)
+        # a grey input stays grey: the colour path adds nothing, and the network decides the luma alone
+        grey = x.mean(1, keepdim=True).expand(1, 3, 12, 10)
+        out = model(grey)
+        assert torch.allclose(out, out[:, :1].expand_as(out), atol=1e-5)
+        assert not torch.allclose(luma_out, torch.nn.functional.interpolate(luma_in, scale_factor=2), atol=1e-3)
+    with pytest.raises(ValueError, match="colors must be 1"):
+        lightsr.create_model("ecbsr-test", colors=2)

@@ -21,6 +21,13 @@ network lacks. How we differ from the paper:
 - Border handling: the 1x1 branches pad their output with their own bias before the 3x3
   stage (as the authors' code does), so the fused conv is exact at image borders too.
 - In eval mode the output is clamped to [0, 1].
+- ``colors=1`` is the paper's own setting (its code trains and tests on the Y channel alone):
+  the network reads BT.601 luma and writes luma, so all its width goes to the channel the SR
+  protocol measures. The model still takes and returns RGB: the colour differences (R-Y, G-Y,
+  B-Y) are upsampled bicubically, as Y-only SR papers (SRCNN, FSRCNN) make their colour
+  outputs, and the network's luma is added to each of them. Adding the same amount to R, G
+  and B moves Y by that amount and leaves Cb and Cr alone, so the output's luma is exactly
+  the network's. ``colors=3`` (the default) super-resolves R, G and B.
 """
 
 from __future__ import annotations
@@ -43,17 +50,21 @@ class ECBSRConfig:
     num_blocks: int = 4  # M
     channels: int = 16  # C
     expand: float = 2.0  # width multiplier of the 1x1 -> 3x3 branch
+    colors: int = 3  # 3: the network super-resolves RGB; 1: luma alone, colour upsampled bicubically
 
     def __post_init__(self):
         if self.scale not in (2, 3, 4):
             raise ValueError(f"ECBSR scale must be 2, 3 or 4, got {self.scale}")
         if self.num_blocks < 0 or self.channels < 1:
             raise ValueError("num_blocks must be >= 0 and channels >= 1")
+        if self.colors not in (1, 3):
+            raise ValueError(f"ECBSR colors must be 1 (luma) or 3 (RGB), got {self.colors}")
 
 
 _SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 EDGE_FILTERS = {"sobel_x": _SOBEL_X, "sobel_y": _SOBEL_X.t().contiguous(), "laplacian": _LAPLACIAN}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y the SR protocol measures (up to its offset and range)
 
 
 class EdgeConvBlock(FusedConv3x3):
@@ -110,37 +121,50 @@ class ECBSR(LightSRModel, tags=["super-resolution", "ecbsr", "real-time"],
         super().__init__()
         self.config = config
         c = config
-        chans = [3] + [c.channels] * (c.num_blocks + 1)
+        chans = [c.colors] + [c.channels] * (c.num_blocks + 1)
         self.body = nn.ModuleList([EdgeConvBlock(a, b, c.expand) for a, b in zip(chans[:-1], chans[1:])])
         self.acts = nn.ModuleList([nn.PReLU(b) for b in chans[1:]])
-        self.tail = EdgeConvBlock(c.channels, 3 * c.scale**2, c.expand)
+        self.tail = EdgeConvBlock(c.channels, c.colors * c.scale**2, c.expand)
         self.shuffle = nn.PixelShuffle(c.scale)
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
 
     def final_layer(self) -> nn.Module:
         return self.tail
 
     def tile_overlap(self) -> int:
-        return 2 * (self.config.num_blocks + 2)  # every 3x3 conv reaches one pixel further; twice for exactness
+        # every 3x3 conv reaches one pixel further, bicubic colour two; twice for exactness
+        return 2 * (self.config.num_blocks + 2 + (2 if self.config.colors == 1 else 0))
 
     def activation_bytes_per_pixel(self) -> int:
-        return 4 * (3 + 2 * self.config.channels + 2 * 3 * self.config.scale**2)
+        c = self.config
+        return 4 * (3 + 2 * c.channels + 2 * c.colors * c.scale**2 + (3 * c.scale**2 if c.colors == 1 else 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> (N, 3, scale*H, scale*W) in [0, 1]."""
         check_image_batch(x)
+        c = self.config
+        if c.colors == 1:
+            luma = (x * self.luma).sum(dim=1, keepdim=True)
+            # the colour differences from luma, upsampled bicubically; the network's luma is added below
+            base = F.interpolate(x - luma, scale_factor=c.scale, mode="bicubic", align_corners=False)
+            x = luma
         h = x
         for block, act in zip(self.body, self.acts):
             h = act(block(h))
-        s2 = self.config.scale**2
         # nearest-neighbour residual: each output sub-pixel starts from its input pixel
-        y = self.shuffle(self.tail(h) + x.repeat_interleave(s2, dim=1))
+        y = self.shuffle(self.tail(h) + x.repeat_interleave(c.scale**2, dim=1))
+        if c.colors == 1:
+            y = base + y
         return y if self.training else y.clamp(0, 1)
 
 
 # "ecbsr-m4c16" is the paper's real-time configuration (M=4, C=16); "ecbsr-m4c8" halves the
-# width for x4 video, where the output pixels outnumber the input 16 to 1.
+# width for x4 video, where the output pixels outnumber the input 16 to 1. "ecbsr-m4c16-y" is
+# M4C16 on luma, as the paper trains and measures it.
 VARIANTS: dict[str, ECBSRConfig] = {
     "ecbsr-m4c16": ECBSRConfig(num_blocks=4, channels=16),
     "ecbsr-m4c8": ECBSRConfig(num_blocks=4, channels=8),
+    "ecbsr-m4c16-y": ECBSRConfig(num_blocks=4, channels=16, colors=1),
     "ecbsr-test": ECBSRConfig(num_blocks=1, channels=4, expand=1.0),
+    "ecbsr-y-test": ECBSRConfig(num_blocks=1, channels=4, expand=1.0, colors=1),
 }
