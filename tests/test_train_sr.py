@@ -415,3 +415,18 @@ def test_amp_trains_in_bf16_on_the_cpu_too(data, tmp_path, monkeypatch):
         assert train_sr.main(args_for(data, out, "--steps", "2", *amp))["skipped"] == 0
         assert seen["train"] == dtype and seen["eval"] == torch.float32  # validation stays fp32
     assert "bf16 autocast" in json.loads((tmp_path / "amp" / "run.json").read_text())["objective"]
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse"])
+def test_a_luma_model_is_trained_on_luma(kind):
+    """ECBSR with colors=1 fixes its colour (bicubic): its loss compares BT.601 luma, so a colour error
+    that leaves luma unchanged costs nothing, and a luma error costs what it would on a grey image.
+    An RGB model's loss sees both."""
+    luma_loss = train_sr.training_loss(lightsr.create_model("ecbsr-y-test"), kind)
+    rgb_loss = train_sr.training_loss(lightsr.create_model("ecbsr-test"), kind)
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 8, 8)
+    tint = torch.tensor([0.1, -0.1 * 0.299 / 0.587, 0.0]).view(1, 3, 1, 1)  # zero luma: 0.299 r + 0.587 g = 0
+    assert float(luma_loss(target + tint, target)) < 1e-7 < float(rgb_loss(target + tint, target))
+    brighter = target + 0.05
+    assert float(luma_loss(brighter, target)) == pytest.approx(float(rgb_loss(brighter, target)), rel=1e-5)

@@ -36,6 +36,7 @@ from lightsr.hub import push_folder  # noqa: E402
 from lightsr.cards import sr_card_context, write_card  # noqa: E402
 from lightsr.evaluate import evaluate_sr  # noqa: E402
 from lightsr.imaging import image_files, to_unit_range  # noqa: E402
+from lightsr.models.ecbsr import LUMA  # noqa: E402
 from lightsr.training import (  # noqa: E402
     AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, cpu_layout, CSVLog,
     keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last,
@@ -140,7 +141,7 @@ def run_record(args, model, images: int, initialisation: str | None) -> dict:
     sources = ", ".join(f"{Path(d).name} ({len(image_files(d))} images)" for d in args.data)
     if args.video:
         sources += f" + {len(args.video)} video(s) at {args.fps:g} frame(s) per second"
-    loss = args.loss.upper()
+    loss = args.loss.upper() + (" on BT.601 luma" if is_luma_model(model) else "")
     extras = (", bf16 autocast" if args.amp else "") + (
         f", gradient norm clipped at {args.grad_clip:g}" if args.grad_clip > 0 else "")
     record = {
@@ -213,6 +214,29 @@ def sample_batch(images, rng: np.random.Generator, batch: int, *, args) -> tuple
     return to_unit_range(np.stack(lrs)), to_unit_range(np.stack(hrs))
 
 
+def is_luma_model(model) -> bool:
+    """A model that super-resolves luma alone (ECBSR with colors=1), its colour upsampled bicubically."""
+    return getattr(model.config, "colors", 3) == 1
+
+
+def training_loss(model, kind: str):
+    """``loss(pred, target)`` on (N, 3, H, W) RGB batches: L1 or MSE over RGB, or, for a luma model,
+    over BT.601 luma. A luma model's colour is the fixed bicubic path, so an RGB loss would pull its
+    luma towards whatever balances that path's colour errors (for L1, their median over R, G, B)
+    rather than towards the target's luma: such a model measured 32.8 dB on the held-out photos
+    after 2,000 steps, under bicubic's 34.1."""
+    base = F.l1_loss if kind == "l1" else F.mse_loss
+    if not is_luma_model(model):
+        return base
+    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
+
+    def luma_loss(pred, target):
+        w = weights.to(pred.device, pred.dtype)
+        return base((pred * w).sum(dim=1), (target * w).sum(dim=1))
+
+    return luma_loss
+
+
 def main(args: argparse.Namespace) -> dict:
     dist, out, rng = start_run(args)
     if args.minutes and (args.resume or dist.world_size > 1):
@@ -253,7 +277,7 @@ def main(args: argparse.Namespace) -> dict:
     if dist.is_main:
         write_args()
     curve = CSVLog(out / "log.csv", ["step", "loss", "lr", "val_psnr", "val_ssim", "skipped", "elapsed_s"])
-    loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
+    loss_fn = training_loss(model, args.loss)
 
     def checkpoint():
         save_last(out, state, model=model, optimizer=optimizer, ema=ema, rng=rng, guard=guard)
@@ -282,7 +306,7 @@ def main(args: argparse.Namespace) -> dict:
         hr_img = hr_img.to(dist.device, non_blocking=True)
         net.train()
         with autocast(dist.device, args.amp):
-            loss = loss_fn(net(lr_img).float(), hr_img)
+            loss = loss_fn(net(lr_img).float(), hr_img)  # (N, 3, sH, sW) both
         if step in args.inject_nan_at:
             loss = loss * float("nan")
         optimizer.zero_grad(set_to_none=True)
