@@ -143,8 +143,9 @@ class ECBSR(LightSRModel, tags=["super-resolution", "ecbsr", "real-time"],
         self.acts = nn.ModuleList([nn.PReLU(b) for b in chans[1:]])
         self.tail = EdgeConvBlock(c.channels, c.colors * c.scale**2, c.expand)
         self.shuffle = nn.PixelShuffle(c.scale)
-        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("bicubic", bicubic_subpixel_kernel(c.scale).repeat(3, 1, 1, 1), persistent=False)
+        if c.colors == 1:  # fixed, not saved: RGB -> luma, and the colour path's bicubic filters
+            self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("bicubic", bicubic_subpixel_kernel(c.scale).repeat(3, 1, 1, 1), persistent=False)
 
     def final_layer(self) -> nn.Module:
         return self.tail
