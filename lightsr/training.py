@@ -584,13 +584,17 @@ def checkpoint_ema(folder: str | os.PathLike) -> LightSRModel:
     return model.eval()
 
 
+_COLOURS = {1: "luma", 3: "RGB"}
+
+
 def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Copy every tensor of ``source`` whose name and shape match ``model``'s; return (copied, skipped).
 
     ``source`` is a model folder (or Hub repo id) of the same architecture, typically the
     x2 model when training x4: the feature extractor transfers, the upsampler does not.
-    Safetensors only, like every other load. Raises ``LightSRError`` when nothing matches
-    or the architectures differ.
+    Safetensors only, like every other load. Raises ``LightSRError`` when nothing matches,
+    the architectures differ, or the colour spaces do (an RGB model's body warm-starting a luma
+    one: its first layer starts fresh, the rest load, and training stays below bicubic).
     """
     from .weights import read_config, weights_file
 
@@ -599,6 +603,10 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     if config.get("architecture") != getattr(target, "architecture", None):
         raise LightSRError(f"--init '{source}' is a {config.get('architecture')} model, "
                            f"not {getattr(target, 'architecture', type(target).__name__)}")
+    theirs, ours = config.get("colors", 3), getattr(getattr(target, "config", None), "colors", 3)
+    if theirs != ours:  # measured: an RGB ECBSR's body in a luma one trapped training below bicubic
+        raise LightSRError(f"--init '{source}' reads {_COLOURS.get(theirs, theirs)}, the model "
+                           f"{_COLOURS.get(ours, ours)}: features learned on one do not carry over; start from scratch")
     path = weights_file(str(source), revision=None)
     try:
         state = load_file(path)

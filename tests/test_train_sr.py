@@ -175,6 +175,16 @@ def test_init_from_a_different_architecture_is_a_clear_error(data, tmp_path):
         train_sr.main(args_for(data, tmp_path / "run", "--steps", "1", "--init", str(other)))
 
 
+def test_init_across_colour_spaces_is_a_clear_error(data, tmp_path):
+    import lightsr
+
+    rgb = tmp_path / "rgb"
+    lightsr.create_model("ecbsr-test", scale=2).save_pretrained(rgb)
+    with pytest.raises(lightsr.LightSRError, match="reads RGB, the model luma"):
+        train_sr.main(args_for(data, tmp_path / "run", "--model", "ecbsr-y-test", "--steps", "1", "--init", str(rgb)))
+    assert not (tmp_path / "run" / "last").exists()
+
+
 def test_resume_without_checkpoint_is_a_clear_error(data, tmp_path):
     import lightsr
 
