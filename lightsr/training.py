@@ -816,6 +816,22 @@ class Bookkeeping:
             torch.distributed.destroy_process_group()
 
 
+def planned_steps(args, out: Path, dist: DistInfo) -> None:
+    """``--minutes`` plans a new single-process run's schedule (``TimeBudget``) and records the total in
+    ``out``/args.json. On a resume the schedule is the one planned then: ``args.steps`` becomes the
+    recorded total and ``--minutes`` is dropped, so the starting command plus --resume continues the run.
+    DDP runs are not planned (their ranks would each measure their own rate)."""
+    if not args.minutes:
+        return
+    if dist.world_size > 1:
+        raise LightSRError("--minutes plans a single-process run; under DDP give --steps N")
+    recorded = Path(out) / "args.json"
+    if args.resume and recorded.is_file():
+        args.steps, args.minutes = json.loads(recorded.read_text())["steps"], 0
+        logger.info("--resume: the schedule planned when the run started, %d steps (--minutes plans new runs only)",
+                    args.steps)
+
+
 RESUME_DEFINING = ("model", "scale", "set")  # the flags that make the network: a resume must repeat them
 
 

@@ -308,11 +308,12 @@ def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
     # plan extrapolates from: then the budget stops it once spent (a shared CI machine does that)
     assert state["step"] == planned or (state["step"] > 200 and state["elapsed_s"] >= 0.25 * 60), state
     assert state["elapsed_s"] < 0.25 * 60 * 1.5, state["elapsed_s"]
-    import lightsr
-
-    # planning is for a new run; a resume names its steps
-    with pytest.raises(lightsr.LightSRError, match="--minutes plans a new single-process run"):
-        train_sr.main(args_for(data, out, "--minutes", "1", "--resume"))
+    # the starting command plus --resume keeps the planned schedule rather than planning anew
+    train_sr.main(args_for(data, out, "--minutes", "0.25", "--steps", "100000", "--workers", "2",
+                           "--val-every", "1000", "--resume"))
+    resumed = json.loads((out / "last" / "training_state.json").read_text())
+    assert resumed["step"] == planned and resumed["segments"][-1]["steps"] == planned, resumed
+    assert json.loads((out / "args.json").read_text())["steps"] == planned
 
 
 def test_batches_from_workers_are_fresh_and_in_process_batches_follow_the_rng():

@@ -57,8 +57,8 @@ from lightsr.models.nf_resunet import adaptive_gradient_clip  # noqa: E402
 from lightsr.models.pix2pix import PatchDiscriminator  # noqa: E402
 from lightsr.training import (  # noqa: E402
     AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, cpu_layout, CSVLog,
-    keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last,
-    split_holdout, start_run, write_run_record,
+    keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, planned_steps, resume_or_start,
+    save_last, split_holdout, start_run, write_run_record,
 )
 
 log = logging.getLogger("train_flare")
@@ -117,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--steps", type=int, default=20000)
     g.add_argument("--minutes", type=float, default=0,
                    help="fit the schedule to this wall-clock budget: --steps is replaced by what the measured "
-                        "step rate allows (a new run only)")
+                        "step rate allows (a resume keeps the total planned then)")
     g.add_argument("--echo", type=int, default=1,
                    help="use each synthesised batch this many times, each under a fresh flip/rotation (data "
                         "echoing, Choi et al. 2019): for when synthesis, not the model, is the bottleneck")
@@ -457,9 +457,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.clean_gain and not args.clean_prob:
         raise lightsr.LightSRError("--clean-gain over-exposes the flare-free samples: give --clean-prob too")
     dist, out, rng = start_run(args)
-    if args.minutes and (args.resume or dist.world_size > 1):
-        raise lightsr.LightSRError("--minutes plans a new single-process run; to resume, give --steps N "
-                                   "(the planned total is in args.json)")
+    planned_steps(args, out, dist)  # --minutes: a resume keeps the schedule planned at the start
 
     model = lightsr.create_model(args.model, **parse_overrides(args.set)).to(dist.device)
     model = cpu_layout(model, dist.device)

@@ -39,8 +39,8 @@ from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.models.ecbsr import LUMA  # noqa: E402
 from lightsr.training import (  # noqa: E402
     AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, cpu_layout, CSVLog,
-    keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, resume_or_start, save_last,
-    split_holdout, start_run, write_run_record,
+    keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, planned_steps, resume_or_start,
+    save_last, split_holdout, start_run, write_run_record,
 )
 
 log = logging.getLogger("train_sr")
@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--steps", type=int, default=20000)
     g.add_argument("--minutes", type=float, default=0,
                    help="fit the schedule to this wall-clock budget: --steps is replaced by what the measured "
-                        "step rate allows (a new run only)")
+                        "step rate allows (a resume keeps the total planned then)")
     g.add_argument("--loss", choices=["l1", "mse"], default="l1")
     g.add_argument("--lr", type=float, default=5e-4)
     g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
@@ -238,9 +238,7 @@ def training_loss(model, kind: str):
 
 def main(args: argparse.Namespace) -> dict:
     dist, out, rng = start_run(args)
-    if args.minutes and (args.resume or dist.world_size > 1):
-        raise lightsr.LightSRError("--minutes plans a new single-process run; to resume, give --steps N "
-                                   "(the planned total is in args.json)")
+    planned_steps(args, out, dist)  # --minutes: a resume keeps the schedule planned at the start
 
     overrides = parse_overrides(args.set)
     model = lightsr.create_model(args.model, scale=args.scale, **overrides).to(dist.device)
