@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import DATA, ROOT
@@ -65,6 +66,24 @@ def test_two_steps_write_a_checkpoint_a_model_and_a_card(data, tmp_path):
 
     assert lightsr.load(out / "last").scale == 2  # a checkpoint is also a loadable model folder
     assert not list(out.glob(".*tmp*")) and not (out / "last.old").exists()
+
+
+def test_multiscale_adds_downscaled_copies_of_the_training_photos(data, tmp_path):
+    import lightsr
+
+    train, _ = data
+    args = args_for(data, tmp_path / "run", "--multiscale", "0.75", "0.5")
+    paths = sorted(train.glob("*.png"))
+    images = train_sr.load_hr_images(args, paths)
+    assert [im.shape[:2] for im in images] == [(72, 96)] * 2 + [(54, 72)] * 2 + [(36, 48)] * 2
+    half = np.asarray(Image.open(paths[1]).convert("RGB").resize((48, 36), Image.LANCZOS))
+    assert np.array_equal(images[5], half)
+    record = train_sr.run_record(args, lightsr.create_model("rdn-test", scale=2), len(images), None)
+    assert "each also downscaled by 0.75 and 0.5 (Lanczos): 6 images used (with the copies)" in record["data"]
+    assert "--multiscale 0.75 0.5" in " ".join(train_sr.command_line("train_sr.py", train_sr.command_args(args),
+                                                                     train_sr.COMMAND_KEYS))
+    with pytest.raises(lightsr.LightSRError, match="between 0 and 1"):
+        train_sr.load_hr_images(args_for(data, tmp_path / "run", "--multiscale", "2"), paths)
 
 
 def test_publish_last_ema_ships_the_weights_that_were_validated(data, tmp_path):
