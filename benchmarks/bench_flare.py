@@ -64,7 +64,7 @@ SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-afte
 # folder with merge.json averages earlier stages' weights, train/average_weights.py)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
                              "runs/flare-nf-lamp", "runs/flare-nf-bg", "runs/flare-nf-lampf-gpu-b",
-                             "runs/flare-nf-wise", "runs/flare-nf-mix"),
+                             "runs/flare-nf-wise", "runs/flare-nf-mix", "runs/flare-nf-drawn2"),
         "pix2pix-flare": ("runs/flare-pix2pix", "runs/flare-pix2pix-optics", "runs/flare-pix2pix-gpu",
                           "runs/flare-pix2pix-lamp", "runs/flare-pix2pix-clean", "runs/flare-pix2pix-clean-gpu")}
 
