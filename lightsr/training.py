@@ -587,6 +587,11 @@ def checkpoint_ema(folder: str | os.PathLike) -> LightSRModel:
 _COLOURS = {1: "luma", 3: "RGB"}
 
 
+def model_colours(model: torch.nn.Module) -> int:
+    """The channels a model's network reads: 3 (RGB), or 1 for a luma model (ECBSR ``colors=1``)."""
+    return getattr(getattr(unwrap(model), "config", None), "colors", 3)
+
+
 def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Copy every tensor of ``source`` whose name and shape match ``model``'s; return (copied, skipped).
 
@@ -603,7 +608,7 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     if config.get("architecture") != getattr(target, "architecture", None):
         raise LightSRError(f"--init '{source}' is a {config.get('architecture')} model, "
                            f"not {getattr(target, 'architecture', type(target).__name__)}")
-    theirs, ours = config.get("colors", 3), getattr(getattr(target, "config", None), "colors", 3)
+    theirs, ours = config.get("colors", 3), model_colours(target)
     if theirs != ours:  # measured: an RGB ECBSR's body in a luma one trapped training below bicubic
         raise LightSRError(f"--init '{source}' reads {_COLOURS.get(theirs, theirs)}, the model "
                            f"{_COLOURS.get(ours, ours)}: features learned on one do not carry over; start from scratch")
@@ -826,7 +831,9 @@ def planned_steps(args, out: Path, dist: DistInfo) -> None:
     if dist.world_size > 1:
         raise LightSRError("--minutes plans a single-process run; under DDP give --steps N")
     recorded = Path(out) / "args.json"
-    if args.resume and recorded.is_file():
+    if args.resume:
+        if not recorded.is_file():
+            raise LightSRError(f"--resume with --minutes: {recorded} holds no planned total; give --steps N")
         args.steps, args.minutes = json.loads(recorded.read_text())["steps"], 0
         logger.info("--resume: the schedule planned when the run started, %d steps (--minutes plans new runs only)",
                     args.steps)

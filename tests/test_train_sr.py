@@ -333,6 +333,8 @@ def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
     resumed = json.loads((out / "last" / "training_state.json").read_text())
     assert resumed["step"] == planned and resumed["segments"][-1]["steps"] == planned, resumed
     assert json.loads((out / "args.json").read_text())["steps"] == planned
+    with pytest.raises(lightsr.LightSRError, match="holds no planned total"):  # nothing recorded: nothing to keep
+        train_sr.main(args_for(data, tmp_path / "other", "--minutes", "0.25", "--resume"))
 
 
 def test_batches_from_workers_are_fresh_and_in_process_batches_follow_the_rng():

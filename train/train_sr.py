@@ -39,8 +39,8 @@ from lightsr.imaging import image_files, to_unit_range  # noqa: E402
 from lightsr.models.ecbsr import LUMA  # noqa: E402
 from lightsr.training import (  # noqa: E402
     AMP_HELP, all_finite, autocast, batches, Bookkeeping, check_training_folders, command_line, cpu_layout, CSVLog,
-    keep_if_best, initial_weights, learning_rate, make_ema, NaNGuard, parse_overrides, planned_steps, resume_or_start,
-    save_last, split_holdout, start_run, write_run_record,
+    keep_if_best, initial_weights, learning_rate, make_ema, model_colours, NaNGuard, parse_overrides, planned_steps,
+    resume_or_start, save_last, split_holdout, start_run, write_run_record,
 )
 
 log = logging.getLogger("train_sr")
@@ -231,7 +231,7 @@ def sample_batch(images, rng: np.random.Generator, batch: int, *, args) -> tuple
 
 def is_luma_model(model) -> bool:
     """A model that super-resolves luma alone (ECBSR with colors=1), its colour upsampled bicubically."""
-    return getattr(model.config, "colors", 3) == 1
+    return model_colours(model) == 1
 
 
 def training_loss(model, kind: str):
