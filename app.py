@@ -65,6 +65,23 @@ def _model(task: str, **query):
         raise gr.Error(str(err)) from None
 
 
+def _flare_labels() -> list[str]:
+    """The flare models, then their ensembles (zoo.ENSEMBLES); the first is the default."""
+    return _labels("flare-removal") + [x.label for x in zoo.available_ensembles("flare-removal")]
+
+
+def _flare_models(label: str | None) -> list:
+    """The model a flare label names, or an ensemble's models (the first is the model, the rest its ensemble)."""
+    label = label or next(iter(_flare_labels()), None)
+    for x in zoo.available_ensembles("flare-removal"):
+        if x.label == label:
+            try:
+                return zoo.get_models(x)
+            except lightsr.LightSRError as err:
+                raise gr.Error(str(err)) from None
+    return [_model("flare-removal", label=label)]
+
+
 def _open(path: str | None, max_pixels: int):
     if not path:
         raise gr.Error("Upload an image first.")
@@ -108,20 +125,23 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
 
     Args:
         image: the photo (up to 16 megapixels).
-        model_label: a flare model as listed in the app ("Pix2Pix" or "NF-ResUNet"); default the first.
+        model_label: a flare model or ensemble as listed in the app ("Pix2Pix", "NF-ResUNet" or
+            "Pix2Pix + NF-ResUNet"); default the first.
         method: "Whole frame (recommended)" or "Full-resolution tiles".
     Returns:
         the input and the result for the before/after slider, and the full-resolution PNG.
     """
     img = _open(image, MAX_IMAGE_PIXELS)
-    model = _model("flare-removal", label=model_label)
+    model, *ensemble = _flare_models(model_label)
+    if ensemble and method == TILES:
+        raise gr.Error("An ensemble runs on the whole frame only: choose the whole-frame processing, or one model.")
     rgb = img.convert("RGB")
     if not has_light_source(np.asarray(rgb)):  # what remove_flare would find too: told here, and not scanned twice
         gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
                 "it is returned unchanged.")
         return (rgb, rgb), _png(rgb)
     try:
-        out = remove_flare(model, rgb, method="tiled" if method == TILES else "lowres",
+        out = remove_flare(model, rgb, method="tiled" if method == TILES else "lowres", ensemble=ensemble,
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
@@ -178,7 +198,7 @@ def compare(image: str, what: str = ORIGINAL, model_label: str | None = None, pr
 
 
 def build() -> gr.Blocks:
-    flare_labels, sr_labels = _labels("flare-removal"), _labels("super-resolution")
+    flare_labels, sr_labels = _flare_labels(), _labels("super-resolution")
     sr_entries = zoo.available("super-resolution")
     scales = sorted({e.scale for e in sr_entries}) or [2]
     kinds = [k.capitalize() for k in zoo.KINDS if any(e.kind == k for e in sr_entries)] or ["Fast"]

@@ -77,13 +77,13 @@ from lightsr import zoo
 from lightsr.backends import choice_of, runner
 from lightsr.flare import remove_flare
 torch.set_num_threads({threads})
-model = zoo.get_model(zoo.find("flare-removal", label={label!r}))
-net = runner(model, None)  # start-up: compiled and chosen once
-backend = choice_of(model, net)
+models = [zoo.resolve(name) for name in {names!r}]  # a model, or an ensemble's members
+nets = [runner(m, None) for m in models]  # start-up: compiled and chosen once
+backend = choice_of(models[0], nets[0])
 photo = np.asarray(Image.open({photo!r}).convert("RGB").resize((4000, 3000))).copy()
 photo[1480:1520, 1980:2020] = 255  # a lamp: a photo without one is returned at once, unprocessed
 t = time.perf_counter()
-remove_flare(model, photo, method={method!r})
+remove_flare(models[0], photo, method={method!r}, ensemble=models[1:])
 sec = time.perf_counter() - t
 peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024
 print(json.dumps(dict(seconds=sec, peak_mb=peak, backend=backend)))
@@ -144,31 +144,36 @@ def main() -> None:
         sets["real"] = real_frames(PairFolder(args.pairs), long_side=512)
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
     rows, shown, results = [], {}, {}
-    for entry in zoo.available("flare-removal"):
-        model = zoo.get_model(entry)
+    # each shipped model with both methods, and each ensemble of them (lowres only)
+    candidates = [(e, [zoo.get_model(e)], METHODS) for e in zoo.available("flare-removal")]
+    candidates += [(zoo.Entry("+".join(x.names), x.task, x.label), zoo.get_models(x), ("lowres",))
+                   for x in zoo.available_ensembles("flare-removal")]
+    for entry, (model, *more), methods in candidates:
         scores, grids, free = {}, {}, {}
-        for method in METHODS:
-            free[method] = flare_free(model, photos, method)
+        for method in methods:
+            free[method] = flare_free(model, photos, method, ensemble=more)
             for g, v in sets.items():
-                outs = [remove_flare(model, a, method=method) for a, *_ in v]
+                outs = [remove_flare(model, a, method=method, ensemble=more) for a, *_ in v]
                 scores[method, g] = evaluate_flare(v, outs)
                 grids[method, g] = (grid_ratio(v, outs, 16), grid_ratio(v, outs, 2))
                 if method == "lowres":
                     shown.setdefault(entry.label, {})[g] = [outs[i % len(outs)] for i in SHOWN]
         speed = {}
-        for method in METHODS:
-            code = CHILD.format(root=str(ROOT), threads=args.threads, label=entry.label, method=method,
+        for method in methods:
+            code = CHILD.format(root=str(ROOT), threads=args.threads, names=entry.name.split("+"), method=method,
                                 photo=str(image_files(DATA)[0]))
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])
-        text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method, "
-                f"{speed['tiled']['seconds']:.0f} s tiled at full resolution ({cpu_name()}, {args.threads} threads, "
+        tiled = f", {speed['tiled']['seconds']:.0f} s tiled at full resolution" if "tiled" in speed else ""
+        text = (f"{speed['lowres']['seconds']:.1f} s per 12 MP photo with the default whole-frame method{tiled} "
+                f"({cpu_name()}, {args.threads} threads, "
                 f"{backends.LABELS[speed['lowres']['backend']]} as backend='auto' picked)")
         results[entry.name] = {"scores": {g: asdict(scores["lowres", g]) for g in MEASURED_GENERATORS},
                                "noop": {g: asdict(noop[g]) for g in MEASURED_GENERATORS}, "speed": text,
                                "flare_free": {**dict(zip(("mean", "worst"), free["lowres"])),
                                               "photos": len(photos)}}
-        rows.append((entry, sum(x.numel() for x in model.parameters()), scores, grids, speed, free))
+        params = sum(x.numel() for m in (model, *more) for x in m.parameters())
+        rows.append((entry, params, scores, grids, speed, free))
         print(entry.name, {k: (round(v.psnr, 2), round(v.background_psnr, 2), round(v.worst_gain, 2))
                            for k, v in scores.items()}, speed)
 
@@ -212,7 +217,7 @@ def main() -> None:
         lines.append(f"| no-op (input as is) | | {g} | {n.psnr:.2f} / {n.ssim:.4f} | | {n.glare_psnr:.2f} | "
                      f"{n.streak_psnr:.2f} | {n.background_psnr:.2f} | | {n.lamps_kept:.0%} | |")
     for e, _n, s, gr, _sp, _f in rows:
-        for method in METHODS:
+        for method in (m for m in METHODS if (m, "optics") in s):
             for g in sets:
                 grid = f"{gr[method, 'optics'][0]:.2f} / {gr[method, 'optics'][1]:.2f}" if g == "optics" else ""
                 lines.append(f"| {e.label} | {method} | {g} | {cells(s[method, g], noop[g])} | {grid} |")
@@ -223,14 +228,14 @@ def main() -> None:
               "no flare, nothing should change, and clipped daylight (sky, highlights) must not be taken for glare.",
               "", "| model | lowres (default) | tiled |", "| --- | --- | --- |"]
     for e, _n, _s, _gr, _sp, f in rows:
-        lines.append(f"| {e.label} | {f['lowres'][0]:.2f} / {f['lowres'][1]:.2f} | "
-                     f"{f['tiled'][0]:.2f} / {f['tiled'][1]:.2f} |")
+        tiled = f"{f['tiled'][0]:.2f} / {f['tiled'][1]:.2f}" if "tiled" in f else "–"
+        lines.append(f"| {e.label} | {f['lowres'][0]:.2f} / {f['lowres'][1]:.2f} | {tiled} |")
     lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled | backend (auto's pick) |",
               "| --- | --- | --- | --- | --- |"]
     for e, n, _s, _gr, sp, _f in rows:
+        tiled = f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB" if "tiled" in sp else "–"
         lines.append(f"| {e.label} | {n:,} | {sp['lowres']['seconds']:.1f} s, {sp['lowres']['peak_mb']:.0f} MB | "
-                     f"{sp['tiled']['seconds']:.0f} s, {sp['tiled']['peak_mb']:.0f} MB | "
-                     f"{backends.LABELS[sp['lowres']['backend']]} |")
+                     f"{tiled} | {backends.LABELS[sp['lowres']['backend']]} |")
     if not rows:
         lines.append("| (no flare model shipped yet) | | | | |")
     lines += ["", "Before / after on validation frames (`docs/flare-before-after.png`): input, each model's output "
@@ -247,7 +252,7 @@ def main() -> None:
 
 def streak_note(rows) -> str:
     """Which shipped models trained on the streak generator, in words (their recipes' run records)."""
-    trained = {e.label: trained_on_streaks(training_runs(RUNS, e.name)) for e, *_ in rows}
+    trained = {e.label: trained_on_streaks(training_runs(RUNS, e.name)) for e, *_ in rows if e.name in RUNS}
     parts = []
     for verdict, word in ((True, "trained on it"), (False, "never trained on it")):
         labels = [label for label, t in trained.items() if t == verdict]
@@ -256,11 +261,11 @@ def streak_note(rows) -> str:
     return "; ".join(parts) or "no model"
 
 
-def flare_free(model, photos: list[np.ndarray], method: str = "lowres") -> tuple[float, float, int]:
-    """How far ``remove_flare`` moves photos that have no flare: mean (inf capped at 99) and worst
-    PSNR of the output against the input, in dB (where there is no flare, nothing should change),
-    and the worst photo's index."""
-    moved = [psnr(remove_flare(model, p, method=method), p, y_channel=False) for p in photos]
+def flare_free(model, photos: list[np.ndarray], method: str = "lowres", ensemble=()) -> tuple[float, float, int]:
+    """How far ``remove_flare`` (with ``ensemble``) moves photos that have no flare: mean (inf capped at
+    99) and worst PSNR of the output against the input, in dB (where there is no flare, nothing should
+    change), and the worst photo's index."""
+    moved = [psnr(remove_flare(model, p, method=method, ensemble=ensemble), p, y_channel=False) for p in photos]
     return float(np.mean(np.minimum(moved, 99))), float(min(moved)), int(np.argmin(moved))
 
 

@@ -47,13 +47,20 @@ def _progress_bar(desc: str):
     return update
 
 
-def _process(model, img, args, task: str, progress=None):
+def _models(args, task: str) -> list:
+    """The model ``--model`` names, then deflare's ``--ensemble`` models, loaded before any image is read."""
+    names = [args.model, *(getattr(args, "ensemble", None) or [])]
+    return [resolve_model(name, task=task, revision=args.revision if i == 0 else None) for i, name in enumerate(names)]
+
+
+def _process(models: list, img, args, task: str, progress=None):
     import lightsr
     from .flare import remove_flare
 
+    model, *ensemble = models
     if task == "flare-removal":
         return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress,
-                            backend=args.backend, precision=args.precision, rays=not args.no_rays)
+                            backend=args.backend, precision=args.precision, rays=not args.no_rays, ensemble=ensemble)
     tile = None if args.tile == 0 else (args.tile or "auto")
     return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend,
                            precision=args.precision)
@@ -66,9 +73,9 @@ def _run_image(args, task: str) -> int:
     if Path(args.input).is_dir():
         return _run_folder(args, task)
     check_output_path(args.output)
-    model = resolve_model(args.model, task=task, revision=args.revision)
+    models = _models(args, task)
     img = lightsr.open_image(args.input)
-    out = _process(model, img, args, task, progress=_progress_bar(task))
+    out = _process(models, img, args, task, progress=_progress_bar(task))
     save_image(out, args.output)
     print(f"{args.input} ({img.width}x{img.height}) -> {args.output} ({out.width}x{out.height})")
     return 0
@@ -87,14 +94,14 @@ def _run_folder(args, task: str) -> int:
         raise LightSRError(f"{dst}: folder '{dst.parent}' does not exist")
     if dst.resolve() == src.resolve():
         raise LightSRError(f"{dst}: the output folder must not be the input folder")
-    model = resolve_model(args.model, task=task, revision=args.revision)
+    models = _models(args, task)
     todo = [f for f in files if not (dst / f.name).exists()]
     dst.mkdir(exist_ok=True)
     failed: list[tuple[str, str]] = []
     for f in tqdm(todo, desc=task, unit="image"):
         try:
             check_output_path(dst / f.name)
-            save_image(_process(model, lightsr.open_image(f), args, task), dst / f.name)
+            save_image(_process(models, lightsr.open_image(f), args, task), dst / f.name)
         except LightSRError as err:
             failed.append((f.name, str(err)))
     print(f"{src}: {len(todo) - len(failed)} written to {dst}, {len(files) - len(todo)} already there, "
@@ -229,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "are trained, and subtracted at full resolution; tiled: full-resolution tiles")
             sp.add_argument("--no-keep-sources", action="store_true",
                             help="do not blend the lamps (lightsr.flare.lamp_mask) back from the input")
+            sp.add_argument("--ensemble", nargs="+", metavar="MODEL",
+                            help="lowres: further flare models (folders, Hub ids or shipped names) whose estimates "
+                                 "are averaged with --model's, e.g. --model pix2pix-flare --ensemble "
+                                 "nf-resunet-flare (BENCHMARKS.md measures that pair)")
             sp.add_argument("--no-rays", action="store_true",
                             help="lowres: leave the thin straight streaks through the lamps (lightsr.rays) as the "
                                  "model leaves them")

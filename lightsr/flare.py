@@ -43,6 +43,8 @@ leave; the lowres method then finds them by their geometry and fills them from b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -73,6 +75,14 @@ _TO_LINEAR = (np.arange(256, dtype=np.float32) / 255.0) ** GAMMA  # uint8 -> lin
 # 1 gained +0.06 to +0.32 dB on every set (optics, hand-drawn, streaks and the held-out shimmer), background PSNR up
 # 0.2 to 2.4 dB; at 512 px the model's passes are a small part of a 12 MP photo's time
 FLIPS = 4
+# ENSEMBLE: the shipped Pix2Pix with NF-ResUNet (``ensemble=``), their passes averaged like the flips. On the screening
+# draw (seed 7, 16 frames per set; gain / background PSNR; flare-free photos: mean / worst PSNR to the input) Pix2Pix
+# alone: optics +9.01 / 37.79, hand-drawn +5.40, streaks +2.96 / 38.40, held-out shimmer +1.83 / 44.14, flare-free
+# 73.07 / 16.82; NF-ResUNet alone: +6.71 / 41.20, +2.77, +2.08 / 48.69, +1.08 / 46.71, 78.34 / 24.66; the mean of the
+# two: +8.06 / 39.90, +4.52, +2.66 / 43.39, +1.61 / 47.35, 75.32 / 22.37: the two models' mistakes (Pix2Pix reading
+# sunlit daylight as veiling glare) are rarely the same, so averaging halves them at a smaller cost in gain. Tried
+# too: the geometric mean of the two flare layers (+7.56, +3.51, +2.13, +1.24, 78.78 / 27.26: better than NF-ResUNet
+# alone on every count) and their minimum (+6.70, +2.61, +1.92, +0.90, 81.26 / 30.61)
 FILL_GROW = 6  # px at a 512 px work size: the glare disc's rim, where the model's guess is also unreliable
 # (measured on 12 optics validation frames with the lamp-trained Pix2Pix: grow 0 / 3 / 6 px gave +6.99 / +7.09 /
 # +7.12 dB against +6.82 without the fill; the hand-drawn set, whose glare rarely clips, was unchanged). The rim
@@ -274,7 +284,7 @@ def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, thresh
 
 def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_size: int = 512,
                  keep_sources: bool = True, progress=None, backend: str | None = None, precision: str | None = None,
-                 flips: int | None = None, rays: bool = True):
+                 flips: int | None = None, rays: bool = True, ensemble: Sequence[LightSRModel] = ()):
     """Remove lens flare from an RGB photo (PIL image or uint8 (H, W, 3) array; same kind back).
 
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
@@ -288,19 +298,25 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     ``flips`` (lowres only): 1, 2 or 4 passes of the low-resolution frame, as it is, mirrored left to
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
     self-ensemble; None: FLIPS for lowres, 1 for tiled). ``rays`` (lowres only): also fill the thin straight
-    streaks and spikes through the light sources that the models leave (``lightsr.rays``). A photo without
-    a light source (``has_light_source``) comes back unchanged.
+    streaks and spikes through the light sources that the models leave (``lightsr.rays``). ``ensemble``
+    (lowres only): further flare-removal models; the low-resolution estimate is then the mean of every
+    model's passes, as it is of the flips (ENSEMBLE says what that measured). A photo without a light source
+    (``has_light_source``) comes back unchanged.
     """
-    if model.task != "flare-removal":
-        raise LightSRError(f"flare removal needs a flare-removal model, not {model.task}")
+    models = [model, *ensemble]
+    for m in models:
+        if not isinstance(m, LightSRModel) or m.task != "flare-removal":
+            raise LightSRError(f"flare removal needs flare-removal models, not {getattr(m, 'task', type(m).__name__)}")
     if method not in METHODS:
         raise LightSRError(f"method must be 'lowres' or 'tiled', got {method!r}")
+    if ensemble and method != "lowres":
+        raise LightSRError("an ensemble of flare models runs with the lowres method only")
     flips = (FLIPS if method == "lowres" else 1) if flips is None else flips
     if flips not in (1, 2, 4) or (method == "tiled" and flips != 1):
         raise LightSRError(f"flips must be 1, 2 or 4, and 1 for the tiled method, got {flips} ({method})")
     if precision == "int8":  # calibrated on daylight photo squares (lightsr.backends), not on flare
         raise LightSRError("flare removal runs at precision 'fp32' or 'bf16'; int8 is for super-resolution")
-    net = runner(model, backend, precision=precision)  # before the image is read: a bad backend name fails first
+    nets = [runner(m, backend, precision=precision) for m in models]  # before the image is read: a bad name fails first
     as_pil = isinstance(image, Image.Image)
     if as_pil:
         rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
@@ -316,19 +332,20 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     if method == "lowres":
         f = min(1.0, work_size / max(h, w))
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)
-        # whole-frame passes (a work_size above 1536 px goes through tiles, memory bounded), one per flip
+        # whole-frame passes (a work_size above 1536 px goes through tiles, memory bounded), one per flip and model
         clean_small = np.zeros(small.shape, np.float32)
         whole = max(small.shape[:2]) <= 1536
-        for k in range(flips):
+        passes = [(m, n, k) for m, n in zip(models, nets) for k in range(flips)]
+        for i, (m, n, k) in enumerate(passes):
             view = (slice(None, None, -1 if k & 2 else 1), slice(None, None, -1 if k & 1 else 1))
             x = np.ascontiguousarray(small[view])
             if whole:
-                y = _model_float(model, net, x)
-            else:  # the passes' tiles counted as one job, so a progress bar does not restart with each flip
-                step = (lambda done, total, k=k: progress(k * total + done, flips * total)) if progress else None
-                y = enhance(model, x, progress=step, backend=backend, precision=precision).astype(np.float32) / 255.0
+                y = _model_float(m, n, x)
+            else:  # the passes' tiles counted as one job, so a progress bar does not restart with each pass
+                step = (lambda done, total, i=i: progress(i * total + done, len(passes) * total)) if progress else None
+                y = enhance(m, x, progress=step, backend=backend, precision=precision).astype(np.float32) / 255.0
             clean_small += y[view]
-        clean_small /= flips
+        clean_small /= len(passes)
         clipped_small = clipped_mask(small)
         lamp_small = lamp_mask(small, _channel_max(clean_small), scale=max(small.shape[:2]) / 512,
                                clipped=clipped_small)

@@ -20,8 +20,8 @@ from .errors import LightSRError, first_line
 from .hub import load
 from .models.base import LightSRModel
 
-__all__ = ["Entry", "KINDS", "CATALOGUE", "CHECKPOINTS", "DEFAULT_NAMESPACE", "available", "get_model", "find",
-           "resolve", "prepare"]
+__all__ = ["Entry", "Ensemble", "KINDS", "CATALOGUE", "ENSEMBLES", "CHECKPOINTS", "DEFAULT_NAMESPACE", "available",
+           "available_ensembles", "get_model", "get_models", "find", "resolve", "prepare"]
 
 # The repo's checkpoints/ unless LIGHTSR_CHECKPOINTS points at another folder of the same layout.
 CHECKPOINTS = Path(os.environ.get("LIGHTSR_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -51,6 +51,21 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("nf-resunet-flare", "flare-removal", "NF-ResUNet"),
 )
 
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Shipped models run as one: ``lightsr.flare.remove_flare(first, ensemble=rest)`` averages their estimates."""
+    label: str  # what the UI shows
+    task: str
+    names: tuple[str, ...]  # CATALOGUE names; the first is the model, the rest its ensemble
+
+
+# Averaging the two flare models halves the harm Pix2Pix does to sunlit photos at a smaller cost in glare removed
+# (lightsr.flare.ENSEMBLE's comment; BENCHMARKS.md measures it beside each model).
+ENSEMBLES: tuple[Ensemble, ...] = (
+    Ensemble("Pix2Pix + NF-ResUNet", "flare-removal", ("pix2pix-flare", "nf-resunet-flare")),
+)
+
 _cache: dict[tuple[str, str | None], LightSRModel] = {}
 _lock = threading.Lock()
 
@@ -68,6 +83,18 @@ def available(task: str | None = None, *, namespace: str | None = None) -> list[
     ns = _namespace(namespace)
     return [e for e in CATALOGUE if (task is None or e.task == task)
             and (ns is not None or (CHECKPOINTS / e.name / "config.json").is_file())]
+
+
+def available_ensembles(task: str | None = None, *, namespace: str | None = None) -> list[Ensemble]:
+    """Ensembles whose every member is available."""
+    have = {e.name for e in available(namespace=namespace)}
+    return [x for x in ENSEMBLES if (task is None or x.task == task) and all(n in have for n in x.names)]
+
+
+def get_models(ensemble: Ensemble, *, namespace: str | None = None) -> list[LightSRModel]:
+    """The cached models of ``ensemble``, in its order (``get_model`` of each)."""
+    by_name = {e.name: e for e in CATALOGUE}
+    return [get_model(by_name[n], namespace=namespace) for n in ensemble.names]
 
 
 def find(task: str, *, label: str | None = None, scale: int | None = None, kind: str | None = None,

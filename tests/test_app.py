@@ -33,6 +33,7 @@ def checkpoints(tmp_path_factory):
     flare = lightsr.create_model("nf-resunet-test")
     torch.nn.init.normal_(flare.head.weight, std=0.05)  # the untrained model is the identity; make it act
     flare.save_pretrained(folder / "nf-resunet-flare")
+    lightsr.create_model("pix2pix-flare-test").save_pretrained(folder / "pix2pix-flare")  # with it, the ensemble
     return folder
 
 
@@ -103,7 +104,7 @@ def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoi
     Image.fromarray(lamp).save(photo_file)
 
     monkeypatch.setattr(app, "FLARE_WORK_SIZE", 48)  # the 96x72 photo is then "large"
-    label = app._labels("flare-removal")[0]
+    label = "NF-ResUNet"
     _, fast = client.predict(handle_file(str(photo_file)), label, app.WHOLE_FRAME,
                              api_name="/deflare")
     _, full = client.predict(handle_file(str(photo_file)), label, app.TILES,
@@ -115,6 +116,28 @@ def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoi
     assert not np.array_equal(want_fast, want_full)
     assert np.array_equal(np.asarray(Image.open(fast).convert("RGB")), want_fast)
     assert np.array_equal(np.asarray(Image.open(full).convert("RGB")), want_full)
+
+
+def test_the_flare_ensemble_is_the_library_call(client, photo, tmp_path, checkpoints):
+    """The ensemble's label runs remove_flare(first, ensemble=rest) on the whole frame; with tiles it is
+    refused in one line."""
+    import app
+    from gradio_client.exceptions import AppError
+    from lightsr.flare import remove_flare
+
+    label = zoo.ENSEMBLES[0].label
+    assert app._flare_labels() == ["Pix2Pix", "NF-ResUNet", label]
+    lamp = photo.copy()
+    lamp[30:34, 40:44] = 255
+    photo_file = tmp_path / "lamp.png"
+    Image.fromarray(lamp).save(photo_file)
+    _, out = client.predict(handle_file(str(photo_file)), label, app.WHOLE_FRAME, api_name="/deflare")
+    p2p, nf = (lightsr.load(checkpoints / name) for name in zoo.ENSEMBLES[0].names)
+    want = np.asarray(remove_flare(p2p, Image.open(photo_file), work_size=app.FLARE_WORK_SIZE, ensemble=[nf]))
+    assert not np.array_equal(want, np.asarray(remove_flare(p2p, Image.open(photo_file))))
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), want)
+    with pytest.raises(AppError, match="whole frame only"):
+        client.predict(handle_file(str(photo_file)), label, app.TILES, api_name="/deflare")
 
 
 def test_upscale_video_keeps_sound(client, tmp_path):

@@ -164,6 +164,30 @@ def test_lowres_averages_the_mirrored_passes_and_tiled_takes_none(model, lamp_ph
             remove_flare(model, lamp_photo, method=method, flips=flips)
 
 
+def test_an_ensemble_averages_its_models_and_runs_lowres_only(model, lamp_photo):
+    """ensemble=: each model's passes are averaged with the others', like the flips. One model that finds
+    no flare (it returns the photo) and one that darkens the far corner: the ensemble takes away part of
+    what the second alone takes away, whichever model comes first; the ensemble of a model with itself is
+    the model alone."""
+    darker = lamp_photo.copy()
+    darker[:20, :20] = darker[:20, :20] // 2
+    keeps = _with_output(model, lamp_photo)
+    darkens = _with_output(lightsr.create_model("nf-resunet-flare-test").eval(), darker)
+    corner = (slice(0, 16), slice(0, 16))
+    alone = lamp_photo[corner].astype(float) - remove_flare(darkens, lamp_photo)[corner]
+    assert alone.mean() > 20
+    for first, other in ((keeps, darkens), (darkens, keeps)):
+        both = lamp_photo[corner].astype(float) - remove_flare(first, lamp_photo, ensemble=[other])[corner]
+        assert 0.2 * alone.mean() < both.mean() < 0.8 * alone.mean()
+    assert np.array_equal(remove_flare(keeps, lamp_photo, ensemble=[keeps]), lamp_photo)
+    twice = remove_flare(darkens, lamp_photo, ensemble=[darkens]).astype(int)
+    assert np.abs(twice - remove_flare(darkens, lamp_photo)).max() <= 1
+    with pytest.raises(lightsr.LightSRError, match="lowres method only"):
+        remove_flare(keeps, lamp_photo, method="tiled", ensemble=[darkens])
+    with pytest.raises(lightsr.LightSRError, match="not super-resolution"):
+        remove_flare(keeps, lamp_photo, ensemble=[lightsr.create_model("rdn-test")])
+
+
 def test_no_flare_means_no_change(model, photo):
     """Where the model finds no flare, the photo comes back exactly: no tone or colour shift."""
     big = np.asarray(Image.fromarray(photo).resize((480, 360)))
@@ -228,6 +252,16 @@ def test_cli_deflare(tmp_path, model, lamp_photo):
     assert cli.main(["deflare", str(tmp_path / "in.jpg"), str(tmp_path / "out.png"), "--model",
                      str(tmp_path / "flare"), "--method", "lowres"]) == 0
     assert Image.open(tmp_path / "out.png").size == (96, 72)
+    # --ensemble: the library's ensemble (a PNG, so that the lamp stays clipped and there is flare to remove)
+    lightsr.create_model("pix2pix-flare-test").save_pretrained(tmp_path / "other")
+    Image.fromarray(lamp_photo).save(tmp_path / "in.png")
+    for out, more in (("one.png", []), ("both.png", ["--ensemble", str(tmp_path / "other")])):
+        assert cli.main(["deflare", str(tmp_path / "in.png"), str(tmp_path / out), "--model", str(tmp_path / "flare"),
+                         *more]) == 0
+    one, both = (np.asarray(Image.open(tmp_path / name).convert("RGB")) for name in ("one.png", "both.png"))
+    flare, other = lightsr.load(tmp_path / "flare"), lightsr.load(tmp_path / "other")
+    assert np.array_equal(both, remove_flare(flare, lamp_photo, ensemble=[other]))
+    assert np.array_equal(one, remove_flare(flare, lamp_photo)) and not np.array_equal(one, both)
 
 
 @pytest.mark.parametrize("name", ["nf-resunet-flare-test", "pix2pix-flare-test"])
