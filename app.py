@@ -65,14 +65,9 @@ def _model(task: str, **query):
         raise gr.Error(str(err)) from None
 
 
-def _flare_labels() -> list[str]:
-    """The flare models, then their ensembles (zoo.ENSEMBLES); the first is the default."""
-    return _labels("flare-removal") + [x.label for x in zoo.available_ensembles("flare-removal")]
-
-
 def _flare_models(label: str | None) -> list:
     """The model a flare label names, or an ensemble's models (the first is the model, the rest its ensemble)."""
-    label = label or next(iter(_flare_labels()), None)
+    label = label or next(iter(zoo.choices("flare-removal")), None)
     for x in zoo.available_ensembles("flare-removal"):
         if x.label == label:
             try:
@@ -125,8 +120,8 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
 
     Args:
         image: the photo (up to 16 megapixels).
-        model_label: a flare model or ensemble as listed in the app ("Pix2Pix", "NF-ResUNet" or
-            "Pix2Pix + NF-ResUNet"); default the first.
+        model_label: a flare model or ensemble as listed in the app ("Pix2Pix + NF-ResUNet", "Pix2Pix" or
+            "NF-ResUNet"); default the first.
         method: "Whole frame (recommended)" or "Full-resolution tiles".
     Returns:
         the input and the result for the before/after slider, and the full-resolution PNG.
@@ -198,7 +193,7 @@ def compare(image: str, what: str = ORIGINAL, model_label: str | None = None, pr
 
 
 def build() -> gr.Blocks:
-    flare_labels, sr_labels = _flare_labels(), _labels("super-resolution")
+    flare_labels, sr_labels = zoo.choices("flare-removal"), _labels("super-resolution")
     sr_entries = zoo.available("super-resolution")
     scales = sorted({e.scale for e in sr_entries}) or [2]
     kinds = [k.capitalize() for k in zoo.KINDS if any(e.kind == k for e in sr_entries)] or ["Fast"]

@@ -493,7 +493,7 @@ def _lower_precisions(model: LightSRModel, precision: str | None) -> list[str]:
     photo squares) cannot vouch for a flare model: the squares hold none of a flare photo's clipped
     lamps and glare, and remove_flare thresholds the model's output there (which clipped pixels
     are lamps, which are filled), so a small change of the output flips whole regions. Measured
-    (bench_flare_backends): bf16 cost the default flare model 0.10 dB on the hand-drawn set,
+    (bench_flare_backends): bf16 cost Pix2Pix 0.10 dB on the hand-drawn set,
     though its output agreed with fp32's at 84 dB on the squares."""
     if precision is not None or model.task != "super-resolution":
         return []

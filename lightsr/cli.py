@@ -48,8 +48,14 @@ def _progress_bar(desc: str):
 
 
 def _models(args, task: str) -> list:
-    """The model ``--model`` names, then deflare's ``--ensemble`` models, loaded before any image is read."""
-    names = [args.model, *(getattr(args, "ensemble", None) or [])]
+    """The model ``--model`` names, then deflare's ``--ensemble`` models, loaded before any image is read.
+    deflare without either runs the task's default (``lightsr.zoo.default_names``: an ensemble), and
+    ``--ensemble`` alone joins the default's first model."""
+    from .zoo import default_names
+
+    ensemble = getattr(args, "ensemble", None) or []
+    first = [args.model] if args.model else default_names(task)[: 1 if ensemble else None]
+    names = first + ensemble
     return [resolve_model(name, task=task, revision=args.revision if i == 0 else None) for i, name in enumerate(names)]
 
 
@@ -196,6 +202,7 @@ def cmd_frames(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .zoo import default_names
 
     p = argparse.ArgumentParser(prog="lightsr", description="Light image-restoration models.")
     p.add_argument("--version", action="version", version=f"lightsr {__version__}")
@@ -211,21 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="OpenVINO precision (default: fp32 for --backend openvino; for super-resolution "
                              "auto weighs bf16 and int8 where they agree with fp32); flare removal takes fp32 or bf16")
 
-    def model_opts(sp, default: str):
+    def model_opts(sp, default: str | None, shown: str | None = None):
         sp.add_argument("--model", default=default,
-                        help=f"model folder, Hub repo id, or the name of a folder in checkpoints/ (default: {default})")
+                        help="model folder, Hub repo id, or the name of a folder in checkpoints/ "
+                             f"(default: {shown or default})")
         sp.add_argument("--revision", help="Hub branch, tag or commit")
 
     for name, fn, helptext, default in (
             ("upscale", cmd_upscale, "super-resolve an image, or every image of a folder",
              _default_model("super-resolution", "quality")),
-            ("deflare", cmd_deflare, "remove lens flare from a photo, or every photo of a folder",
-             _default_model("flare-removal"))):
+            ("deflare", cmd_deflare, "remove lens flare from a photo, or every photo of a folder", None)):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("input", help="an image, or a folder of images")
         sp.add_argument("output", help="the output image (its extension picks the format), or a folder for a folder "
                                        "(same file names; images already there are skipped)")
-        model_opts(sp, default)
+        model_opts(sp, default, shown=None if default else " with --ensemble ".join(default_names("flare-removal")))
         backend_opt(sp)
         if name == "upscale":  # deflare's tiles follow from --method
             sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
@@ -238,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="do not blend the lamps (lightsr.flare.lamp_mask) back from the input")
             sp.add_argument("--ensemble", nargs="+", metavar="MODEL",
                             help="lowres: further flare models (folders, Hub ids or shipped names) whose estimates "
-                                 "are averaged with --model's, e.g. --model pix2pix-flare --ensemble "
-                                 "nf-resunet-flare (BENCHMARKS.md measures that pair)")
+                                 "are averaged with --model's (without --model: with the default's first model); "
+                                 "the default is --model pix2pix-flare --ensemble nf-resunet-flare, and "
+                                 "--model alone runs that model alone")
             sp.add_argument("--no-rays", action="store_true",
                             help="lowres: leave the thin straight streaks through the lamps (lightsr.rays) as the "
                                  "model leaves them")

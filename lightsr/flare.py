@@ -294,7 +294,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     "torch" or "openvino" (``lightsr.backends.runner``; None reads ``$LIGHTSR_BACKEND``,
     default "auto": per model, the fastest of PyTorch and OpenVINO fp32 here);
     ``precision``: "fp32" or "bf16" on OpenVINO (None: fp32; bf16 is faster on a CPU with AMX, and
-    cost the default model 0.1 dB on the hand-drawn set: the lamp and fill decisions flip).
+    cost Pix2Pix 0.1 dB on the hand-drawn set: the lamp and fill decisions flip).
     ``flips`` (lowres only): 1, 2 or 4 passes of the low-resolution frame, as it is, mirrored left to
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
     self-ensemble; None: FLIPS for lowres, 1 for tiled). ``rays`` (lowres only): also fill the thin straight

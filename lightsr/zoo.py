@@ -21,7 +21,7 @@ from .hub import load
 from .models.base import LightSRModel
 
 __all__ = ["Entry", "Ensemble", "KINDS", "CATALOGUE", "ENSEMBLES", "CHECKPOINTS", "DEFAULT_NAMESPACE", "available",
-           "available_ensembles", "get_model", "get_models", "find", "resolve", "prepare"]
+           "available_ensembles", "choices", "default_names", "get_model", "get_models", "find", "resolve", "prepare"]
 
 # The repo's checkpoints/ unless LIGHTSR_CHECKPOINTS points at another folder of the same layout.
 CHECKPOINTS = Path(os.environ.get("LIGHTSR_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -46,7 +46,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("ecbsr-x4", "super-resolution", "fast x4 (ECBSR)", 4, "fast"),
     Entry("span-s-x2", "super-resolution", "balanced x2 (SPAN-S)", 2, "balanced"),
     Entry("span-s-x4", "super-resolution", "balanced x4 (SPAN-S)", 4, "balanced"),
-    # The first of a task is the app's default: Pix2Pix measures best on both flare sets (BENCHMARKS.md).
+    # The first of a task is the app's default unless an ensemble of the task is (ENSEMBLES: the flare default).
     Entry("pix2pix-flare", "flare-removal", "Pix2Pix"),
     Entry("nf-resunet-flare", "flare-removal", "NF-ResUNet"),
 )
@@ -58,12 +58,13 @@ class Ensemble:
     label: str  # what the UI shows
     task: str
     names: tuple[str, ...]  # CATALOGUE names; the first is the model, the rest its ensemble
+    default: bool = False  # the app's and the command line's default for its task, ahead of every single model
 
 
 # Averaging the two flare models halves the harm Pix2Pix does to sunlit photos at a smaller cost in glare removed
-# (lightsr.flare.ENSEMBLE's comment; BENCHMARKS.md measures it beside each model).
+# (lightsr.flare.ENSEMBLE's comment; BENCHMARKS.md measures it beside each model): the flare default.
 ENSEMBLES: tuple[Ensemble, ...] = (
-    Ensemble("Pix2Pix + NF-ResUNet", "flare-removal", ("pix2pix-flare", "nf-resunet-flare")),
+    Ensemble("Pix2Pix + NF-ResUNet", "flare-removal", ("pix2pix-flare", "nf-resunet-flare"), default=True),
 )
 
 _cache: dict[tuple[str, str | None], LightSRModel] = {}
@@ -89,6 +90,22 @@ def available_ensembles(task: str | None = None, *, namespace: str | None = None
     """Ensembles whose every member is available."""
     have = {e.name for e in available(namespace=namespace)}
     return [x for x in ENSEMBLES if (task is None or x.task == task) and all(n in have for n in x.names)]
+
+
+def choices(task: str, *, namespace: str | None = None) -> list[str]:
+    """The labels the app offers for ``task``, its default first: an ensemble marked default, then the
+    models in CATALOGUE order, then the other ensembles."""
+    ensembles = available_ensembles(task, namespace=namespace)
+    return ([x.label for x in ensembles if x.default] + [e.label for e in available(task, namespace=namespace)]
+            + [x.label for x in ensembles if not x.default])
+
+
+def default_names(task: str) -> list[str]:
+    """The CATALOGUE names behind ``task``'s default: a default ensemble's members, else its first model."""
+    for x in ENSEMBLES:
+        if x.task == task and x.default:
+            return list(x.names)
+    return [next(e.name for e in CATALOGUE if e.task == task)]
 
 
 def get_models(ensemble: Ensemble, *, namespace: str | None = None) -> list[LightSRModel]:

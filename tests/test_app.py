@@ -126,7 +126,7 @@ def test_the_flare_ensemble_is_the_library_call(client, photo, tmp_path, checkpo
     from lightsr.flare import remove_flare
 
     label = zoo.ENSEMBLES[0].label
-    assert app._flare_labels() == ["Pix2Pix", "NF-ResUNet", label]
+    assert zoo.choices("flare-removal") == [label, "Pix2Pix", "NF-ResUNet"]  # the ensemble is the default
     lamp = photo.copy()
     lamp[30:34, 40:44] = 255
     photo_file = tmp_path / "lamp.png"

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import lightsr
-from lightsr import cli
+from lightsr import cli, zoo
 
 
 def run_cli(*args, cwd=None):
@@ -129,7 +129,12 @@ def test_version_and_default_models(tmp_path, capsys):
     parser = cli.build_parser()
     assert parser.parse_args(["upscale", "a.png", "b.png"]).model == "rdn-light-x2"
     assert parser.parse_args(["video", "a.mp4", "b.mp4"]).model == "ecbsr-x2"
-    assert parser.parse_args(["deflare", "a.png", "b.png"]).model == "pix2pix-flare"
+    deflare = parser.parse_args(["deflare", "a.png", "b.png"])
+    assert deflare.model is None and deflare.ensemble is None  # the default: zoo's flare ensemble
+    loaded = [m.config for m in cli._models(deflare, "flare-removal")]
+    assert loaded == [zoo.resolve(n).config for n in ("pix2pix-flare", "nf-resunet-flare")]
+    alone = parser.parse_args(["deflare", "a.png", "b.png", "--model", "nf-resunet-flare"])
+    assert [m.config for m in cli._models(alone, "flare-removal")] == [zoo.resolve("nf-resunet-flare").config]
     small = tmp_path / "small.png"
     Image.new("RGB", (12, 10), (90, 120, 30)).save(small)
     assert cli.main(["upscale", str(small), str(tmp_path / "big.png")]) == 0  # the shipped default runs
