@@ -82,7 +82,9 @@ FLIPS = 4
 # two: +8.06 / 39.90, +4.52, +2.66 / 43.39, +1.61 / 47.35, 75.32 / 22.37: the two models' mistakes (Pix2Pix reading
 # sunlit daylight as veiling glare) are rarely the same, so averaging halves them at a smaller cost in gain. Tried
 # too: the geometric mean of the two flare layers (+7.56, +3.51, +2.13, +1.24, 78.78 / 27.26: better than NF-ResUNet
-# alone on every count) and their minimum (+6.70, +2.61, +1.92, +0.90, 81.26 / 30.61)
+# alone on every count) and their minimum (+6.70, +2.61, +1.92, +0.90, 81.26 / 30.61). bench_flare's own 48-frame draw
+# confirmed the mean (BENCHMARKS.md): +7.48 / +4.86 / +2.71 / +1.64 (Pix2Pix +8.13 / +5.76 / +2.78 / +1.63), every
+# worst frame >= -0.09 dB, 2.4 s per 12 MP photo; zoo.ENSEMBLES makes it the app's and the CLI's default
 FILL_GROW = 6  # px at a 512 px work size: the glare disc's rim, where the model's guess is also unreliable
 # (measured on 12 optics validation frames with the lamp-trained Pix2Pix: grow 0 / 3 / 6 px gave +6.99 / +7.09 /
 # +7.12 dB against +6.82 without the fill; the hand-drawn set, whose glare rarely clips, was unchanged). The rim
