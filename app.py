@@ -215,7 +215,7 @@ def build() -> gr.Blocks:
                             "is seen whole (as it was trained), and the flare it finds is subtracted at full "
                             "resolution; seconds on a 12 MP photo. Tiles run the model over the full-resolution "
                             "photo piece by piece: slower, and it sees flare at a scale it was not trained at "
-                            "(BENCHMARKS.md compares both)."))
+                            "(BENCHMARKS.md compares both); tiles take one model, not the ensemble."))
                         f_btn = gr.Button("Remove flare", variant="primary", interactive=bool(flare_labels))
                     with gr.Column():
                         f_slider = gr.ImageSlider(type="pil", format="png", label="Before / after")
