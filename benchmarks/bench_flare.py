@@ -145,10 +145,10 @@ def main() -> None:
     noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in sets.items()}
     rows, shown, results = [], {}, {}
     # each shipped model with both methods, and each ensemble of them (lowres only)
-    candidates = [(e, [zoo.get_model(e)], METHODS) for e in zoo.available("flare-removal")]
-    candidates += [(zoo.Entry("+".join(x.names), x.task, x.label), zoo.get_models(x), ("lowres",))
+    candidates = [(e, (e.name,), [zoo.get_model(e)], METHODS) for e in zoo.available("flare-removal")]
+    candidates += [(zoo.Entry("+".join(x.names), x.task, x.label), x.names, zoo.get_models(x), ("lowres",))
                    for x in zoo.available_ensembles("flare-removal")]
-    for entry, (model, *more), methods in candidates:
+    for entry, names, (model, *more), methods in candidates:
         scores, grids, free = {}, {}, {}
         for method in methods:
             free[method] = flare_free(model, photos, method, ensemble=more)
@@ -160,7 +160,7 @@ def main() -> None:
                     shown.setdefault(entry.label, {})[g] = [outs[i % len(outs)] for i in SHOWN]
         speed = {}
         for method in methods:
-            code = CHILD.format(root=str(ROOT), threads=args.threads, names=entry.name.split("+"), method=method,
+            code = CHILD.format(root=str(ROOT), threads=args.threads, names=list(names), method=method,
                                 photo=str(image_files(DATA)[0]))
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             speed[method] = json.loads(res.stdout.strip().splitlines()[-1])

@@ -20,11 +20,12 @@ from .errors import LightSRError
 
 __all__ = ["main", "resolve_model"]
 
-def _default_model(task: str, kind: str = "") -> str:
-    """The shipped model a command uses without --model: the catalogue's first of that task (x2, ``kind``)."""
+def _default_model(task: str, kind: str) -> str:
+    """The shipped model a command uses without --model: the catalogue's first x2 ``kind`` of that task
+    (deflare's default is ``lightsr.zoo.default_names``)."""
     from .zoo import CATALOGUE
 
-    return next(e.name for e in CATALOGUE if e.task == task and (not kind or (e.kind == kind and e.scale == 2)))
+    return next(e.name for e in CATALOGUE if e.task == task and e.kind == kind and e.scale == 2)
 
 
 def resolve_model(name: str, *, task: str | None = None, revision: str | None = None):

@@ -76,13 +76,19 @@ def main() -> int:
             deb = next(tmp.glob(f"{package}_*.deb"))
             subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / package)], check=True)
         for package, where, name, _, _ in PHOTOS:
-            im = Image.open(tmp / package / SOURCES[package].format(where)).convert("RGB")
-            scale = LONG_SIDE / max(im.size)
-            if scale < 1:
-                im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
-            im.save(HERE / f"{name}.jpg", quality=95, subsampling=0)
-            print(f"{name}.jpg {im.width}x{im.height}")
+            write_photo(tmp / package / SOURCES[package].format(where), HERE / f"{name}.jpg")
     return 0
+
+
+def write_photo(src: Path, dst: Path) -> None:
+    """``src`` as an RGB JPEG at ``dst`` (quality 95, 4:4:4), downscaled (Lanczos) to at most LONG_SIDE px on
+    its long side; data/package-photos/make.py writes its photos with it too."""
+    im = Image.open(src).convert("RGB")
+    scale = LONG_SIDE / max(im.size)
+    if scale < 1:
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+    im.save(dst, quality=95, subsampling=0)
+    print(f"{dst.name} {im.width}x{im.height}")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,14 @@ long side, downscaled with Pillow's Lanczos filter. Only daylight or studio phot
 picked; the packages' night shots (a lit bridge, a rocket on its pad) were left out because their
 street lamps carry real starbursts, which would be a wrong flare-free target.
 """
+import importlib.util
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from PIL import Image
-
 HERE = Path(__file__).resolve().parent
-LONG_SIDE = 1280
 
 PALAPELI = "palapeli-data"  # apt package, Debian 12
 SKIMAGE = "scikit-image==0.26.0"  # pip wheels
@@ -59,13 +57,20 @@ def main() -> int:
         tmp = Path(tmp)
         roots = {source: unpack(source, tmp) for source in dict.fromkeys(s for s, *_ in PHOTOS)}
         for source, where, name, _, _ in PHOTOS:
-            im = Image.open(roots[source] / where).convert("RGB")
-            scale = LONG_SIDE / max(im.size)
-            if scale < 1:
-                im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
-            im.save(HERE / f"{name}.jpg", quality=95, subsampling=0)
-            print(f"{name}.jpg {im.width}x{im.height}")
+            write_photo(roots[source] / where, HERE / f"{name}.jpg")
     return 0
+
+
+def _debian_make():
+    """data/debian-photos/make.py as a module (a folder name with a hyphen is not importable): its write_photo
+    writes these photos the same way."""
+    spec = importlib.util.spec_from_file_location("debian_photos_make", HERE.parent / "debian-photos" / "make.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+write_photo = _debian_make().write_photo
 
 
 if __name__ == "__main__":
