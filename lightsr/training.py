@@ -597,6 +597,8 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
 
     ``source`` is a model folder (or Hub repo id) of the same architecture, typically the
     x2 model when training x4: the feature extractor transfers, the upsampler does not.
+    A model with ``grow_identity`` (ECBSR) makes the blocks a shallower source lacks identities,
+    so a deeper variant starts from exactly what the shallower one computes.
     Safetensors only, like every other load. Raises ``LightSRError`` when nothing matches,
     the architectures differ, or the colour spaces do (an RGB model's body warm-starting a luma
     one: its first layer starts fresh, the rest load, and training stays below bicubic).
@@ -623,6 +625,11 @@ def warm_start(model: torch.nn.Module, source: str | os.PathLike) -> tuple[list[
     if not copied:
         raise LightSRError(f"--init '{source}': no tensor matches the model's names and shapes")
     target.load_state_dict({k: state[k] for k in copied}, strict=False)
+    grow = getattr(target, "grow_identity", None)  # a deeper model from a shallower one: new blocks start as identities
+    if grow is not None:
+        grown = grow(skipped)
+        if grown:
+            logger.info("blocks %s start as identities (the model computes what '%s' does)", grown, source)
     return copied, skipped
 
 

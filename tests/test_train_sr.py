@@ -185,6 +185,26 @@ def test_init_from_another_scale_copies_matching_tensors(data, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_a_deeper_ecbsr_warm_started_from_a_shallower_one_computes_what_it_did(tmp_path):
+    from lightsr.training import warm_start
+
+    shallow = lightsr.create_model("ecbsr-y-test", scale=2)
+    with torch.no_grad():  # away from its initialisation, so that an identity is no accident
+        for t in shallow.parameters():
+            t.add_(torch.randn_like(t) * 0.1)
+    shallow.save_pretrained(tmp_path / "shallow")
+    deep = lightsr.create_model("ecbsr-y-test", scale=2, num_blocks=3)
+    _, fresh = warm_start(deep, tmp_path / "shallow")
+    assert {k.split(".")[1] for k in fresh} == {"2", "3"}  # body.2, body.3, acts.2, acts.3
+    x = torch.rand(1, 3, 17, 23)
+    with torch.no_grad():
+        assert torch.allclose(deep.eval()(x), shallow.eval()(x), atol=1e-5)
+    deep.train()
+    deep(x).sub(x.repeat_interleave(2, 2).repeat_interleave(2, 3)).abs().mean().backward()
+    grown = deep.body[3]  # the branches that start at zero still learn
+    assert grown.expand_3x3.weight.grad.abs().sum() > 0 and grown.edge_scale["sobel_x"].grad.abs().sum() > 0
+
+
 def test_init_from_a_different_architecture_is_a_clear_error(data, tmp_path):
     import lightsr
 

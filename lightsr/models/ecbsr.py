@@ -150,6 +150,31 @@ class ECBSR(LightSRModel, tags=["super-resolution", "ecbsr", "real-time"],
     def final_layer(self) -> nn.Module:
         return self.tail
 
+    @torch.no_grad()
+    def grow_identity(self, fresh: list[str]) -> list[int]:
+        """Make each C -> C body block whose tensors all start fresh (names in ``fresh``) an identity:
+        its plain 3x3 conv the identity, its other branches' last linear step zero, its PReLU slope 1.
+        A deeper model warm-started from a shallower one (``--init``: the shallow model's blocks and
+        tail load by name) then computes exactly what the shallow one did, and training starts from
+        there rather than from a random tail of blocks (Net2DeeperNet, Chen et al., ICLR 2016).
+        Returns the indices of the blocks so set."""
+        fresh, grown = set(fresh), []
+        for i, (block, act) in enumerate(zip(self.body, self.acts)):
+            names = [f"body.{i}.{k}" for k in block.state_dict()] + [f"acts.{i}.{k}" for k in act.state_dict()]
+            if block.conv3.in_channels != block.conv3.out_channels or not fresh.issuperset(names):
+                continue
+            block.conv3.weight.zero_()
+            block.conv3.weight[:, :, 1, 1].copy_(torch.eye(block.conv3.out_channels))
+            block.conv3.bias.zero_()
+            block.expand_3x3.weight.zero_()
+            block.expand_3x3.bias.zero_()
+            for k in EDGE_FILTERS:
+                block.edge_scale[k].zero_()
+                block.edge_bias[k].zero_()
+            act.weight.fill_(1.0)
+            grown.append(i)
+        return grown
+
     def tile_overlap(self) -> int:
         # every 3x3 conv reaches one pixel further, bicubic colour two; twice for exactness
         return 2 * (self.config.num_blocks + 2 + (2 if self.config.colors == 1 else 0))
@@ -179,11 +204,13 @@ class ECBSR(LightSRModel, tags=["super-resolution", "ecbsr", "real-time"],
 
 # "ecbsr-m4c16" is the paper's real-time configuration (M=4, C=16); "ecbsr-m4c8" halves the
 # width for x4 video, where the output pixels outnumber the input 16 to 1. "ecbsr-m4c16-y" is
-# M4C16 on luma, as the paper trains and measures it.
+# M4C16 on luma, as the paper trains and measures it; "ecbsr-m6c16-y" two blocks deeper, grown
+# from it (``grow_identity``) for the video target of issue 15.
 VARIANTS: dict[str, ECBSRConfig] = {
     "ecbsr-m4c16": ECBSRConfig(num_blocks=4, channels=16),
     "ecbsr-m4c8": ECBSRConfig(num_blocks=4, channels=8),
     "ecbsr-m4c16-y": ECBSRConfig(num_blocks=4, channels=16, colors=1),
+    "ecbsr-m6c16-y": ECBSRConfig(num_blocks=6, channels=16, colors=1),
     "ecbsr-test": ECBSRConfig(num_blocks=1, channels=4, expand=1.0),
     "ecbsr-y-test": ECBSRConfig(num_blocks=1, channels=4, expand=1.0, colors=1),
 }
