@@ -1,7 +1,8 @@
 """Flare removal: quality on four synthetic validation sets, harm outside the flare, time per 12 MP photo.
 
     python benchmarks/bench_flare.py [--threads 2]
-    python benchmarks/bench_flare.py --screen runs/A/best runs/B/best --seed 7 --count 16
+    python benchmarks/bench_flare.py --screen runs/A/best runs/B/best checkpoints/pix2pix-flare+runs/B/best \
+        --seed 7 --count 16
 
 Four validation sets of whole frames (512 px on the long side) from the last 8 sr-train
 photos, which the flare trainer never sees: flare from the optics generator
@@ -126,7 +127,8 @@ def main() -> None:
     p.add_argument("--pairs", metavar="DIR", help="also measure on real pairs: DIR/input/NAME and DIR/target/NAME "
                                                   "(e.g. Flare7K++'s real test set); they are not shipped here")
     p.add_argument("--screen", nargs="+", metavar="MODEL_DIR",
-                   help="compare these model folders on a draw of --seed and print the table; writes nothing")
+                   help="compare these model folders (A+B: the two as an ensemble) on a draw of --seed and print "
+                        "the table; writes nothing")
     p.add_argument("--seed", type=int, default=SEED, help="with --screen: the draw (the benchmark's is %(default)s)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -270,7 +272,8 @@ def flare_free(model, photos: list[np.ndarray], method: str = "lowres", ensemble
 
 
 def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray], names: list[str]) -> None:
-    """Print gain / background PSNR / worst gain of each model folder on each set (default method),
+    """Print gain / background PSNR / worst gain of each model folder on each set (default method; "A+B"
+    is the ensemble of folders A and B, as ``remove_flare(A, ensemble=[B])`` runs it),
     and how far it moves flare-free ``photos`` (as they are: mean / worst PSNR
     of the output against the input; inf where nothing changed; the worst photo named from ``names``),
     which no synthetic set measures."""
@@ -282,13 +285,13 @@ def screen(folders: list[str], sets: dict, seed: int, photos: list[np.ndarray], 
     print("| model | " + " | ".join(sets) + " | flare-free |")
     print("| --- |" + " --- |" * (len(sets) + 1))
     for folder in folders:
-        model = LightSRModel.from_pretrained(folder)
+        model, *more = [LightSRModel.from_pretrained(f) for f in folder.split("+")]
         cells = []
         for g, v in sets.items():
-            s = evaluate_flare(v, [remove_flare(model, a) for a, *_ in v])
+            s = evaluate_flare(v, [remove_flare(model, a, ensemble=more) for a, *_ in v])
             cells.append(f"{s.psnr - noop[g].psnr:+.2f} / {s.background_psnr:.2f} / {s.worst_gain:+.2f} / "
                          f"{s.lamps_kept:.0%}")
-        mean, worst, at = flare_free(model, photos)
+        mean, worst, at = flare_free(model, photos, ensemble=more)
         cells.append(f"{mean:.2f} / {worst:.2f} ({names[at]})")
         print(f"| {folder} | " + " | ".join(cells) + " |", flush=True)
 
