@@ -199,7 +199,9 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
     if last is None:
         raise LightSRError("a recipe ends in a training run or in one weight average of its stages")
     a, r = last["args"], last["record"]
-    training: dict[str, Any] = {"data": r["data"]}
+    final = f"stage {len(stages)} (`runs/{stages[-1].name}`): " if multi else ""
+    differs = any(rec["record"]["data"] != r["data"] for rec in recs)  # then each stage names its own data
+    training: dict[str, Any] = {"data": (final if differs else "") + r["data"]}
     for i, (folder, rec, m) in enumerate(zip(stages[:-1], every[:-1], merges[:-1]), start=1):
         if m:
             training[f"stage {i} (`runs/{folder.name}`)"] = _merge_line(m, stages)
@@ -209,8 +211,8 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
         training[f"stage {i} (`runs/{folder.name}`)"] = (
             f"{rec['step']:,} of {e['steps']:,} steps, {rec['record']['recipe']}, {rec['hours']:.2f} hours on "
             f"{how['hardware']}" + (f"; {how['sittings']}" if "sittings" in how else "")
-            + (f". {e['card_extra']}" if e.get("card_extra") else ""))
-    final = f"stage {len(stages)} (`runs/{stages[-1].name}`): " if multi else ""
+            + (f". {e['card_extra']}" if e.get("card_extra") else "")
+            + (f"; data: {rec['record']['data']}" if differs else ""))
     training |= {
         "objective": final + r["objective"],
         "steps": f"{final}{last['step']:,} of the {a['steps']:,}-step schedule{r.get('steps_detail', '')}" + (

@@ -144,12 +144,17 @@ def test_card_of_a_fine_tune_describes_every_stage(data, tmp_path):
     assert t["total"].startswith("5 steps, ") and t["total"].endswith(" in 2 stages")
     assert t["initialisation"] == "warm start from stage 1's best weights (all weights)"  # same scale
     assert t["note"] == "bigger patches"
+    # the stages' data differ (24 and 32 px crops), so each names its own
+    first_data = json.loads((first / "run.json").read_text())["data"]
+    assert "24px HR crops" in first_data and t["stage 1 (`runs/base`)"].endswith(f"; data: {first_data}")
+    assert t["data"].startswith("stage 2 (`runs/finetune`): ") and "32px HR crops" in t["data"]
     commands = [line for line in ctx["reproduce"].splitlines() if line.startswith("python train/")]
     assert len(commands) == 2 and "--init" not in commands[0]
     assert "--init runs/base/best --lr-patch 16" in commands[1] and commands[1].endswith("--out runs/finetune")
     # one run alone keeps the single-stage card
     single = sr_card_context(model, bench_dir=data[1], run_dir=second)["training"]
     assert "total" not in single and single["steps"] == "3 of the 3-step schedule"
+    assert single["data"].startswith("train (2 images)")
     assert single["initialisation"].startswith(f"warm start from {first / 'best'}")
 
 
