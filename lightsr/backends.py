@@ -270,12 +270,15 @@ def calibration_tiles(model: LightSRModel, *, held_out: bool = False) -> list[np
 
 
 def fp32_ends(graph) -> list[str]:
-    """The ops int8 leaves in fp32, the image's ends of the graph: from the input, the first
-    convolution on each path and any resize of the image (a global skip); from the output back,
-    every op up to and including the last convolution on each path (the final conv, the residual
-    add). Quantized, these cost the most: rdn-light-x2 with every op in int8 lost 1.5 dB on Set5;
-    with these four in fp32 (sfe1, the bilinear skip, the output conv and the final add, which
-    NNCF's accuracy-aware search reverted first) 0.03 dB."""
+    """The ops int8 leaves in fp32, the image's ends of the graph: from the input, every op up to
+    and including the first convolution on each path and any resize of the image (a global skip);
+    from the output back, every op up to and including the last convolution on each path (the
+    final conv, the residual add). Quantized, these cost the most: rdn-light-x2 with every op in
+    int8 lost 1.5 dB on Set5; with these four in fp32 (sfe1, the bilinear skip, the output conv and
+    the final add, which NNCF's accuracy-aware search reverted first) 0.03 dB. The ops before the
+    first convolution matter for a luma model: its colour path (RGB minus luma, edge-padded, then
+    the bicubic filters) quantized cost the luma ECBSR-M6C16 0.55 dB on Set5 (37.08 -> 36.53), kept
+    in fp32 0.05 (37.03)."""
     heavy = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"}
     ends = {"Parameter", "Result", "Constant"}
     keep: set[str] = set()
@@ -287,9 +290,8 @@ def fp32_ends(graph) -> list[str]:
             if node.get_friendly_name() in seen or node.get_type_name() in ends:
                 continue
             seen.add(node.get_friendly_name())
-            if node.get_type_name() in heavy or node.get_type_name() == "Interpolate":
-                keep.add(node.get_friendly_name())
-            else:
+            keep.add(node.get_friendly_name())
+            if node.get_type_name() not in heavy and node.get_type_name() != "Interpolate":
                 todo.append(node)
     # image out: every op back to the last convolution on each path
     todo, seen = list(graph.get_results()), set()
