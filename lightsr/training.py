@@ -27,7 +27,9 @@ import math
 import os
 import random
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -752,6 +754,11 @@ class Bookkeeping:
     ``state`` is the checkpointed dict (step, elapsed_s, best_psnr, segments); ``validate()``
     scores and keeps the best weights, returning the PSNR; ``checkpoint()`` saves ``last``;
     ``write_args()`` rewrites args.json and run.json when --minutes plans the schedule.
+
+    Ctrl-C (SIGINT) or SIGTERM in a single-process run ends it cleanly: the step in flight
+    finishes, ``last`` is saved (atomically, as always) and ``finish`` says how to resume; a
+    second signal stops at once. Without this, an interrupt lost up to --save-every-min of work
+    and printed a traceback.
     """
 
     def __init__(self, args, dist, out: Path, state: dict[str, Any], *, model, net, optimizer, ema, guard,
@@ -766,10 +773,27 @@ class Bookkeeping:
         self.last_save = time.monotonic()
         self.val_psnr = float("nan")
         guard.remember(net, optimizer)
+        self.interrupted: str | None = None
+        self._handlers = {}
+        if dist.world_size == 1 and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._handlers[sig] = signal.signal(sig, self._interrupt)
+
+    def _interrupt(self, signum, frame) -> None:
+        if self.interrupted:  # the second signal: stop now
+            raise KeyboardInterrupt
+        self.interrupted = signal.Signals(signum).name
+        logger.warning("%s: stopping after this step and saving %s (send it again to stop at once)",
+                       self.interrupted, self.out / "last")
+
+    def _restore_handlers(self) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        self._handlers = {}
 
     @property
     def running(self) -> bool:
-        return self.state["step"] < self.stop
+        return self.state["step"] < self.stop and not self.interrupted
 
     def optimizer_step(self, step: int, finite: bool) -> None:
         """Step (and update the EMA) if the NaN guard lets this step through; it rolls back and
@@ -809,8 +833,14 @@ class Bookkeeping:
         validated weights (then the trainer cards and pushes them); False when the run stopped
         early (--stop-at, the budget), after saying how to resume, and on other processes."""
         self.bar.close()
+        self._restore_handlers()
         check_replicas_identical(self.model, self.dist)
         if not self.dist.is_main:
+            return False
+        if self.interrupted:
+            self.checkpoint()
+            logger.info("%s at step %d of %d: %s saved; continue with the same command plus --resume",
+                        self.interrupted, self.state["step"], self.args.steps, self.out / "last")
             return False
         if self.state["step"] < self.args.steps:
             logger.info("stopped at step %d of %d; continue with the same command plus --resume",
@@ -823,7 +853,15 @@ class Bookkeeping:
                                f"to card or push; the last finite weights are in {self.out / 'last'}")
         return True
 
+    def __enter__(self) -> Bookkeeping:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Give back the signal handlers (also when the loop raised) and end DDP's process group."""
+        self._restore_handlers()
         if self.dist.world_size > 1:
             torch.distributed.destroy_process_group()
 

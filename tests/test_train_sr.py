@@ -176,6 +176,45 @@ def test_resume_continues_exactly(data, tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+def test_ctrl_c_saves_the_step_and_resumes_exactly(data, tmp_path, monkeypatch):
+    # Ctrl-C (SIGINT) at step 2: the run ends cleanly with step 2 in last/ (no checkpoint was due:
+    # --save-every-min 60), and --resume continues to the weights of an uninterrupted run
+    import signal
+
+    from lightsr.training import Bookkeeping
+
+    straight = tmp_path / "straight"
+    train_sr.main(args_for(data, straight, "--steps", "4"))
+    after_step = Bookkeeping.after_step
+
+    def interrupted_at_2(self, *a, **kw):
+        after_step(self, *a, **kw)
+        if self.state["step"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Bookkeeping, "after_step", interrupted_at_2)
+    before = signal.getsignal(signal.SIGINT)
+    run = tmp_path / "run"
+    result = train_sr.main(args_for(data, run, "--steps", "4", "--save-every-min", "60"))
+    assert result["step"] == 2 and signal.getsignal(signal.SIGINT) is before  # handler given back
+    assert json.loads((run / "last" / "training_state.json").read_text())["step"] == 2
+    monkeypatch.setattr(Bookkeeping, "after_step", after_step)
+    assert train_sr.main(args_for(data, run, "--steps", "4", "--resume"))["step"] == 4
+    a, b = weights(straight / "last"), weights(run / "last")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+    def twice(self, *a, **kw):  # a second signal stops at once
+        after_step(self, *a, **kw)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Bookkeeping, "after_step", twice)
+    with pytest.raises(KeyboardInterrupt):
+        train_sr.main(args_for(data, tmp_path / "twice", "--steps", "4"))
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_init_from_another_scale_copies_matching_tensors(data, tmp_path):
     x2 = tmp_path / "x2"
     train_sr.main(args_for(data, x2, "--steps", "2"))

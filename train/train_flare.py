@@ -557,84 +557,84 @@ def main(args: argparse.Namespace) -> dict:
     echo_left = 0
     d_loss = torch.zeros(())
     bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
-    book = Bookkeeping(args, dist, out, state, model=model, net=net, optimizer=optimizer, ema=ema, guard=guard,
-                       validate=run_validation, checkpoint=checkpoint, write_args=write_args, bar=bar)
-    while book.running:
-        step = state["step"]
-        cur_lr = learning_rate(step, base=lr, total=args.steps, schedule=args.schedule,
-                               warmup=args.warmup) * guard.lr_scale
-        for opt in (optimizer, disc_opt):
-            if opt is not None:
-                for group in opt.param_groups:
-                    group["lr"] = cur_lr
-        if echo_left == 0:
-            fresh = [to_unit_range(b, dist.device) for b in next(stream)]
-            echo_left = args.echo
-        k = int(rng.integers(8)) if echo_left < args.echo else 0  # a fresh batch is used as synthesised
-        inp, target = (dihedral(t, k).contiguous(memory_format=torch.channels_last) for t in fresh)
-        echo_left -= 1
-        net.train()
-        if args.freeze_bn:
-            freeze_batch_norm(model)
-        with autocast(dist.device, args.amp):
-            fake, flare = net(inp)
-        fake, flare = fake.float(), flare.float()
-        # the true flare layer, in the linear light the model predicts it in
-        weight = clipped_weights(inp, target, args.clipped_weight, args.streak_weight)
-        flare_l1 = weighted_l1(flare, to_linear(inp) - to_linear(target), weight)
-        lamp_l1 = lamp_loss(fake, target, inp if args.lamp_per_frame else None)
-        bg_mse = background_loss(fake, inp, target)
-        if gan:
-            # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
+    with Bookkeeping(args, dist, out, state, model=model, net=net, optimizer=optimizer, ema=ema, guard=guard,
+                         validate=run_validation, checkpoint=checkpoint, write_args=write_args, bar=bar) as book:
+        while book.running:
+            step = state["step"]
+            cur_lr = learning_rate(step, base=lr, total=args.steps, schedule=args.schedule,
+                                   warmup=args.warmup) * guard.lr_scale
+            for opt in (optimizer, disc_opt):
+                if opt is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = cur_lr
+            if echo_left == 0:
+                fresh = [to_unit_range(b, dist.device) for b in next(stream)]
+                echo_left = args.echo
+            k = int(rng.integers(8)) if echo_left < args.echo else 0  # a fresh batch is used as synthesised
+            inp, target = (dihedral(t, k).contiguous(memory_format=torch.channels_last) for t in fresh)
+            echo_left -= 1
+            net.train()
+            if args.freeze_bn:
+                freeze_batch_norm(model)
             with autocast(dist.device, args.amp):
-                real_logits, fake_logits = dnet(inp, target).float(), dnet(inp, fake.detach()).float()
-            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-            disc_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            if all_finite(d_loss.detach(), dist):
-                disc_opt.step()
-        l1 = weighted_l1(fake, target, weight)
-        reconstruction = (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
-                          + args.background_weight * bg_mse)
-        if gan:
-            with autocast(dist.device, args.amp):
-                logits = dnet(inp, fake).float()
-            loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) \
-                + args.lambda_l1 * reconstruction
-        else:
-            loss = reconstruction
-        if step in args.inject_nan_at:
-            loss = loss * float("nan")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not gan:
-            adaptive_gradient_clip(model.agc_parameters(), clip=args.agc)
-        # max_norm=inf clips nothing (NF-ResUNet's clipping is AGC's, above; Pix2Pix's Adam needs none):
-        # it is the one fused call that gives the global gradient norm, whose finiteness the NaN guard
-        # checks together with the loss
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
-        finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
-        book.optimizer_step(step, finite)
-        book.after_step(curve, lambda: {
-            "loss": f"{loss.item():.5f}", "l1": f"{l1.item():.5f}", "flare_l1": f"{flare_l1.item():.5f}",
-            "lamp_l1": f"{lamp_l1.item():.5f}",
-            "bg_mse": f"{bg_mse.item():.3g}", "d_loss": f"{d_loss.item():.4f}" if gan else "", "lr": f"{cur_lr:.3g}"},
-            l1=f"{l1.item():.4f}")
-    if book.finish():
-        log.info("done: %d steps, %d non-finite skipped, best selection score %.2f dB (no-op PSNR %.2f), %.2f h",
-                 state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
-        best = lightsr.load(out / "best").to(dist.device)  # on a GPU sitting, measured there: minutes on its CPU
-        # the trainer's card is measured on PyTorch, the reference (bench_flare measures the default backend)
-        scores = {g: evaluate_flare(v, [remove_flare(best, a, backend="torch") for a, *_ in v])
-                  for g, v in val_sets.items()}
-        noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in val_sets.items()}
-        write_card(out / "best", best, **flare_card_context(best, scores, noop, long_side=args.val_size,
-                                                                run_dir=out))
-        if args.push_to_hub:
-            push_folder(out / "best", args.push_to_hub, message=f"{args.model}: {state['step']} steps")
-            log.info("pushed %s to %s", out / "best", args.push_to_hub)
-    book.close()
+                fake, flare = net(inp)
+            fake, flare = fake.float(), flare.float()
+            # the true flare layer, in the linear light the model predicts it in
+            weight = clipped_weights(inp, target, args.clipped_weight, args.streak_weight)
+            flare_l1 = weighted_l1(flare, to_linear(inp) - to_linear(target), weight)
+            lamp_l1 = lamp_loss(fake, target, inp if args.lamp_per_frame else None)
+            bg_mse = background_loss(fake, inp, target)
+            if gan:
+                # discriminator: real pairs -> 1, generated pairs -> 0 (halved, as in pix2pix)
+                with autocast(dist.device, args.amp):
+                    real_logits, fake_logits = dnet(inp, target).float(), dnet(inp, fake.detach()).float()
+                d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+                disc_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                if all_finite(d_loss.detach(), dist):
+                    disc_opt.step()
+            l1 = weighted_l1(fake, target, weight)
+            reconstruction = (l1 + args.flare_weight * flare_l1 + args.lamp_weight * lamp_l1
+                              + args.background_weight * bg_mse)
+            if gan:
+                with autocast(dist.device, args.amp):
+                    logits = dnet(inp, fake).float()
+                loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) \
+                    + args.lambda_l1 * reconstruction
+            else:
+                loss = reconstruction
+            if step in args.inject_nan_at:
+                loss = loss * float("nan")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if not gan:
+                adaptive_gradient_clip(model.agc_parameters(), clip=args.agc)
+            # max_norm=inf clips nothing (NF-ResUNet's clipping is AGC's, above; Pix2Pix's Adam needs none):
+            # it is the one fused call that gives the global gradient norm, whose finiteness the NaN guard
+            # checks together with the loss
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+            finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
+            book.optimizer_step(step, finite)
+            book.after_step(curve, lambda: {
+                "loss": f"{loss.item():.5f}", "l1": f"{l1.item():.5f}", "flare_l1": f"{flare_l1.item():.5f}",
+                "lamp_l1": f"{lamp_l1.item():.5f}",
+                "bg_mse": f"{bg_mse.item():.3g}", "d_loss": f"{d_loss.item():.4f}" if gan else "",
+                "lr": f"{cur_lr:.3g}"},
+                l1=f"{l1.item():.4f}")
+        if book.finish():
+            log.info("done: %d steps, %d non-finite skipped, best selection score %.2f dB (no-op PSNR %.2f), %.2f h",
+                     state["step"], guard.skipped, state["best_psnr"], noop_psnr, state["elapsed_s"] / 3600)
+            best = lightsr.load(out / "best").to(dist.device)  # on a GPU sitting, measured there: minutes on its CPU
+            # the trainer's card is measured on PyTorch, the reference (bench_flare measures the default backend)
+            scores = {g: evaluate_flare(v, [remove_flare(best, a, backend="torch") for a, *_ in v])
+                      for g, v in val_sets.items()}
+            noop = {g: evaluate_flare(v, [a for a, *_ in v]) for g, v in val_sets.items()}
+            write_card(out / "best", best, **flare_card_context(best, scores, noop, long_side=args.val_size,
+                                                                    run_dir=out))
+            if args.push_to_hub:
+                push_folder(out / "best", args.push_to_hub, message=f"{args.model}: {state['step']} steps")
+                log.info("pushed %s to %s", out / "best", args.push_to_hub)
     return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"],
             "noop_psnr": noop_psnr}
 

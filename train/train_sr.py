@@ -305,41 +305,40 @@ def main(args: argparse.Namespace) -> dict:
     stream = batches(partial(sample_batch, images, args=args), rng, args.batch, workers=args.workers,
                      seed=[args.seed, dist.rank, state["step"]], pin_memory=dist.device.type == "cuda")
     bar = tqdm(total=args.steps, initial=state["step"], disable=not dist.is_main, dynamic_ncols=True)
-    book = Bookkeeping(args, dist, out, state, model=model, net=net, optimizer=optimizer, ema=ema, guard=guard,
-                       validate=validate, checkpoint=checkpoint, write_args=write_args, bar=bar)
-    while book.running:
-        step = state["step"]
-        lr = learning_rate(step, base=args.lr, total=args.steps, schedule=args.schedule, warmup=args.warmup,
-                           decay_every=args.decay_every) * guard.lr_scale
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        lr_img, hr_img = next(stream)
-        lr_img = lr_img.to(dist.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        hr_img = hr_img.to(dist.device, non_blocking=True)
-        net.train()
-        with autocast(dist.device, args.amp):
-            loss = loss_fn(net(lr_img).float(), hr_img)  # (N, 3, sH, sW) both
-        if step in args.inject_nan_at:
-            loss = loss * float("nan")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = args.grad_clip if args.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
-        book.optimizer_step(step, finite)
-        book.after_step(curve, lambda: {"loss": f"{loss.item():.5f}", "lr": f"{lr:.3g}"}, loss=f"{loss.item():.4f}")
-    if book.finish():
-        log.info("done: %d steps, %d skipped, best validation PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
-                 state["best_psnr"], state["elapsed_s"] / 3600)
-        # The card of the best weights, measured on Set5 and Set14 now (evaluation only).
-        best = lightsr.load(out / "best")
-        write_card(out / "best", best, **sr_card_context(best, bench_dir=args.bench, run_dir=out),
-                   notes=args.card_extra or None)
-        if args.push_to_hub:
-            message = f"{args.model} x{args.scale}: {state['step']} steps, validation {state['best_psnr']:.2f} dB"
-            push_folder(out / "best", args.push_to_hub, message=message)
-            log.info("pushed %s to %s", out / "best", args.push_to_hub)
-    book.close()
+    with Bookkeeping(args, dist, out, state, model=model, net=net, optimizer=optimizer, ema=ema, guard=guard,
+                         validate=validate, checkpoint=checkpoint, write_args=write_args, bar=bar) as book:
+        while book.running:
+            step = state["step"]
+            lr = learning_rate(step, base=args.lr, total=args.steps, schedule=args.schedule, warmup=args.warmup,
+                               decay_every=args.decay_every) * guard.lr_scale
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            lr_img, hr_img = next(stream)
+            lr_img = lr_img.to(dist.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            hr_img = hr_img.to(dist.device, non_blocking=True)
+            net.train()
+            with autocast(dist.device, args.amp):
+                loss = loss_fn(net(lr_img).float(), hr_img)  # (N, 3, sH, sW) both
+            if step in args.inject_nan_at:
+                loss = loss * float("nan")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = args.grad_clip if args.grad_clip > 0 else float("inf")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            finite = all_finite(torch.stack([loss.detach(), grad_norm.detach()]), dist)
+            book.optimizer_step(step, finite)
+            book.after_step(curve, lambda: {"loss": f"{loss.item():.5f}", "lr": f"{lr:.3g}"}, loss=f"{loss.item():.4f}")
+        if book.finish():
+            log.info("done: %d steps, %d skipped, best validation PSNR %.3f dB, %.2f h", state["step"], guard.skipped,
+                     state["best_psnr"], state["elapsed_s"] / 3600)
+            # The card of the best weights, measured on Set5 and Set14 now (evaluation only).
+            best = lightsr.load(out / "best")
+            write_card(out / "best", best, **sr_card_context(best, bench_dir=args.bench, run_dir=out),
+                       notes=args.card_extra or None)
+            if args.push_to_hub:
+                message = f"{args.model} x{args.scale}: {state['step']} steps, validation {state['best_psnr']:.2f} dB"
+                push_folder(out / "best", args.push_to_hub, message=message)
+                log.info("pushed %s to %s", out / "best", args.push_to_hub)
     return {"step": state["step"], "skipped": guard.skipped, "best_psnr": state["best_psnr"]}
 
 
