@@ -49,10 +49,19 @@ def hardware(threads: int | str | None = None, cpu: str | None = None) -> str:
 
 def training_record(run_dir: str | Path) -> dict[str, Any]:
     """What a training run folder says of itself: its run.json (the trainer's description), its
-    arguments (args.json) and its progress (last/training_state.json: steps, hours, sittings)."""
+    arguments (args.json) and its progress (steps, hours, sittings: last/training_state.json while the
+    run is resumable, else progress.json, which the trainer writes beside it at every checkpoint)."""
+    from .training import PROGRESS
+
     run_dir = Path(run_dir)
     args = json.loads((run_dir / "args.json").read_text())
-    state = json.loads((run_dir / "last" / "training_state.json").read_text())
+    path = run_dir / "last" / "training_state.json"
+    if not path.is_file():
+        path = run_dir / PROGRESS
+    if not path.is_file():
+        raise LightSRError(f"{run_dir} has neither last/training_state.json nor {PROGRESS}: its card cannot say "
+                           "how it was trained")
+    state = json.loads(path.read_text())
     return {"record": read_run_record(run_dir), "args": args, "step": state["step"], "hours": state["elapsed_s"] / 3600,
             "skipped": state.get("guard", {}).get("skipped", 0), "best_psnr": state.get("best_psnr"),
             "rollbacks": state.get("guard", {}).get("rollbacks", 0), "segments": state.get("segments", [])}

@@ -929,9 +929,27 @@ def resume_or_start(args, dist, out: Path, *, model, optimizer, ema, rng, guard,
 
 def save_last(out: Path, state: dict[str, Any], *, model, optimizer, ema, rng, guard,
               extras: dict[str, Any] | None = None) -> None:
-    """Save the resumable checkpoint ``out``/last (atomically), the NaN guard's state with it."""
+    """Save the resumable checkpoint ``out``/last (atomically), the NaN guard's state with it, and the
+    run's progress (``PROGRESS``: what its card reports, kept when last/ leaves the repository)."""
     state["guard"] = guard.state_dict()
     try:
         save_checkpoint(Path(out) / "last", model, optimizer, state, ema=ema, data_rng=rng, extras=extras)
+        write_progress(out, state)
     finally:
         state.pop("guard")
+
+
+PROGRESS = "progress.json"  # beside args.json: steps, hours, sittings and guard counts of a run, a few hundred bytes
+
+
+def write_progress(out: str | os.PathLike, state: dict[str, Any]) -> None:
+    """``out``/progress.json (atomically): the part of the training state a model card is made from.
+    The resumable checkpoint last/ (optimizer state, megabytes) leaves the repository when a run
+    ends; this stays, so ``benchmarks/render_cards.py`` can describe the run from a fresh clone."""
+    from .imaging import write_atomically
+
+    guard = state.get("guard", {})
+    progress = {"step": state["step"], "elapsed_s": state["elapsed_s"], "best_psnr": state.get("best_psnr"),
+                "segments": state.get("segments", []),
+                "guard": {"skipped": guard.get("skipped", 0), "rollbacks": guard.get("rollbacks", 0)}}
+    write_atomically(Path(out) / PROGRESS, lambda f: f.write((json.dumps(progress, indent=1) + "\n").encode()))

@@ -526,3 +526,24 @@ def test_a_luma_model_is_trained_on_luma(kind):
     assert float(luma_loss(target + tint, target)) < 1e-7 < float(rgb_loss(target + tint, target))
     brighter = target + 0.05
     assert float(luma_loss(brighter, target)) == pytest.approx(float(rgb_loss(brighter, target)), rel=1e-5)
+
+
+def test_progress_json_describes_the_run_once_last_is_gone(data, tmp_path):
+    # last/ (optimizer state) leaves the repository when a run ends; progress.json, written with every
+    # checkpoint, must give the card the same steps, hours and sittings
+    import shutil
+
+    from lightsr.cards import training_record
+
+    run = tmp_path / "run"
+    train_sr.main(args_for(data, run, "--steps", "3", "--stop-at", "2"))
+    train_sr.main(args_for(data, run, "--steps", "3", "--resume"))
+    with_last = training_record(run)
+    shutil.rmtree(run / "last")
+    without = training_record(run)
+    assert without["step"] == 3 and [s["step"] for s in without["segments"]] == [0, 2]
+    assert {k: without[k] for k in ("step", "hours", "segments", "skipped", "rollbacks", "best_psnr")} == \
+        {k: with_last[k] for k in ("step", "hours", "segments", "skipped", "rollbacks", "best_psnr")}
+    (run / "progress.json").unlink()
+    with pytest.raises(lightsr.LightSRError, match="progress.json"):
+        training_record(run)
