@@ -37,8 +37,9 @@ BENCH = ROOT / "data" / "sr-bench"
 RUNS = {
     "rdn-light-x2": ("runs/sr-quality-x2", "runs/sr-quality-x2-ft"),
     "rdn-light-x4": ("runs/sr-quality-x4",),
-    "ecbsr-x2": ("runs/ecbsr-y-x2", "runs/ecbsr-y-x2-b", "runs/ecbsr-y-x2-l2", "runs/ecbsr-y6-x2"),
-    "ecbsr-x4": ("runs/sr-fast-x4",),
+    "ecbsr-x2": ("runs/ecbsr-y-x2", "runs/ecbsr-y-x2-b", "runs/ecbsr-y-x2-l2", "runs/ecbsr-y6-x2",
+                 "runs/ecbsr-y6-x2-l2"),
+    "ecbsr-x4": ("runs/ecbsr-y6-x4", "runs/ecbsr-y6-x4-l2"),
     "span-s-x2": ("runs/span-s-x2", "runs/span-s-x2-b", "runs/span-s-x2-c"),
     "span-s-x4": ("runs/span-s-x4",),
 }
