@@ -217,9 +217,15 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
             continue
         e = rec["args"]
         how = _sittings(rec)
+        # where a stage did not simply continue the one before (the first stage's outside weights, a grown or
+        # re-shaped model), its line says where it started: the initialisation line names the last stage's only
+        took = rec["record"].get("initialisation")
+        start = ""
+        if e.get("init") and (i == 1 or (took and took != "all weights")):
+            start = f"; warm start from {e['init'] if i == 1 else f'stage {i - 1}'} ({took or 'matching tensors'})"
         training[f"stage {i} (`runs/{folder.name}`)"] = (
             f"{rec['step']:,} of {e['steps']:,} steps, {rec['record']['recipe']}, {rec['hours']:.2f} hours on "
-            f"{how['hardware']}" + (f"; {how['sittings']}" if "sittings" in how else "")
+            f"{how['hardware']}" + (f"; {how['sittings']}" if "sittings" in how else "") + start
             + (f". {e['card_extra']}" if e.get("card_extra") else "")
             + (f"; data: {rec['record']['data']}" if differs else ""))
     training |= {

@@ -547,3 +547,18 @@ def test_progress_json_describes_the_run_once_last_is_gone(data, tmp_path):
     (run / "progress.json").unlink()
     with pytest.raises(lightsr.LightSRError, match="progress.json"):
         training_record(run)
+
+
+def test_card_names_where_its_first_stage_started(data, tmp_path):
+    # a recipe whose first listed stage was itself warm-started (ecbsr-x4 from ecbsr-x2's weights): its line says
+    # from what; a later stage that simply continues the one before adds nothing
+    from lightsr.cards import sr_card_context
+
+    base, first, second = tmp_path / "base", tmp_path / "first", tmp_path / "second"
+    train_sr.main(args_for(data, base, "--steps", "1"))
+    train_sr.main(args_for(data, first, "--steps", "1", "--init", str(base / "best")))
+    train_sr.main(args_for(data, second, "--steps", "1", "--init", str(first / "best")))
+    model = lightsr.load(second / "best")
+    t = sr_card_context(model, bench_dir=data[1], run_dir=[first, second])["training"]
+    assert f"; warm start from {base / 'best'} (all weights)" in t["stage 1 (`runs/first`)"]
+    assert t["initialisation"] == "warm start from stage 1's best weights (all weights)"
