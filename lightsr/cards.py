@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult
 from .errors import LightSRError
 from .evaluate import SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
-from .training import cpu_name, read_run_record
+from .training import ALL_WEIGHTS, cpu_name, read_progress, read_run_record
 
 __all__ = ["PUBLISHED_SR", "hardware", "training_record", "base_model", "sr_card_context", "flare_card_context",
            "write_card", "example_image"]
@@ -51,17 +51,9 @@ def training_record(run_dir: str | Path) -> dict[str, Any]:
     """What a training run folder says of itself: its run.json (the trainer's description), its
     arguments (args.json) and its progress (steps, hours, sittings: last/training_state.json while the
     run is resumable, else progress.json, which the trainer writes beside it at every checkpoint)."""
-    from .training import PROGRESS
-
     run_dir = Path(run_dir)
     args = json.loads((run_dir / "args.json").read_text())
-    path = run_dir / "last" / "training_state.json"
-    if not path.is_file():
-        path = run_dir / PROGRESS
-    if not path.is_file():
-        raise LightSRError(f"{run_dir} has neither last/training_state.json nor {PROGRESS}: its card cannot say "
-                           "how it was trained")
-    state = json.loads(path.read_text())
+    state = read_progress(run_dir)
     return {"record": read_run_record(run_dir), "args": args, "step": state["step"], "hours": state["elapsed_s"] / 3600,
             "skipped": state.get("guard", {}).get("skipped", 0), "best_psnr": state.get("best_psnr"),
             "rollbacks": state.get("guard", {}).get("rollbacks", 0), "segments": state.get("segments", [])}
@@ -184,7 +176,7 @@ def _with(argv: list[str], flag: str, value: str) -> list[str]:
 
 def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[dict[str, Any], str]:
     """Training lines and reproduce block of a recipe of one or more runs, in order, rendered from
-    what each run recorded (run.json, args.json, last/training_state.json) and nothing else.
+    what each run recorded (run.json, args.json, its progress) and nothing else.
 
     Each later run is a fine-tune warm-started from the previous run's best weights. The last
     run gets the full lines (prefixed with its stage when there are several); each earlier one
@@ -221,8 +213,9 @@ def _training(run_dir: str | Path | Sequence[str | Path], bench: str) -> tuple[d
         # re-shaped model), its line says where it started: the initialisation line names the last stage's only
         took = rec["record"].get("initialisation")
         start = ""
-        if e.get("init") and (i == 1 or (took and took != "all weights")):
-            start = f"; warm start from {e['init'] if i == 1 else f'stage {i - 1}'} ({took or 'matching tensors'})"
+        if e.get("init") and (i == 1 or (took and took != ALL_WEIGHTS)):
+            source = e["init"] if i == 1 else f"stage {i - 1}"
+            start = f"; warm start from {source} ({took or 'matching tensors'})"
         training[f"stage {i} (`runs/{folder.name}`)"] = (
             f"{rec['step']:,} of {e['steps']:,} steps, {rec['record']['recipe']}, {rec['hours']:.2f} hours on "
             f"{how['hardware']}" + (f"; {how['sittings']}" if "sittings" in how else "") + start

@@ -711,7 +711,7 @@ def write_run_record(out: Path, record: dict[str, Any]) -> None:
     summary for a card's earlier-stage line) and ``architecture`` (strings); optional
     ``initialisation`` (what a warm start copied), ``steps_detail`` (appended to the steps
     line) and ``lines`` (further card lines). Steps, hours, hardware and every sitting are in
-    the checkpoint's training_state.json; cards render the two and nothing else."""
+    the run's progress (``read_progress``); cards render the two and nothing else."""
     from .imaging import write_atomically
 
     text = json.dumps(record, indent=1) + "\n"
@@ -727,6 +727,9 @@ def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise LightSRError(f"{run_dir}: no {RUN_RECORD} (the record a trainer writes of what it did)") from None
 
 
+ALL_WEIGHTS = "all weights"  # a warm start's record when every tensor was copied: the run continues its source
+
+
 def initial_weights(model: torch.nn.Module, args, out: Path) -> str | None:
     """A new run with --init: warm-start ``model`` (``warm_start``), log it, and return the words
     for its record (all weights, or which modules started fresh). A resumed run: the first
@@ -736,7 +739,7 @@ def initial_weights(model: torch.nn.Module, args, out: Path) -> str | None:
         logger.info("initialised %d tensors from %s; %d start fresh: %s", len(copied), args.init, len(skipped),
                     ", ".join(skipped) or "none")
         if not skipped:
-            return "all weights"
+            return ALL_WEIGHTS
         fresh = sorted({k.rsplit(".", 1)[0] for k in skipped})
         return (f"every tensor whose name and shape match ({len(copied)}); {len(skipped)} start fresh: "
                 + ", ".join(fresh))
@@ -953,3 +956,13 @@ def write_progress(out: str | os.PathLike, state: dict[str, Any]) -> None:
                 "segments": state.get("segments", []),
                 "guard": {"skipped": guard.get("skipped", 0), "rollbacks": guard.get("rollbacks", 0)}}
     write_atomically(Path(out) / PROGRESS, lambda f: f.write((json.dumps(progress, indent=1) + "\n").encode()))
+
+
+def read_progress(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run's progress (step, elapsed_s, best_psnr, segments, guard): its resumable checkpoint's
+    training_state.json while it has one, else the progress.json ``write_progress`` left."""
+    for path in (Path(run_dir) / "last" / "training_state.json", Path(run_dir) / PROGRESS):
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise LightSRError(f"{run_dir} has neither last/training_state.json nor {PROGRESS}: its card cannot say "
+                       "how it was trained")

@@ -63,15 +63,14 @@ def test_adding_an_architecture_is_one_line_in_the_registry():
     assert len(MODELS) == sum(len(v) for _, v in ARCHITECTURES.values())
 
 
-def test_every_shipped_runs_record_is_in_the_repository():
+def test_every_shipped_runs_record_is_in_the_repository(monkeypatch):
     # the cards of the shipped checkpoints are rendered from these run folders (benchmarks/render_cards.py);
     # a run whose progress stayed on one machine makes its card impossible to render from a clone
     import importlib
-    import sys
 
     from lightsr.cards import MERGE_RECORD, training_record
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     chains = {**importlib.import_module("bench_sr").RUNS, **importlib.import_module("bench_flare").RUNS}
     for name, runs in chains.items():
         for run in runs:
