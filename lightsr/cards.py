@@ -324,8 +324,9 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           + _set_notes(scores, streaks)
                           + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method: "
-                          "lamps kept, and the thin straight streaks through them, which the model leaves, filled "
-                          "by `lightsr.rays`, a step built looking at the streak generator's frames); glare: "
+                          "lamps kept, and the thin straight streaks through them and the spikes of starbursts, which "
+                          "the model leaves, filled by `lightsr.rays`, steps built looking at the streak and "
+                          "hand-drawn generators' frames); glare: "
                           "pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
                           "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "
                           "change is harm; worst "
