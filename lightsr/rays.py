@@ -266,13 +266,14 @@ SPIKE_DETECT = 0.15  # of the frame's diagonal: how far out from the lamp the sp
 SPIKE_REACH = 0.5  # of the frame's diagonal: how far out a starburst's spikes are taken out
 
 
-def _polar(plane: np.ndarray, cy: float, cx: float, radii: np.ndarray, count: int) -> np.ndarray:
-    """Bilinear samples of an (H, W) array on circles around (``cy``, ``cx``): (len(radii), count),
+def _polar(planes: np.ndarray, cy: float, cx: float, radii: np.ndarray, count: int) -> np.ndarray:
+    """Bilinear samples of an (H, W, C) array on circles around (``cy``, ``cx``): (len(radii), count, C),
     angle k * 360 / count degrees in column k (edge pixels repeated outside the frame)."""
     theta = np.arange(count, dtype=np.float32) * np.float32(2 * math.pi / count)
     ys = cy + radii[:, None] * np.sin(theta)[None, :]
     xs = cx + radii[:, None] * np.cos(theta)[None, :]
-    return ndimage.map_coordinates(plane, [ys, xs], order=1, mode="nearest")
+    return np.stack([ndimage.map_coordinates(planes[..., c], [ys, xs], order=1, mode="nearest")
+                     for c in range(planes.shape[2])], axis=2)
 
 
 def _spikes(polar: np.ndarray, radii: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -324,7 +325,7 @@ def remove_starbursts(image: np.ndarray, cores: np.ndarray, *,
     h, w = cores.shape
     diag = math.hypot(h, w)
     out = image.astype(np.float32, copy=True)
-    bright = out.max(axis=2)
+    bright = out.max(axis=2, keepdims=True)
     changed = np.zeros((h, w), bool)
     found = 0
     for cy, cx, radius in _sources(cores, scale):
@@ -336,10 +337,10 @@ def remove_starbursts(image: np.ndarray, cores: np.ndarray, *,
         count = int(math.ceil(2 * math.pi * reach))  # 1 px of arc at the far end
         near = np.arange(start, min(reach, start + max(2 * SPIKE_LENGTH * scale, SPIKE_DETECT * diag)),
                          dtype=np.float32)
-        if _spikes(_polar(bright, cy, cx, near, count)[..., None], near, scale) is None:
+        if _spikes(_polar(bright, cy, cx, near, count), near, scale) is None:
             continue  # first, cheaply: the brightest channel near the lamp
         radii = np.arange(start, reach, dtype=np.float32)
-        polar = np.stack([_polar(out[..., c], cy, cx, radii, count) for c in range(3)], axis=2)
+        polar = _polar(out, cy, cx, radii, count)
         spikes = _spikes(polar, radii, scale)
         if spikes is None:
             continue
@@ -355,8 +356,9 @@ def remove_starbursts(image: np.ndarray, cores: np.ndarray, *,
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         r = np.hypot(yy - cy, xx - cx) - start
         a = np.mod(np.arctan2(yy - cy, xx - cx), 2 * math.pi) * np.float32(count / (2 * math.pi))
-        base, share = (np.stack([ndimage.map_coordinates(planes[..., c], [r, a], order=1, mode="nearest")
-                                 for c in range(4)], axis=2)[..., i] for i in (slice(0, 3), 3))
+        back = np.stack([ndimage.map_coordinates(planes[..., c], [r, a], order=1, mode="nearest")
+                         for c in range(4)], axis=2)
+        base, share = back[..., :3], back[..., 3]
         share = np.where((r < 0) | (r > len(radii) - 1), 0, share)
         box = out[y0:y1, x0:x1]
         cut = share[..., None] * np.clip(box - base, 0, None)
