@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "the default is --model pix2pix-flare --ensemble nf-resunet-flare, and "
                                  "--model alone runs that model alone")
             sp.add_argument("--no-rays", action="store_true",
-                            help="lowres: leave the thin straight streaks through the lamps and the spikes of "
-                                 "starbursts (lightsr.rays) as the model leaves them")
+                            help="lowres: leave the thin straight streaks through the lamps, the spikes of "
+                                 "starbursts and the ghosts (lightsr.rays, lightsr.ghosts) as the model leaves them")
         sp.set_defaults(fn=fn)
 
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")

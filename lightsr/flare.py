@@ -36,9 +36,10 @@ blob with a dark, coloured rim. The lowres method fills that region, grown by a 
 from its surroundings instead (pull-push interpolation, Gortler et al. 1996), which
 measured +0.3 dB on the optics validation set and reads as a soft continuation of the scene.
 
-Thin straight streaks through a lamp (a wiped windscreen's) and a starburst's spikes the models
-leave; the lowres method then finds them by their geometry and fills them from beside them
-(``lightsr.rays``, on by default: ``rays=False`` turns it off).
+Thin straight streaks through a lamp (a wiped windscreen's), a starburst's spikes and ghosts (discs
+of reflected light on a lamp's line through the frame's centre) the models leave; the lowres method
+then finds them by their geometry and takes them out (``lightsr.rays``, ``lightsr.ghosts``; on by
+default: ``rays=False`` turns them off).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from .imaging import fit_long_side, to_unit_range
 from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
+from .ghosts import remove_ghosts
 from .rays import remove_rays, remove_starbursts
 
 __all__ = ["remove_flare", "light_source_mask", "lamp_mask", "has_light_source", "METHODS"]
@@ -300,10 +302,11 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     ``flips`` (lowres only): 1, 2 or 4 passes of the low-resolution frame, as it is, mirrored left to
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
     self-ensemble; None: FLIPS for lowres, 1 for tiled). ``rays`` (lowres only): also fill the thin straight
-    streaks through the light sources and the spikes of starbursts, which the models leave
-    (``lightsr.rays``). ``ensemble`` (lowres only): further flare-removal models; the low-resolution
-    estimate is then the mean of every model's passes, as it is of the flips (ENSEMBLE says what that
-    measured). A photo without a light source (``has_light_source``) comes back unchanged.
+    streaks through the light sources and the spikes of starbursts, and take out the ghosts on their
+    lines through the centre, which the models leave (``lightsr.rays``, ``lightsr.ghosts``).
+    ``ensemble`` (lowres only): further flare-removal models; the low-resolution estimate is then
+    the mean of every model's passes, as it is of the flips (ENSEMBLE says what that measured). A
+    photo without a light source (``has_light_source``) comes back unchanged.
     """
     models = [model, *ensemble]
     for m in models:
@@ -361,10 +364,11 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             source = ~unknown & ~lamp_small  # the scene around: not the disc, nor its lamp (its white would glow)
             if source.any():  # (unknown still holds the clipped pixels it grew from)
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
-        if rays:  # thin straight streaks and spikes through the lamps, which the model leaves (lightsr.rays)
+        if rays:  # thin straight streaks, spikes and ghosts, which the model leaves (lightsr.rays, lightsr.ghosts)
             cores, scale = white_mask(small), max(small.shape[:2]) / 512
             clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=scale)
             clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale)  # many spikes: a starburst
+            clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale)  # discs on the lines through the centre
             lamp_small &= ~(on_rays | on_spikes)
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)

@@ -1,0 +1,109 @@
+"""lightsr.ghosts: a disc of added light centred on a lamp's line through the frame's centre is taken
+out; the same disc off that line, a lamp's own glare and a frame without a lamp are left alone;
+remove_flare applies it unless told not to."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import DATA
+from PIL import Image
+
+from lightsr.flare import remove_flare, white_mask
+from lightsr.ghosts import remove_ghosts
+from lightsr.models._common import GAMMA
+
+H, W = 192, 256
+LAMP = (40.0, 60.0)
+CENTRE = ((H - 1) / 2, (W - 1) / 2)
+
+
+@pytest.fixture
+def scene() -> np.ndarray:
+    """A real photo dimmed to night-like levels, with a white lamp of radius 4 px at LAMP: (H, W, 3) uint8."""
+    path = sorted((DATA / "sr-train").glob("*.jpg"))[1]
+    img = np.asarray(Image.open(path).convert("RGB").resize((W, H), Image.BICUBIC)).astype(np.float32)
+    out = (img * 0.5).astype(np.uint8)
+    yy, xx = np.mgrid[0:H, 0:W]
+    out[np.hypot(yy - LAMP[0], xx - LAMP[1]) <= 4] = 255
+    return out
+
+
+def _on_line(t: float, off: float = 0.0) -> tuple[float, float]:
+    """The point ``t`` of the way from the frame's centre to the lamp (negative: beyond the centre),
+    moved ``off`` px at right angles to that line."""
+    dy, dx = LAMP[0] - CENTRE[0], LAMP[1] - CENTRE[1]
+    n = math.hypot(dy, dx)
+    return CENTRE[0] + t * dy - off * dx / n, CENTRE[1] + t * dx + off * dy / n
+
+
+def _add_light(img: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """``img`` with the (H, W, 3) linear-light ``layer`` added: uint8."""
+    lin = (img.astype(np.float32) / 255) ** GAMMA + layer
+    return np.round(np.clip(lin, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+
+
+def _ghost(centre, radius: float = 14.0, sides: int = 6, soft: float = 1.0, level: float = 0.06,
+           tint=(0.4, 1.0, 0.6)) -> np.ndarray:
+    """An aperture's tinted polygon of ``level`` linear light, its edge ``soft`` px wide: (H, W, 3)."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    a = np.arctan2(yy - centre[0], xx - centre[1])
+    sector = 2 * math.pi / sides
+    rim = radius * math.cos(sector / 2) / np.cos(np.mod(a, sector) - sector / 2)  # a regular polygon's edge
+    shape = np.clip((rim - np.hypot(yy - centre[0], xx - centre[1])) / soft + 0.5, 0, 1)
+    return level * shape[..., None] * np.asarray(tint, np.float32)
+
+
+def _run(img: np.ndarray):
+    out, changed, n = remove_ghosts(img.astype(np.float32) / 255, white_mask(img), scale=W / 512)
+    return np.round(out * 255).astype(np.uint8), changed, n
+
+
+@pytest.mark.parametrize("t, sides, soft", [(-0.6, 6, 1.0), (-1.0, 8, 6.0), (-0.2, 0, 1.0)])
+def test_a_ghost_on_the_lamps_line_is_taken_out(scene, t, sides, soft):
+    centre = _on_line(t)
+    ghosted = _add_light(scene, _ghost(centre, sides=sides or 64, soft=soft))
+    out, changed, n = _run(ghosted)
+    assert n == 1
+    on = np.any(ghosted != scene, axis=2)
+    before = np.abs(ghosted[on].astype(int) - scene[on]).mean()
+    after = np.abs(out[on].astype(int) - scene[on]).mean()
+    assert after < 0.3 * before, (before, after)  # the scene under it comes back
+    yy, xx = np.mgrid[0:H, 0:W]
+    assert not (changed & (np.hypot(yy - centre[0], xx - centre[1]) > 1.4 * 14 + soft)).any()  # only round it
+    assert np.array_equal(out[~changed], ghosted[~changed])
+    assert (out.astype(int) <= ghosted).all()  # light is only taken away
+
+
+def test_what_is_no_ghost_is_left_alone(scene):
+    """The same disc 30 px off the lamp's line; the disc with no lamp in the frame; a lamp's own
+    glare (brighter towards the lamp, a ghost's test fails on that side)."""
+    off_line = _add_light(scene, _ghost(_on_line(-0.6, off=30.0)))
+    no_lamp = _add_light((scene * (scene < 255)).astype(np.uint8), _ghost(_on_line(-0.6)))
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    glare = 0.3 / (1 + (np.hypot(yy - LAMP[0], xx - LAMP[1]) / 6) ** 2)
+    glared = _add_light(scene, glare[..., None] * np.float32([1.0, 0.9, 0.7]))
+    for img in (off_line, no_lamp, glared, scene):
+        out, changed, n = _run(img)
+        assert n == 0 and not changed.any() and np.array_equal(out, img)
+
+
+def test_remove_flare_takes_the_ghost_out_unless_told_not_to(scene):
+    """With a model that finds no flare, the lowres method changes only the ghost (rays=True, the
+    default) or nothing (rays=False)."""
+    import lightsr
+    import torch
+
+    model = lightsr.create_model("nf-resunet-flare-test").eval()
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.weight.zero_()  # predicts no flare: the output is the input
+    centre = _on_line(-0.6)
+    ghosted = _add_light(scene, _ghost(centre))
+    assert np.array_equal(remove_flare(model, ghosted, rays=False), ghosted)
+    out = remove_flare(model, ghosted)
+    on = np.any(ghosted != scene, axis=2)
+    assert np.abs(out[on].astype(int) - scene[on]).mean() < 0.3 * np.abs(ghosted[on].astype(int) - scene[on]).mean()
+    yy, xx = np.mgrid[0:H, 0:W]
+    far = np.hypot(yy - centre[0], xx - centre[1]) > 24
+    assert np.array_equal(out[far], ghosted[far])
