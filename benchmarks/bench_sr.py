@@ -41,7 +41,7 @@ RUNS = {
                  "runs/ecbsr-y6-x2-l2"),
     "ecbsr-x4": ("runs/ecbsr-y6-x4", "runs/ecbsr-y6-x4-l2"),
     "span-s-x2": ("runs/span-s-x2", "runs/span-s-x2-b", "runs/span-s-x2-c"),
-    "span-s-x4": ("runs/span-s-x4", "runs/span-s-x4-d"),
+    "span-s-x4": ("runs/span-s-x4", "runs/span-s-x4-d", "runs/span-s-x4-l2"),
 }
 
 
