@@ -324,9 +324,10 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           + _set_notes(scores, streaks)
                           + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method: "
-                          "lamps kept, and the thin straight streaks through them and the spikes of starbursts, which "
-                          "the model leaves, filled by `lightsr.rays`, steps built looking at the streak and "
-                          "hand-drawn generators' frames); glare: "
+                          "lamps kept, and the thin straight streaks through them, the spikes of starbursts and the "
+                          "ghosts on their lines through the centre, which the model leaves, taken out by "
+                          "`lightsr.rays` and `lightsr.ghosts`, steps built looking at the streak, hand-drawn and "
+                          "optics generators' frames); glare: "
                           "pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
                           "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "
                           "change is harm; worst "
