@@ -37,6 +37,7 @@ Everything is in px of a 512 px frame, scaled with the image.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -151,17 +152,19 @@ def _profile(linear: np.ndarray, ghost: dict) -> tuple[np.ndarray, np.ndarray]:
     radii = np.arange(0, LEVEL[1] * RIM[1] * r + 1, 0.5, dtype=np.float32)
     polar = np.stack([_polar(np.ascontiguousarray(linear[..., c]), cy, cx, radii, ANGLES) for c in range(3)], 2)
     fall = -np.gradient(ndimage.uniform_filter1d(np.nan_to_num(polar.sum(2)), 3, axis=0), axis=0)
-    window = (radii >= INSIDE[1] * r) & (radii <= OUTSIDE[0] * r)
+    window = (radii >= RIM[0] * r) & (radii <= RIM[1] * r)
     rim = radii[window][np.argmax(fall[window], axis=0)]
     rim = ndimage.median_filter(rim, size=5, mode="wrap")
     u = radii[:, None] / rim[None, :]  # (radii, angles) in rims
+    outside = (u >= LEVEL[0]) & (u <= LEVEL[1])
     profile = np.empty((len(PROFILE), 3), np.float32)
-    for c in range(3):
-        plane = polar[..., c]
-        level = np.array([np.nanmedian(np.where((u[:, k] >= LEVEL[0]) & (u[:, k] <= LEVEL[1]),
-                                                plane[:, k], np.nan)) for k in range(ANGLES)])
-        along = np.stack([np.interp(PROFILE, u[:, k], plane[:, k], right=np.nan) for k in range(ANGLES)], 1)
-        profile[:, c] = np.nanmedian(along - level[None, :], axis=1)
+    with warnings.catch_warnings():  # a direction that leaves the frame has no level: NaN, left out of the median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for c in range(3):
+            plane = polar[..., c]
+            level = np.nanmedian(np.where(outside, plane, np.nan), axis=0)
+            along = np.stack([np.interp(PROFILE, u[:, k], plane[:, k], right=np.nan) for k in range(ANGLES)], 1)
+            profile[:, c] = np.nanmedian(along - level[None, :], axis=1)
     profile = np.nan_to_num(np.clip(profile, 0, None))
     profile[-1] = 0  # nothing is taken beyond LEVEL[0] rims
     return rim, profile
