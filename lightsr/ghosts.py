@@ -11,8 +11,9 @@ centred on such a line, and a lamp's glare, centred on the lamp, is brighter on 
 
 ``remove_ghosts`` looks for exactly that, in the model's output at the work size, in linear light:
 
-1. **Sources**: the lamps (``lightsr.rays``' centres of the white-clipped cores), the deepest
-   ``MAX_LAMPS``.
+1. **Lamps**: ``lightsr.rays``' light sources (the centres of the white-clipped cores) and the
+   compact clipped glare discs too deep to be one (a lamp so bright that its glare clips, the
+   lamp with the brightest ghosts: at its centroid), the largest ``MAX_LAMPS``.
 2. **Candidates**: centres every ``STEP`` px along each lamp's line through the centre, from the
    lamp's far side of the frame to ``NEAR`` of the way back to the lamp, and radii from
    ``MIN_RADIUS`` to ``MAX_RADIUS`` px. A candidate's contrast at each of ``ANGLES`` directions is
@@ -43,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from .models._common import GAMMA
-from .rays import _sources
+from .rays import MIN_SOURCE_RADIUS, _sources
 
 __all__ = ["find_ghosts", "remove_ghosts"]
 
@@ -66,7 +67,11 @@ RIM_SHARE = 0.8  # of the directions: a disc's rim is round (a polygon's within 
 # this step -> with it: optics +8.06 / 39.90 -> +8.08 / 39.90, hand-drawn +4.68 -> +4.71 / 50.51, streaks +2.77 ->
 # +3.37 / 43.39 -> 43.37, held-out shimmer +1.64 -> +1.68 / 47.35, every worst frame and the 45 flare-free photos
 # unchanged. At 0.7: +0.01 to +0.03 dB more, but flare-free 75.32 -> 75.24 and streaks background 42.46; without
-# the rim test (and from 4 px), bright patches of the scene (foam, sky through leaves) passed: flare-free 73.11)
+# the rim test (and from 4 px), bright patches of the scene (foam, sky through leaves) passed: flare-free 73.11.
+# With the clipped glare discs among the lamps (_lamps): optics +8.08 / 39.90 -> +8.20 / 39.79, hand-drawn +4.73,
+# streaks, shimmer and the flare-free photos as without them)
+MAX_GLARE = 64.0  # px: the equivalent radius of the largest clipped glare disc taken for a lamp
+GLARE_FILL = 0.6  # a clipped region fills at least this share of the ellipse in its box (a disc, not a sky)
 LAMP_CLEARANCE = 6.0  # px between a candidate's outer ring and the lamp's core
 LEVEL = (1.35, 1.6)  # of the rim: where the level outside a ghost is read (a soft edge reaches past 1.3)
 PROFILE = np.linspace(0, LEVEL[0], 55, dtype=np.float32)  # radial samples of the profile, in rims
@@ -79,6 +84,26 @@ def _polar(plane: np.ndarray, cy: float, cx: float, radii: np.ndarray, count: in
     ys = cy + radii[:, None] * np.sin(theta)[None, :]
     xs = cx + radii[:, None] * np.cos(theta)[None, :]
     return ndimage.map_coordinates(plane, [ys, xs], order=1, mode="constant", cval=np.nan)
+
+
+def _lamps(cores: np.ndarray, scale: float) -> list[tuple[float, float, float]]:
+    """(y, x, radius) of the lamps whose ghosts are looked for, the largest first, at most MAX_LAMPS:
+    ``lightsr.rays``' light sources, and the clipped glare discs too deep to be one (a lamp so bright
+    that its glare clips round it, the lamp whose ghosts are the brightest) at their centroid, when
+    compact (a disc; a blown sky is not)."""
+    lamps = _sources(cores, scale)
+    labels, n = ndimage.label(cores)
+    if n:
+        have = {int(labels[int(round(y)), int(round(x))]) for y, x, _ in lamps}
+        idx = [i for i in range(1, n + 1) if i not in have]
+        boxes = ndimage.find_objects(labels)
+        for i, area, (cy, cx) in zip(idx, ndimage.sum_labels(cores, labels, idx),
+                                     ndimage.center_of_mass(cores, labels, idx)):
+            radius = math.sqrt(area / math.pi)
+            bh, bw = (sl.stop - sl.start for sl in boxes[i - 1])
+            if MIN_SOURCE_RADIUS * scale <= radius <= MAX_GLARE * scale and area >= GLARE_FILL * math.pi / 4 * bh * bw:
+                lamps.append((float(cy), float(cx), radius))
+    return sorted(lamps, key=lambda s: -s[2])[:MAX_LAMPS]
 
 
 def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) -> list[dict]:
@@ -96,7 +121,7 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) ->
               for name, (lo, hi) in (("inner", INSIDE), ("outer", OUTSIDE), ("search", RIM_SEARCH))}
     oy, ox = (h - 1) / 2, (w - 1) / 2
     found = []
-    for ly, lx, lr in _sources(cores, scale)[:MAX_LAMPS]:
+    for ly, lx, lr in _lamps(cores, scale):
         dy, dx = ly - oy, lx - ox
         length = math.hypot(dy, dx)
         if length < 1:

@@ -107,3 +107,19 @@ def test_remove_flare_takes_the_ghost_out_unless_told_not_to(scene):
     yy, xx = np.mgrid[0:H, 0:W]
     far = np.hypot(yy - centre[0], xx - centre[1]) > 24
     assert np.array_equal(out[far], ghosted[far])
+
+
+def test_a_clipped_glare_disc_is_a_lamp_and_a_blown_sky_band_is_not(scene):
+    """A lamp whose glare clips in a disc 14 px deep (too deep for lightsr.rays' light sources) has its
+    ghosts looked for on its line; a clipped band of sky across the top of the frame has none."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    glare = scene.copy()
+    glare[np.hypot(yy - LAMP[0], xx - LAMP[1]) <= 14] = 255
+    out, changed, n = _run(_add_light(glare, _ghost(_on_line(-0.6))))
+    assert n == 1 and changed.any()
+    sky = (scene * (scene < 255)).astype(np.uint8)  # no lamp
+    sky[:24] = 255
+    centre = (CENTRE[0] + 0.6 * (CENTRE[0] - 11.5), CENTRE[1])  # on the band's line through the centre
+    ghosted = _add_light(sky, _ghost(centre))
+    out, changed, n = _run(ghosted)
+    assert n == 0 and np.array_equal(out, ghosted)
