@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from .models._common import GAMMA
-from .rays import MIN_SOURCE_RADIUS, _sources
+from .rays import MIN_SOURCE_RADIUS, _sample, _sources
 
 __all__ = ["find_ghosts", "remove_ghosts"]
 
@@ -83,7 +83,7 @@ def _polar(plane: np.ndarray, cy: float, cx: float, radii: np.ndarray, count: in
     theta = np.arange(count, dtype=np.float32) * np.float32(2 * math.pi / count)
     ys = cy + radii[:, None] * np.sin(theta)[None, :]
     xs = cx + radii[:, None] * np.cos(theta)[None, :]
-    return ndimage.map_coordinates(plane, [ys, xs], order=1, mode="constant", cval=np.nan)
+    return _sample(plane, ys, xs)
 
 
 def _lamps(cores: np.ndarray, scale: float) -> list[tuple[float, float, float]]:
@@ -112,7 +112,7 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) ->
     (y, x), ``radius`` (px), ``contrast`` (its median rim contrast, linear light summed over channels)."""
     h, w = cores.shape
     bright = linear.sum(axis=2)
-    clip = ndimage.binary_dilation(cores, iterations=max(1, int(round(LAMP_CLEARANCE * scale))))
+    clip = ndimage.binary_dilation(cores, iterations=max(1, int(round(LAMP_CLEARANCE * scale)))).astype(np.float32)
     radii = MIN_RADIUS * scale * RADIUS_RATIO ** np.arange(
         int(math.log(MAX_RADIUS / MIN_RADIUS) / math.log(RADIUS_RATIO)) + 1)
     rings = np.arange(0, OUTSIDE[1] * radii[-1] + 1, 0.5 * scale, dtype=np.float32)
@@ -133,7 +133,7 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0) ->
         for t in np.arange(-far, NEAR * length, STEP * scale):
             cy, cx = oy + t * uy, ox + t * ux
             ring = _polar(bright, cy, cx, rings, ANGLES)
-            lamp = _polar(clip.astype(np.float32), cy, cx, rings, ANGLES) > 0
+            lamp = _polar(clip, cy, cx, rings, ANGLES) > 0
             first = int(np.argmax(lamp.any(axis=1))) if lamp.any() else len(rings)  # the first ring with a clip
             # the radii whose outer ring holds no clipped pixel (a lamp, the sky) and stays clear of the lamp
             fits = (bounds["outer"][1] <= first) & (OUTSIDE[1] * radii + lr + LAMP_CLEARANCE * scale <= length - t)
