@@ -124,6 +124,32 @@ def test_a_lamp_the_model_dims_with_its_glare_is_still_kept(model, photo):
         assert np.array_equal(lamp_mask(flared, out.max(axis=2)), as_float)
 
 
+def test_the_bright_ring_a_model_leaves_round_a_lamp_in_its_glare_disc_is_glare(model, photo):
+    """In a clipped glare disc the model dims, it leaves the lamp bright and a ring of the glare round
+    it too: the blob's outer part (LAMP_RIM of its depth) is glare, filled like the rest of the disc;
+    a clipped region the model keeps bright (daylit sky, a lamp it keeps whole) keeps its outline."""
+    scene = np.asarray(Image.fromarray(photo).resize((512, 384)))
+    yy, xx = np.mgrid[0:384, 0:512]
+    r = np.hypot(yy - 191.5, xx - 255.5)
+    clean = (scene * 0.5).astype(np.uint8)
+    clean[r < 5] = 255  # the lamp
+    flared = clean.copy()
+    flared[r < 40] = 255  # its saturated glare disc
+    guess = clean.copy()
+    guess[r < 40] = 70  # the model's grey guess under the glare
+    guess[r < 10] = 200  # and a bright blob twice the lamp's size: the lamp and a ring of its glare
+    lamp = lamp_mask(flared, guess.max(axis=2) / 255.0)
+    assert lamp[r < 6].all() and not lamp[r > 8].any()
+    _with_output(model, guess)
+    out = remove_flare(model, flared).astype(int)
+    assert (out[r < 5] == 255).all()
+    assert out[(r > 11) & (r < 36)].mean() < 128  # the ring is filled like the rest of the disc
+    # the same blob where the model keeps the whole region bright: its verdict stands, all of it
+    kept = guess.copy()
+    kept[r < 40] = 190
+    assert lamp_mask(flared, kept.max(axis=2) / 255.0)[r < 40].all()
+
+
 def test_clipped_glare_is_filled_from_its_surroundings(model):
     """Under a clipped glare disc the scene is lost; lowres fills it smoothly from what is around
     it (each side from its own side), whatever the model guessed there, and changes nothing else."""
