@@ -21,7 +21,9 @@ turned brown, a backlit leaf black); none of the synthetic validation frames lac
 
 Light sources are kept, and told from their glare (``lamp_mask``). The glare disc around a
 lamp, saturated in the input and many times the lamp's size, is flare the model removes, so
-it is not blended back. A saturated input pixel is a lamp where the model leaves it bright.
+it is not blended back. A saturated input pixel is a lamp where the model leaves it bright;
+in a disc the model dims, the bright blob it leaves is the lamp with a ring of glare round it,
+and the blob's rim is glare too.
 A clipped region where the model leaves no pixel bright has lost its lamp with its glare,
 if the model still leaves a peak in it (else it is a clipped ghost or speckle, dimmed whole);
 there the lamp is the region's core where the model leaves it among the region's brightest:
