@@ -49,7 +49,7 @@ from lightsr import backends, zoo
 from lightsr.models.base import LightSRModel
 from lightsr.data.flare import MEASURED_GENERATORS, PairFolder, real_frames, validation_frames
 from lightsr.data.optics import psf_bank
-from lightsr.evaluate import evaluate_flare
+from lightsr.evaluate import LAMP_MARGIN, evaluate_flare
 from lightsr.imaging import image_files
 from lightsr.flare import METHODS, remove_flare
 from lightsr.imaging import fit_long_side, open_image
@@ -196,7 +196,10 @@ def main() -> None:
         "uses. RGB PSNR / SSIM "
         "of the whole image (mean over images) and its gain over returning the input; G: glare region (noise-free "
         "flare layer >= 64/255), S: streaks, ghosts and haze (4/255 to 64/255), BG: background (flare layer "
-        "under 1/255 and not saturated in the target: any change there is harm), each PSNR pooled over the "
+        f"under 1/255, not saturated in the target and not within {LAMP_MARGIN} px of a pixel that is, the "
+        "lamp's soft edge: any change there is harm; since 2026-12-06, before which that edge counted and was most "
+        "of the optics "
+        "set's background error), each PSNR pooled over the "
         "region's pixels in the set; worst: the lowest per-image gain; lamps: the share of lamp pixels (clipped in "
         "the target) the output keeps clipped, pooled (the lamp stays, its glare goes). Methods of `remove_flare`: "
         "**lowres** "

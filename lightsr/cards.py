@@ -18,7 +18,7 @@ import torch
 from huggingface_hub import EvalResult
 
 from .errors import LightSRError
-from .evaluate import SRScores, evaluate_sr
+from .evaluate import LAMP_MARGIN, SRScores, evaluate_sr
 from .hub import LightSRModel, render_model_card
 from .training import ALL_WEIGHTS, cpu_name, read_progress, read_run_record
 
@@ -329,8 +329,9 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           "`lightsr.rays` and `lightsr.ghosts`, steps built looking at the streak, hand-drawn and "
                           "optics generators' frames); glare: "
                           "pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "
-                          "(streaks, ghosts, haze); background: under 1/255 and not saturated in the target, where any "
-                          "change is harm; worst "
+                          "(streaks, ghosts, haze); background: under 1/255, not saturated in the target and "
+                          f"not within {LAMP_MARGIN} px of a pixel that is (the lamp's soft edge), where any change "
+                          "is harm; worst "
                           "image: the lowest per-image gain; lamps kept: the share of lamp pixels (clipped in the "
                           "target) that stay clipped in the output, pooled."),
         "eval_results": evals,

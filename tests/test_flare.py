@@ -324,3 +324,22 @@ def test_lamps_kept_counts_the_lamp_pixels_the_output_keeps_clipped():
     assert evaluate_flare(pair, [dimmed]).lamps_kept == 0.5
     none = [(np.full((16, 16, 3), 9, np.uint8),) * 2 + ({"flare": np.zeros((16, 16), np.uint8)},)]
     assert np.isnan(evaluate_flare(none, [none[0][0]]).lamps_kept)
+
+
+def test_background_psnr_leaves_out_the_lamps_edge_but_not_the_scene_beyond_it():
+    """evaluate_flare's background: no flare, and not within LAMP_MARGIN px of a pixel saturated in
+    the target. A lamp's soft edge (245, flare layer 0: clipped in the noise-free renders) dimmed
+    by the output is not harm to the background; the same change 3 px further out is."""
+    from lightsr.evaluate import LAMP_MARGIN, evaluate_flare
+
+    target = np.full((24, 24, 3), 40, np.uint8)
+    target[10:14, 10:14] = 255  # the lamp
+    target[9, 10:14] = 245  # its anti-aliased edge, under the saturation level
+    pair = [(target, target, {"flare": np.zeros((24, 24), np.uint8)})]
+    edge = target.copy()
+    edge[9, 10:14] = 120
+    assert LAMP_MARGIN == 2
+    assert evaluate_flare(pair, [edge]).background_psnr == float("inf")
+    beyond = target.copy()
+    beyond[6, 10:14] = 120  # 4 px from the lamp, 3 from its edge: scene
+    assert evaluate_flare(pair, [beyond]).background_psnr < 40
