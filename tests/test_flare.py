@@ -126,7 +126,8 @@ def test_a_lamp_the_model_dims_with_its_glare_is_still_kept(model, photo):
 
 def test_the_bright_ring_a_model_leaves_round_a_lamp_in_its_glare_disc_is_glare(model, photo):
     """In a clipped glare disc the model dims, it leaves the lamp bright and a ring of the glare round
-    it too: the blob's outer part (LAMP_RIM of its depth) is glare, filled like the rest of the disc;
+    it too: the blob's outer part (LAMP_RIM of its depth) is glare, filled like the rest of the disc,
+    and the lamp's blend-back mask is not grown into it;
     a clipped region the model keeps bright (daylit sky, a lamp it keeps whole) keeps its outline."""
     scene = np.asarray(Image.fromarray(photo).resize((512, 384)))
     yy, xx = np.mgrid[0:384, 0:512]
@@ -144,6 +145,8 @@ def test_the_bright_ring_a_model_leaves_round_a_lamp_in_its_glare_disc_is_glare(
     out = remove_flare(model, flared).astype(int)
     assert (out[r < 5] == 255).all()
     assert out[(r > 11) & (r < 36)].mean() < 128  # the ring is filled like the rest of the disc
+    # blended back without the 2 px grow a lamp gets elsewhere: round it in a disc is glare, not its edge
+    assert out[(r > 8.5) & (r < 9.5)].mean() < 160
     # the same blob where the model keeps the whole region bright: its verdict stands, all of it
     kept = guess.copy()
     kept[r < 40] = 190
