@@ -346,3 +346,33 @@ def test_background_psnr_leaves_out_the_lamps_edge_but_not_the_scene_beyond_it()
     beyond = target.copy()
     beyond[6, 10:14] = 120  # 4 px from the lamp, 3 from its edge: scene
     assert evaluate_flare(pair, [beyond]).background_psnr < 40
+
+
+def test_the_veil_a_model_leaves_is_taken_off_where_it_saw_flare(model, photo):
+    """Veiling glare: a lamp's light spread thin over the whole frame. A model that takes off half of
+    it leaves the shadows grey; lowres reads what the darkest pixels still hold where the model saw
+    flare and takes that off too, tinted like the flare, so the shadows come back near black, while
+    the lit scene moves by the same small amount in linear light."""
+    gamma = lightsr.flare.GAMMA
+    scene = np.asarray(Image.fromarray(photo).resize((256, 192))).astype(np.float32) / 255
+    scene[20:60, 20:60] = 0  # a black shadow
+    scene = scene**gamma
+    tint = np.array([1.0, 0.8, 0.5], np.float32)
+    veil = 0.02 * tint  # linear light, over the whole frame
+    scene[100:104, 200:204] = 1.0  # the lamp
+
+    def display(lin):
+        return np.round(np.clip(lin, 0, 1) ** (1 / gamma) * 255).astype(np.uint8)
+
+    flared, half = display(scene + veil), display(scene + veil / 2)
+    _with_output(model, half)  # the model takes off half the veil
+    out = remove_flare(model, flared, rays=False).astype(int)
+    shadow = (slice(25, 55), slice(25, 55))
+    assert half[shadow].mean() > 25 and out[shadow].mean() < 8  # grey shadows back to near black
+    lit = scene.min(axis=2) > 0.1
+    assert np.abs(out[lit] - display(scene)[lit].astype(int)).mean() < 1.5  # the rest as the clean scene
+    # a model that takes off all of it: nothing is left to take (the lamp, blended back, aside)
+    _with_output(model, display(scene))
+    away = np.ones(scene.shape[:2], bool)
+    away[92:112, 192:212] = False
+    assert np.abs(remove_flare(model, flared, rays=False).astype(int) - display(scene))[away].max() <= 1
