@@ -324,7 +324,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           + _set_notes(scores, streaks)
                           + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method: "
-                          "lamps kept, and the thin straight streaks through them, the spikes of starbursts and the "
+                          "lamps kept, the veil the model leaves read from the frame's darkest pixels, and the thin "
+                          "straight streaks through the lamps, the spikes of starbursts and the "
                           "ghosts on their lines through the centre, which the model leaves, taken out by "
                           "`lightsr.rays` and `lightsr.ghosts`, steps built looking at the streak, hand-drawn and "
                           "optics generators' frames); glare: "
