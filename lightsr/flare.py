@@ -146,6 +146,7 @@ LAMP_RIM = 0.3  # of its depth: in such a disc, the outer part of the blob the m
 # +10.09 / 63% (lamp pixels lost for glare pixels), a disc of the blob's inscribed radius +9.72 / 75%: 0.3 stays.
 # The grow stays for lamps the model keeps whole and for daylit sky, whose edge it guards: without it anywhere the
 # flare-free photos' worst went from 22.37 to 21.09 dB)
+LAMP_GROW = 2  # px: a lamp's blend-back mask is grown by this over its clipped pixels (not in a glare disc)
 FLARE_FLOOR = 1e-5  # linear light: a smaller estimated flare is rounding noise, and the pixel is left as it is
 VEIL_FROM = 0.002  # linear light: where the model removed this much flare or more, it saw the veil too
 VEIL_PERCENTILE = 0.5  # of the darkest channel over the frame (lamps aside): what is still there is veil, not scene
@@ -296,7 +297,8 @@ def _with_veil(small: np.ndarray, flare: np.ndarray, clipped: np.ndarray) -> np.
     the frame (not counting ``clipped``, the (h, w) bool saturated pixels), tinted like the
     flare removed, at most VEIL_CAP, where the model removed VEIL_FROM or more, feathered at
     that region's edge. A photo with black shadows gets (nearly) nothing."""
-    seen = flare.max(axis=2) >= VEIL_FROM
+    removed = flare.max(axis=2)
+    seen = removed >= VEIL_FROM
     if np.count_nonzero(seen & ~clipped) < 0.02 * seen.size:  # flare over so little of the frame: no veil
         return flare
     rest = np.clip(_linear(small) - flare, 0, None).min(axis=2)
@@ -308,7 +310,7 @@ def _with_veil(small: np.ndarray, flare: np.ndarray, clipped: np.ndarray) -> np.
     # the darkest channel holds the veil's weakest: the strongest is that over its share
     veil = np.minimum(dark * tint / max(float(tint.min()), VEIL_TINT_FLOOR), VEIL_CAP).astype(np.float32)
     feather = ndimage.gaussian_filter(seen.astype(np.float32), 4.0 * max(small.shape[:2]) / 512)
-    feather *= flare.max(axis=2) > FLARE_FLOOR  # where the model removed nothing, nothing changes
+    feather *= removed > FLARE_FLOOR  # where the model removed nothing, nothing changes
     return flare + feather[..., None] * veil
 
 
@@ -344,12 +346,12 @@ def _keep_lamps(rgb: np.ndarray, out: np.ndarray, lamp_at, clipped: np.ndarray, 
     if not len(ys):
         return out
     in_disc = disc_at(ys, xs) if disc_at is not None else np.zeros(len(ys), bool)
-    pad = 8  # covers light_source_mask's grow (2) and feather (1.5 px, blurred to about 3 sigma)
+    pad = 8  # covers light_source_mask's grow (LAMP_GROW, 2) and feather (1.5 px, blurred to about 3 sigma)
     y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, rgb.shape[0])
     x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, rgb.shape[1])
     box_in, box_out = rgb[y0:y1, x0:x1], out[y0:y1, x0:x1]
     m = np.zeros((y1 - y0, x1 - x0), np.float32)
-    for part, grow in ((~in_disc, 2), (in_disc, 0)):
+    for part, grow in ((~in_disc, LAMP_GROW), (in_disc, 0)):
         if part.any():
             lamp = np.zeros(m.shape, bool)
             lamp[ys[part] - y0, xs[part] - x0] = True
@@ -360,7 +362,7 @@ def _keep_lamps(rgb: np.ndarray, out: np.ndarray, lamp_at, clipped: np.ndarray, 
 
 
 def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, threshold: float = SATURATED,
-                      grow: int = 2, feather: float = 1.5) -> np.ndarray:
+                      grow: int = LAMP_GROW, feather: float = 1.5) -> np.ndarray:
     """(H, W) float mask in [0, 1]: 1 on light sources, grown and feathered.
 
     ``rgb`` is the (H, W, 3) uint8 input. ``lamp``, an (H, W) bool, says which saturated
@@ -468,13 +470,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         flare = _with_veil(small, flare, clipped_small)
         out = _subtract_flare(rgb, flare)
         clipped = clipped_mask(rgb)  # at full resolution: the lamps are blended back among these
-        sh, sw = lamp_small.shape
-
-        def at(mask):  # the model's verdict at low resolution, looked up at full-resolution pixels
-            return lambda ys, xs: mask[np.minimum((ys * sh) // h, sh - 1), np.minimum((xs * sw) // w, sw - 1)]
-
-        lamp_at, disc_at = at(lamp_small), at(disc_small)
-
+        lamp, discs = lamp_small, disc_small
         if progress:
             progress(1, 1)
     else:
@@ -482,14 +478,13 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         clipped = clipped_mask(rgb)  # after the model's pass, so not held through its peak
         lamp, discs = _lamps_and_discs(rgb, _channel_max(out), scale=max(h, w) / 512, clipped=clipped)
 
-        def lamp_at(ys, xs):
-            return lamp[ys, xs]
-
-        def disc_at(ys, xs):
-            return discs[ys, xs]
-
     if keep_sources:
-        out = _keep_lamps(rgb, out, lamp_at, clipped, disc_at)
+        sh, sw = lamp.shape
+
+        def at(mask):  # the verdict, made at (sh, sw) (low resolution or full), looked up at full-resolution pixels
+            return lambda ys, xs: mask[np.minimum((ys * sh) // h, sh - 1), np.minimum((xs * sw) // w, sw - 1)]
+
+        out = _keep_lamps(rgb, out, at(lamp), clipped, at(discs))
     return Image.fromarray(out) if as_pil else out
 
 

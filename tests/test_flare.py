@@ -350,9 +350,9 @@ def test_background_psnr_leaves_out_the_lamps_edge_but_not_the_scene_beyond_it()
 
 def test_the_veil_a_model_leaves_is_taken_off_where_it_saw_flare(model, photo):
     """Veiling glare: a lamp's light spread thin over the whole frame. A model that takes off half of
-    it leaves the shadows grey; lowres reads what the darkest pixels still hold where the model saw
-    flare and takes that off too, tinted like the flare, so the shadows come back near black, while
-    the lit scene moves by the same small amount in linear light."""
+    it leaves the shadows grey; lowres reads what the frame's darkest pixels still hold and takes that
+    off too where the model saw flare, tinted like the flare, so the shadows come back near black,
+    while the lit scene moves by the same small amount in linear light."""
     gamma = lightsr.flare.GAMMA
     scene = np.asarray(Image.fromarray(photo).resize((256, 192))).astype(np.float32) / 255
     scene[20:60, 20:60] = 0  # a black shadow
