@@ -85,6 +85,16 @@ _TO_LINEAR = (np.arange(256, dtype=np.float32) / 255.0) ** GAMMA  # uint8 -> lin
 # 1 gained +0.06 to +0.32 dB on every set (optics, hand-drawn, streaks and the held-out shimmer), background PSNR up
 # 0.2 to 2.4 dB; at 512 px the model's passes are a small part of a 12 MP photo's time
 FLIPS = 4
+# work_size: the lowres passes see the frame at 512 px, the size the models train at. Screened on frames at the
+# held-out photos' own 1024 px (seed 7, 12 per set, default ensemble; gain / background PSNR; flare-free: the 42
+# photos at 1024 px, mean / worst PSNR to the input). 512 (as shipped): optics +7.62 / 41.84, hand-drawn +5.67,
+# streaks +3.75 / 53.55, shimmer +2.25 / 48.95, flare-free 71.26 / 21.32. 768: +8.55 / 43.26, +5.19, +4.03 / 47.57,
+# +2.46 / 45.85; 1024: +8.72 / 39.83, +4.30, +4.10 / 44.05, +2.62 / 40.15. The flare layers found at 512 and at 768 px
+# averaged (a scale ensemble): +8.19 / 43.39, +5.46, +3.84 / 48.57, +2.47 / 47.59, flare-free 69.20 / 18.33; at 512
+# and 1024: +8.28, +5.41, +4.00, +2.73 / 45.06, 68.00 / 17.36; the 768 px layer taken only where the 512 px one saw
+# flare (>= 0.002): flare-free 69.98 / 18.36. A larger view finds more of a flare that is small against the frame
+# (the optics generator's PSF is drawn in pixels), and more "flare" in sunlit photos that have none (one Debian photo
+# 56 -> 20 dB): 512 stays
 # ENSEMBLE: the shipped Pix2Pix with NF-ResUNet (``ensemble=``), their passes averaged like the flips. On the screening
 # draw (seed 7, 16 frames per set; gain / background PSNR; flare-free photos: mean / worst PSNR to the input) Pix2Pix
 # alone: optics +9.01 / 37.79, hand-drawn +5.40, streaks +2.96 / 38.40, held-out shimmer +1.83 / 44.14, flare-free
