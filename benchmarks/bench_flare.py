@@ -21,7 +21,8 @@ background-region PSNR (``lightsr.evaluate.evaluate_flare``), the worst image's 
 checkerboard/block measure, how far it moves photos without flare (the held-out photos and
 data/debian-photos, which no flare model trains on; PSNR of the output against the input),
 and seconds and peak memory for one 4000x3000 photo (with a lamp drawn in: a photo without a
-light source is returned at once). Writes its
+light source is returned at once). The default also on frames and flare-free photos at the
+held-out photos' own 1024 px (LARGE), where the model still works at 512 px. Writes its
 BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.json);
 ``python benchmarks/render_cards.py`` renders the cards from them.
 
@@ -29,7 +30,8 @@ BENCHMARKS.md section and the numbers the cards print (benchmarks/results/flare.
 checkpoint) with the default method on a draw of their own (``--seed``, not the
 benchmark's, so choosing among candidates does not tune to the published numbers), and
 on the photos without flare (how far the output moves from the input:
-where there is no flare, nothing should change), prints a table and writes nothing.
+where there is no flare, nothing should change), prints a table and writes nothing;
+``--long-side 1024`` screens on frames and photos at that size.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ DATA = ROOT / "data" / "sr-train"
 FREE = ROOT / "data" / "debian-photos"  # photos no flare model trains on: with the held-out ones, the flare-free set
 SEED = 2026  # not the trainer's validation seed (1234): no weights were selected on these pairs
 SHOWN = (0, 5)  # validation frames shown before/after in docs/flare-before-after.png
+LARGE = (1024, 16)  # the default method also on frames at the held-out photos' own size (px), this many per set
 # checkpoint folder -> the training runs that produced it, in order (a later run fine-tunes the one before; a last
 # folder with merge.json averages earlier stages' weights, train/average_weights.py)
 RUNS = {"nf-resunet-flare": ("runs/flare-nf", "runs/flare-nf-bilinear", "runs/flare-nf-optics", "runs/flare-nf-gpu",
@@ -111,11 +114,20 @@ def held_out_photos(holdout: int) -> list[np.ndarray]:
     return [np.asarray(open_image(f).convert("RGB")) for f in image_files(DATA)[-holdout:]]
 
 
-def validation_sets(held: list[np.ndarray], count: int, seed: int) -> dict[str, list]:
-    """``count`` whole frames (512 px long side) per measured generator, drawn from ``held`` by ``seed``."""
+def validation_sets(held: list[np.ndarray], count: int, seed: int, long_side: int = 512) -> dict[str, list]:
+    """``count`` whole frames (``long_side`` px) per measured generator, drawn from ``held`` by ``seed``."""
     bank = psf_bank()
-    return {g: validation_frames(held, g, count=count, long_side=512, seed=seed, bank=bank)
+    return {g: validation_frames(held, g, count=count, long_side=long_side, seed=seed, bank=bank)
             for g in MEASURED_GENERATORS}
+
+
+def flare_free_photos(held: list[np.ndarray], holdout: int, long_side: int = 512) -> tuple[list[np.ndarray], list[str]]:
+    """The photos no flare model trains on, as they are: the held-out ones and the Debian set (daylight close-ups,
+    bright skies), at ``long_side`` px, and their file names."""
+    debian = image_files(FREE)
+    photos = [fit_long_side(im, long_side) for im in held]
+    photos += [fit_long_side(np.asarray(open_image(f).convert("RGB")), long_side) for f in debian]
+    return photos, [f.name for f in image_files(DATA)[-holdout:] + debian]
 
 
 def main() -> None:
@@ -130,16 +142,16 @@ def main() -> None:
                    help="compare these model folders (A+B: the two as an ensemble) on a draw of --seed and print "
                         "the table; writes nothing")
     p.add_argument("--seed", type=int, default=SEED, help="with --screen: the draw (the benchmark's is %(default)s)")
+    p.add_argument("--long-side", type=int, default=512,
+                   help="with --screen: the frames' and flare-free photos' long side in px (the benchmark's main "
+                        "table: %(default)s; the held-out photos are 1024)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     held = held_out_photos(args.holdout)
     seed = args.seed if args.screen else SEED
-    sets = validation_sets(held, args.count, seed)
-    # as they are, no flare to remove: the held-out photos and the Debian set (daylight close-ups, bright skies)
-    debian = image_files(FREE)
-    photos = [fit_long_side(im, 512) for im in held] + [fit_long_side(np.asarray(open_image(f).convert("RGB")), 512)
-                                                         for f in debian]
-    names = [f.name for f in image_files(DATA)[-args.holdout:] + debian]  # held_out_photos' files, then the Debian set
+    side = args.long_side if args.screen else 512
+    sets = validation_sets(held, args.count, seed, side)
+    photos, names = flare_free_photos(held, args.holdout, side)  # as they are, no flare to remove
     if args.screen:
         return screen(args.screen, sets, seed, photos, names)
     if args.pairs:
@@ -150,6 +162,20 @@ def main() -> None:
     candidates = [(e, (e.name,), [zoo.get_model(e)], METHODS) for e in zoo.available("flare-removal")]
     candidates += [(zoo.Entry("+".join(x.names), x.task, x.label), x.names, zoo.get_models(x), ("lowres",))
                    for x in zoo.available_ensembles("flare-removal")]
+    # the default on larger frames: the same generators on the held-out photos at their own size, where the model
+    # still sees the frame at 512 px and the flare it finds is subtracted at full resolution
+    wanted = zoo.default_names("flare-removal")
+    default = next(((e, models) for e, names, models, _m in candidates if list(names) == wanted), None)
+    large = {}
+    if default:
+        (model, *more), (side, count) = default[1], LARGE
+        big = validation_sets(held, count, SEED, side)
+        for g, v in big.items():
+            large[g] = (evaluate_flare(v, [a for a, *_ in v]),
+                        evaluate_flare(v, [remove_flare(model, a, ensemble=more) for a, *_ in v]))
+        large_free = flare_free(model, flare_free_photos(held, args.holdout, side)[0], ensemble=more)
+        print("large", {g: round(b.psnr - a.psnr, 2) for g, (a, b) in large.items()}, large_free, flush=True)
+
     for entry, names, (model, *more), methods in candidates:
         scores, grids, free = {}, {}, {}
         for method in methods:
@@ -241,6 +267,22 @@ def main() -> None:
     for e, _n, _s, _gr, _sp, f in rows:
         tiled = f"{f['tiled'][0]:.2f} / {f['tiled'][1]:.2f}" if "tiled" in f else "–"
         lines.append(f"| {e.label} | {f['lowres'][0]:.2f} / {f['lowres'][1]:.2f} | {tiled} |")
+    if large:
+        side, count = LARGE
+        lines += ["", f"Larger frames: {count} frames per set drawn on the same held-out photos at their own size "
+                  f"({side} px on the long side; the same seed, so other frames than the 512 px sets), with the "
+                  f"default ({default[0].label}, lowres: the model still sees the frame at 512 px, and the flare it "
+                  "finds is subtracted at full resolution). The generators draw lamps, glow, streaks and ghosts in "
+                  "proportion to the frame, except the optics generator's scattering PSF, which is drawn in pixels, "
+                  "so on these frames its flare is half as large against the frame: a lens whose flare is smaller in "
+                  "the photo, or a photo with more pixels. Flare-free: the same photos as above at this size.", "",
+                  "| set | PSNR / SSIM | gain | BG-PSNR | worst | lamps |", "| --- | --- | --- | --- | --- | --- |"]
+        for g in MEASURED_GENERATORS:
+            a, b = large[g]
+            lines.append(f"| {g} | {b.psnr:.2f} / {b.ssim:.4f} | **{b.psnr - a.psnr:+.2f}** | "
+                         f"{b.background_psnr:.2f} | {b.worst_gain:+.2f} | {b.lamps_kept:.0%} |")
+        mean, worst, _at = large_free
+        lines.append(f"| flare-free (mean / worst PSNR to the input) | {mean:.2f} / {worst:.2f} | | | | |")
     lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled | backend (auto's pick) |",
               "| --- | --- | --- | --- | --- |"]
     for e, n, _s, _gr, sp, _f in rows:
