@@ -104,6 +104,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="real flare pairs (DIR/input/NAME and DIR/target/NAME) mixed into the whole-frame training")
     g.add_argument("--pairs-prob", type=float, default=None,
                    help="with --pairs: the share of samples that are real (default 0.3)")
+    g.add_argument("--psf-scale", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="optics generator: the PSF's magnification, drawn in pixels of the training frame (default "
+                        f"{OpticsConfig.psf_scale[0]:g}-{OpticsConfig.psf_scale[1]:g}); smaller draws flare that is "
+                        "smaller against the frame, as on a photo with more pixels (BENCHMARKS.md's 1024 px frames)")
     g.add_argument("--psf-bank", type=int, default=OpticsConfig.bank_size,
                    help="PSFs in the optics generator's bank (seeded, cached; python -m lightsr.data.optics)")
     g.add_argument("--patch", type=int, default=128, help="with --frame 0: patch size")
@@ -175,7 +179,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "streaks_prob", "clean_prob", "clean_gain", "exposure",
-                "line_prob", "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch", "echo",
+                "psf_scale", "line_prob", "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch",
+                "echo",
                 "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame",
                 "background_weight", "clipped_weight", "streak_weight", "freeze_bn", "agc", "ema", "amp", "val_every",
                 "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
@@ -185,7 +190,7 @@ DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine"
             "clean_prob": 0.0,
             "clean_gain": None,
             "line_prob": 0.0, "glow_gain": list(FlareConfig.glow_gain), "tail_prob": 0.0, "rim_prob": 0.0,
-            "exposure": None, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
+            "exposure": None, "psf_scale": None, "val_count": 12, "val_size": 512, "psf_bank": OpticsConfig.bank_size}
 
 
 def command_args(args, lr: float) -> dict:
@@ -235,7 +240,8 @@ def drawn_config(args) -> FlareConfig:
 
 def optics_config(args) -> OpticsConfig:
     """The optics generator's settings from the command line."""
-    return replace(OpticsConfig(), bank_size=args.psf_bank, **_exposure(args))
+    scale = {"psf_scale": tuple(args.psf_scale)} if args.psf_scale else {}
+    return replace(OpticsConfig(), bank_size=args.psf_bank, **_exposure(args), **scale)
 
 
 def run_record(args, model, lr: float, photos: int, initialisation: str | None) -> dict:
@@ -261,6 +267,8 @@ def run_record(args, model, lr: float, photos: int, initialisation: str | None) 
             extras.append(f"{drawn.rim_prob:.0%} of sources with rimmed, colour-fringed ghosts")
         if extras:
             data += f" ({'; '.join(extras)})"
+        if args.psf_scale:
+            data += f"; optics PSFs magnified {args.psf_scale[0]:g} to {args.psf_scale[1]:g} times"
         if args.exposure:
             data += f"; scenes scaled by {args.exposure[0]:g} to {args.exposure[1]:g} before flare (both generators)"
         if args.clean_prob:
