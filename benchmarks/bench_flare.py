@@ -279,8 +279,9 @@ def main() -> None:
                   "| set | PSNR / SSIM | gain | BG-PSNR | worst | lamps |", "| --- | --- | --- | --- | --- | --- |"]
         for g in MEASURED_GENERATORS:
             a, b = large[g]
-            lines.append(f"| {g} | {b.psnr:.2f} / {b.ssim:.4f} | **{b.psnr - a.psnr:+.2f}** | "
-                         f"{b.background_psnr:.2f} | {b.worst_gain:+.2f} | {b.lamps_kept:.0%} |")
+            bg = f"{b.background_psnr:.2f}" if np.isfinite(b.background_psnr) else "–"  # no pixel is background
+            lines.append(f"| {g} | {b.psnr:.2f} / {b.ssim:.4f} | **{b.psnr - a.psnr:+.2f}** | {bg} | "
+                         f"{b.worst_gain:+.2f} | {b.lamps_kept:.0%} |")
         mean, worst, _at = large_free
         lines.append(f"| flare-free (mean / worst PSNR to the input) | {mean:.2f} / {worst:.2f} | | | | |")
     lines += ["", "| model | params | 12 MP lowres (default) | 12 MP tiled | backend (auto's pick) |",
