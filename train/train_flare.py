@@ -180,10 +180,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 # the flags a card's reproduce command repeats (the rest are runtime choices: threads, workers, device)
 COMMAND_KEYS = ["model", "set", "init", "frame", "optics_prob", "streaks_prob", "clean_prob", "clean_gain", "exposure",
                 "psf_scale", "line_prob", "glow_gain", "tail_prob", "rim_prob", "pairs", "pairs_prob", "patch", "batch",
-                "echo",
-                "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight", "lamp_per_frame",
-                "background_weight", "clipped_weight", "streak_weight", "freeze_bn", "agc", "ema", "amp", "val_every",
-                "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
+                "echo", "steps", "lr", "schedule", "warmup", "lambda_l1", "flare_weight", "lamp_weight",
+                "lamp_per_frame", "background_weight", "clipped_weight", "streak_weight", "freeze_bn", "agc", "ema",
+                "amp", "val_every", "val_count", "val_size", "psf_bank", "data", "holdout", "out"]
 DEFAULTS = {"data": [str(DATA / "sr-train")], "holdout": 8, "schedule": "cosine", "lambda_l1": 100.0, "agc": 0.01,
             "ema": 0.999, "echo": 1, "lamp_weight": 0.0, "lamp_per_frame": False, "background_weight": 0.0,
             "clipped_weight": 1.0, "streak_weight": 1.0, "freeze_bn": False, "amp": False, "streaks_prob": 0.0,
