@@ -41,11 +41,12 @@ def render_sr(name: str, measured: dict) -> None:
     folder = zoo.CHECKPOINTS / name
     model = lightsr.load(folder)
     scores = {k: SRScores(**v) for k, v in measured["scores"].items()}
+    ensembled = {k: SRScores(**v) for k, v in measured.get("self_ensemble", {}).get("scores", {}).items()}
     example_image(model, lightsr.open_image(ROOT / "examples" / "street-sign.png")).save(folder / "example.png")
     examples = [{"path": "example.png", "caption": f"Left to right: bicubic x{model.scale}, this model, the "
                  "original (a region of examples/street-sign.png, drawn for lightsr, CC0), enlarged 2x."}]
     context = sr_card_context(model, bench_dir=BENCH, run_dir=training_runs(SR_RUNS, name), speed=measured["speed"],
-                              scores=scores)
+                              scores=scores, ensembled=ensembled or None)
     write_card(folder, model, **context, repo_id=f"lightsr/{name}", examples=examples)
 
 

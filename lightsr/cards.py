@@ -105,7 +105,8 @@ def _psnr_ssim_results(psnr: float, ssim: float, **dataset: str) -> list[EvalRes
 
 def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
                     run_dir: str | Path | Sequence[str | Path] | None = None,
-                    speed: str | None = None, scores: dict[str, SRScores] | None = None) -> dict[str, Any]:
+                    speed: str | None = None, scores: dict[str, SRScores] | None = None,
+                    ensembled: dict[str, SRScores] | None = None) -> dict[str, Any]:
     """Evaluate on Set5/Set14 and assemble the card context (results table, model-index, training).
 
     ``run_dir`` is the training run that made the weights, or the runs of a staged recipe
@@ -113,7 +114,9 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
     then describes the last run in full, each earlier stage in one line, the total time,
     and a reproduce block with every stage's command.
     ``scores`` ("Set5"/"Set14" -> SRScores of this model) reuses a measurement just made
-    with ``evaluate_sr`` instead of running the model over both sets again.
+    with ``evaluate_sr`` instead of running the model over both sets again; ``ensembled``, the
+    same measured through ``lightsr.inference.self_ensemble(net, 8)``, adds a row below the
+    model's (the model-index keeps the single pass's numbers).
     """
     bench_dir = Path(bench_dir)
     scale = model.scale
@@ -133,6 +136,10 @@ def sr_card_context(model: LightSRModel, *, bench_dir: str | Path,
         for n in measured}})
     rows.append({"method": "**this model (measured here)**", **{
         f"{n} x{scale} PSNR / SSIM": f"**{measured[n].psnr:.2f} / {measured[n].ssim:.4f}**" for n in measured}})
+    if ensembled:
+        rows.append({"method": "this model, self-ensemble x8 (`self_ensemble=8`: 8 times the time; measured here)",
+                     **{f"{n} x{scale} PSNR / SSIM": f"{ensembled[n].psnr:.2f} / {ensembled[n].ssim:.4f}"
+                        for n in measured}})
     for label, ref in PUBLISHED_SR.items():
         if ("Set5", scale) in ref:
             rows.append({"method": f"{label}, published", **{

@@ -70,7 +70,7 @@ def _process(models: list, img, args, task: str, progress=None):
                             backend=args.backend, precision=args.precision, rays=not args.no_rays, ensemble=ensemble)
     tile = None if args.tile == 0 else (args.tile or "auto")
     return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend,
-                           precision=args.precision)
+                           precision=args.precision, self_ensemble=args.self_ensemble)
 
 
 def _run_image(args, task: str) -> int:
@@ -127,13 +127,17 @@ def cmd_deflare(args) -> int:
 
 
 def cmd_eval(args) -> None:
+    from .backends import runner
     from .evaluate import evaluate_sr
+    from .inference import self_ensemble
 
     model = resolve_model(args.model, task="super-resolution", revision=args.revision)
-    print(f"| data | scale | images | bicubic PSNR / SSIM | {args.model} PSNR / SSIM |")
+    net = self_ensemble(runner(model, "torch"), args.self_ensemble)
+    label = args.model + (f" (self-ensemble x{args.self_ensemble})" if args.self_ensemble > 1 else "")
+    print(f"| data | scale | images | bicubic PSNR / SSIM | {label} PSNR / SSIM |")
     print("| --- | --- | --- | --- | --- |")
     for folder in args.data:
-        r = evaluate_sr(model, folder)
+        r = evaluate_sr(model, folder, net=net)
         print(f"| {r.dataset} | x{r.scale} | {r.images} | {r.bicubic_psnr:.2f} / {r.bicubic_ssim:.4f} "
               f"| {r.psnr:.2f} / {r.ssim:.4f} |")
 
@@ -219,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="OpenVINO precision (default: fp32 for --backend openvino; for super-resolution "
                              "auto weighs bf16 and int8 where they agree with fp32); flare removal takes fp32 or bf16")
 
+    def ensemble_opt(sp):
+        sp.add_argument("--self-ensemble", type=int, choices=[1, 2, 4, 8], default=1, metavar="N",
+                        help="average N (1, 2, 4 or 8) flipped and transposed passes: N times the time for a "
+                             "little more fidelity (BENCHMARKS.md measures x8 per model; default 1)")
+
     def model_opts(sp, default: str | None, shown: str | None = None):
         sp.add_argument("--model", default=default,
                         help="model folder, Hub repo id, or the name of a folder in checkpoints/ "
@@ -238,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "upscale":  # deflare's tiles follow from --method
             sp.add_argument("--tile", type=int, help="tile side in input pixels (0: whole image; default: auto)")
             sp.add_argument("--overlap", type=int, help="context pixels around tiles (default: the model's)")
+            ensemble_opt(sp)
         else:
             sp.add_argument("--method", choices=["lowres", "tiled"], default="lowres",
                             help="lowres (default): flare estimated on the whole photo at 512 px, as the models "
@@ -257,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("eval", help="PSNR/SSIM against bicubic in the standard SR protocol")
     model_opts(sp, _default_model("super-resolution", "quality"))
     sp.add_argument("--data", nargs="+", required=True, help="folders of HR images")
+    ensemble_opt(sp)
     sp.set_defaults(fn=cmd_eval)
 
     sp = sub.add_parser("info", help="architecture, parameters and GFLOPs of a model")

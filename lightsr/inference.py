@@ -28,19 +28,57 @@ from .errors import LightSRError
 from .imaging import to_unit_range
 from .models.base import LightSRModel
 
-__all__ = ["enhance", "default_tile", "run_tiled"]
+__all__ = ["enhance", "default_tile", "run_tiled", "self_ensemble"]
 
 # Activation memory a tile may use by default. 1 GiB keeps a 2-core, 16 GB free Space safe
 # while leaving tiles big enough that the overlap is a small share of the work.
 TILE_MEMORY_BUDGET = 1 << 30
 
 ProgressFn = Callable[[int, int], None]
+Net = Callable[[torch.Tensor], torch.Tensor]
+
+# How many of the 8 symmetries of the square ``self_ensemble`` may average over: the input as it
+# is, + mirrored left-right, + upside down (and both), + transposed (each of those, transposed).
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
 def default_tile(model: LightSRModel, overlap: int, budget: int = TILE_MEMORY_BUDGET) -> int:
     """Largest tile side (a multiple of 16, 64..1024) whose padded tile fits ``budget``."""
     side = math.isqrt(budget // max(1, model.activation_bytes_per_pixel())) - 2 * overlap
     return int(min(1024, max(64, max(overlap, side) // 16 * 16)))
+
+
+def _check_ensemble(n) -> None:
+    if n not in ENSEMBLE_SIZES or isinstance(n, bool):
+        raise LightSRError(f"self_ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {n!r}")
+
+
+def self_ensemble(net: Net, n: int) -> Net:
+    """``net`` averaged over ``n`` (1, 2, 4 or 8) flips and transposes of its input, each output
+    turned back first: the "self-ensemble" of EDSR+ (Lim et al. 2017), for any model that treats
+    the eight symmetries of the square alike. Same tensor contract as ``net``: (N, 3, H, W) float in
+    [0, 1] in, (N, 3, sH, sW) float out; each pass gets its input in ``x``'s memory format. ``n``
+    times the time, the memory of one pass plus the outputs' sum. ``n`` = 1 returns ``net`` itself."""
+    _check_ensemble(n)
+    if n == 1:
+        return net
+
+    def averaged(x: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        total = None
+        for k in range(n):
+            flips = [d for bit, d in ((1, 3), (2, 2)) if k & bit]
+            t = x.flip(flips) if flips else x
+            if k & 4:
+                t = t.transpose(2, 3)
+            y = net(t.contiguous(memory_format=fmt)).float()
+            if k & 4:
+                y = y.transpose(2, 3)
+            y = y.flip(flips) if flips else y
+            total = y if total is None else total + y  # out of place: a backend may own y's memory
+        return total / n
+
+    return averaged
 
 
 def _ramp(n_out: int, start_out: int, scale: int, core0: int, core1: int, size: int, half: int) -> np.ndarray:
@@ -59,12 +97,15 @@ def _ramp(n_out: int, start_out: int, scale: int, core0: int, core1: int, size: 
 @torch.inference_mode()
 def run_tiled(model: LightSRModel, src: np.ndarray, *, tile: int | None, overlap: int,
               progress: ProgressFn | None = None, backend: str | None = None,
-              precision: str | None = None) -> np.ndarray:
+              precision: str | None = None, ensemble: int = 1) -> np.ndarray:
     """(H, W, 3) uint8/uint16 -> (s*H, s*W, 3) same dtype, through ``model`` tile by tile
-    (on ``backend`` at ``precision``: see ``lightsr.backends.runner``)."""
+    (on ``backend`` at ``precision``: see ``lightsr.backends.runner``; each tile through
+    ``self_ensemble(net, ensemble)``)."""
     net = runner(model, backend, precision=precision)
     maxval = 255.0 if src.dtype == np.uint8 else 65535.0
     device = next(model.parameters()).device
+    channels_last = device.type == "cpu" and net is model  # PyTorch's CPU convolutions are faster on it
+    net = self_ensemble(net, ensemble)
     s = model.scale
     H, W = src.shape[:2]
     if tile is None or (H <= tile and W <= tile):
@@ -91,7 +132,7 @@ def run_tiled(model: LightSRModel, src: np.ndarray, *, tile: int | None, overlap
             x1 = min(x0 + tile_w, W)
             cx0, cx1 = max(0, x0 - overlap), min(W, x1 + overlap)
             x = to_unit_range(src[cy0:cy1, cx0:cx1], device)
-            if device.type == "cpu" and net is model:
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = net(x)[0].clamp_(0, 1).permute(1, 2, 0).float().cpu().numpy()
             left, right = max(0, x0 - half) * s, min(W, x1 + half) * s
@@ -157,7 +198,8 @@ def _array_to_pil(arr: np.ndarray, mode: str) -> Image.Image:
 
 
 def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", overlap: int | None = None,
-            progress: ProgressFn | None = None, backend: str | None = None, precision: str | None = None):
+            progress: ProgressFn | None = None, backend: str | None = None, precision: str | None = None,
+            self_ensemble: int = 1):
     """Run ``model`` on a whole image, tiled, and return the result in the input's own kind.
 
     ``image``: a PIL image (any common mode; EXIF orientation applied) or a uint8/uint16
@@ -173,7 +215,9 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     fastest of PyTorch and OpenVINO on this machine, timed once), "torch" or "openvino"; None
     reads ``$LIGHTSR_BACKEND``, default "auto" (``lightsr.backends``). ``precision``: "fp32",
     "bf16" or "int8" for OpenVINO (None: fp32 for "openvino"; for "auto", whichever is fastest
-    where accurate, see ``lightsr.backends.runner``).
+    where accurate, see ``lightsr.backends.runner``). ``self_ensemble``: 1 (default), or 2, 4 or 8
+    passes of every tile, flipped and transposed, averaged (``lightsr.inference.self_ensemble``):
+    that many times the time for a little more fidelity (BENCHMARKS.md measures it per model).
     """
     if not isinstance(model, LightSRModel):
         raise LightSRError(f"expected a lightsr model (from lightsr.load or create_model), got {type(model).__name__}")
@@ -193,6 +237,7 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     rgb = arr[:, :, :3] if channels >= 3 else np.repeat(arr[:, :, :1], 3, axis=2)
     alpha = arr[:, :, -1] if channels in (2, 4) else None
 
+    _check_ensemble(self_ensemble)
     overlap = model.tile_overlap() if overlap is None else int(overlap)
     if overlap < 0:
         raise LightSRError(f"overlap must be >= 0, got {overlap}")
@@ -204,7 +249,7 @@ def enhance(model: LightSRModel, image, *, tile: int | None | str = "auto", over
     model.eval()
     try:
         out = run_tiled(model, np.ascontiguousarray(rgb), tile=tile, overlap=overlap, progress=progress,
-                        backend=backend, precision=precision)
+                        backend=backend, precision=precision, ensemble=self_ensemble)
     finally:
         model.train(was_training)
     if channels in (1, 2):

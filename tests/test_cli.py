@@ -90,6 +90,36 @@ def test_info_and_eval(tmp_path, saved_model, capsys, photo):
     assert "| hr | x2 | 1 |" in table
 
 
+def test_self_ensemble_options(tmp_path, photo, capsys):
+    """upscale and eval --self-ensemble N: the model's weights shaken so it is far from symmetric,
+    and the ensemble visibly changes its result."""
+    import torch
+
+    model = lightsr.create_model("rdn-test").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    folder = tmp_path / "shaken"
+    model.save_pretrained(folder)
+    src, data = tmp_path / "in.png", tmp_path / "hr"
+    data.mkdir()
+    Image.fromarray(photo).save(src)
+    Image.fromarray(photo).save(data / "a.png")
+    rows = []
+    for n in ("1", "8"):
+        assert cli.main(["eval", "--model", str(folder), "--data", str(data), "--self-ensemble", n]) == 0
+        rows.append(capsys.readouterr().out.splitlines())
+    assert "(self-ensemble x8) PSNR" in rows[1][0] and "self-ensemble" not in rows[0][0]
+    assert rows[0][2] != rows[1][2]  # the same bicubic, another PSNR
+    result = run_cli("upscale", src, tmp_path / "out.png", "--model", folder, "--self-ensemble", "4")
+    assert result.returncode == 0, result.stderr
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert np.array_equal(out, np.asarray(lightsr.enhance(model, Image.fromarray(photo), self_ensemble=4)))
+    assert not np.array_equal(out, np.asarray(lightsr.enhance(model, Image.fromarray(photo))))
+    result = run_cli("upscale", src, tmp_path / "bad.png", "--model", folder, "--self-ensemble", "3")
+    assert result.returncode == 2 and "invalid choice: 3" in result.stderr and not (tmp_path / "bad.png").exists()
+
+
 def test_unknown_model_names_the_shipped_checkpoints_once(tmp_path, photo, capsys):
     img = tmp_path / "in.png"
     Image.fromarray(photo).save(img)

@@ -5,10 +5,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import lightsr
-from lightsr.inference import default_tile
+from lightsr.inference import default_tile, self_ensemble
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,44 @@ def test_tiles_have_no_seams_even_when_overlap_is_small(photo):
     assert np.abs(whole - tiled).mean() < 1.0
 
 
+def test_self_ensemble_turns_every_pass_back_before_averaging():
+    """A net that commutes with flips and transposes (nearest x2) is unchanged by any ensemble; one
+    that adds a left-to-right ramp gets the mean of the ramps every pass saw, turned back: 0.5
+    everywhere. A pass left flipped or transposed (5x7, not square) would fail either."""
+    x = torch.rand(1, 3, 5, 7)
+
+    def up(t):
+        return F.interpolate(t, scale_factor=2, mode="nearest")
+
+    def ramped(t):
+        return up(t) + torch.linspace(0, 1, 2 * t.shape[3])
+
+    for n in (1, 2, 4, 8):
+        assert torch.allclose(self_ensemble(up, n)(x), up(x), atol=1e-6)
+    assert self_ensemble(up, 1) is up
+    for n in (2, 4, 8):
+        assert torch.allclose(self_ensemble(ramped, n)(x), up(x) + 0.5, atol=1e-6)
+
+
+def test_self_ensemble_through_enhance_tiles_like_one_pass(sr, photo):
+    """enhance(self_ensemble=8) is the mean of the eight flipped and transposed images' results,
+    each turned back, to a rounding; tiled it equals whole, and it is not the single pass."""
+    whole = lightsr.enhance(sr, photo, tile=None, self_ensemble=8).astype(int)
+    tiled = lightsr.enhance(sr, photo, tile=32, self_ensemble=8).astype(int)
+    assert whole.shape == (144, 192, 3) and np.abs(whole - tiled).max() <= 1
+    by_hand = np.zeros(whole.shape)
+    for k in range(8):
+        t = photo[:, ::-1] if k & 1 else photo
+        t = t[::-1] if k & 2 else t
+        t = t.transpose(1, 0, 2) if k & 4 else t
+        y = lightsr.enhance(sr, np.ascontiguousarray(t), tile=None).astype(float)
+        y = y.transpose(1, 0, 2) if k & 4 else y
+        y = y[::-1] if k & 2 else y
+        by_hand += y[:, ::-1] if k & 1 else y
+    assert np.abs(whole - by_hand / 8).max() <= 1
+    assert (whole != lightsr.enhance(sr, photo, tile=None)).any()
+
+
 @pytest.mark.parametrize("bad, message", [
     ("not an image", "expected a PIL image or a numpy array"),
     (np.zeros((4, 4, 3), np.float32), "uint8 or uint16"),
@@ -119,6 +159,9 @@ def test_enhance_bad_options(sr, photo):
         lightsr.enhance(sr, photo, tile=16, overlap=40)
     with pytest.raises(lightsr.LightSRError, match="expected a lightsr model"):
         lightsr.enhance(object(), photo)
+    for n in (3, 0, True, "8"):
+        with pytest.raises(lightsr.LightSRError, match="self_ensemble must be one of 1, 2, 4, 8"):
+            lightsr.enhance(sr, photo, self_ensemble=n)
 
 
 # -- open_image refusals -------------------------------------------------------------------------
