@@ -246,8 +246,10 @@ class TimeBudget:
         ``args.steps`` and the sitting's recorded length, and ``on_plan()`` runs (to rewrite
         args.json, say); returns the step to stop at (now, once the budget is spent)."""
         planned = self.total(state["step"], args.steps)
-        if planned != args.steps:
+        newly = self.planned and getattr(args, "planned", True) is False  # the first plan of the run
+        if planned != args.steps or newly:
             args.steps = stop = planned
+            args.planned = True  # recorded in args.json: a resume keeps this total (planned_steps)
             state["segments"][-1]["steps"] = planned
             if on_plan is not None:
                 on_plan()
@@ -771,7 +773,9 @@ class Bookkeeping:
         self.model, self.net, self.optimizer, self.ema, self.guard = model, net, optimizer, ema, guard
         self.validate, self.checkpoint, self.write_args, self.bar = validate, checkpoint, write_args, bar
         self.stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
-        self.budget = TimeBudget(args.minutes, start=state["step"] + 200, val_every=args.val_every)
+        # --minutes is the run's whole budget: a resume that still has to plan gets what is left of it
+        left = max(args.minutes - state["elapsed_s"] / 60, 1 / 60) if args.minutes else 0
+        self.budget = TimeBudget(left, start=state["step"] + 200, val_every=args.val_every)
         self.start = time.monotonic() - state["elapsed_s"]
         self.last_save = time.monotonic()
         self.val_psnr = float("nan")
@@ -873,16 +877,27 @@ def planned_steps(args, out: Path, dist: DistInfo) -> None:
     """``--minutes`` plans a new single-process run's schedule (``TimeBudget``) and records the total in
     ``out``/args.json. On a resume the schedule is the one planned then: ``args.steps`` becomes the
     recorded total and ``--minutes`` is dropped, so the starting command plus --resume continues the run.
-    DDP runs are not planned (their ranks would each measure their own rate)."""
+    A run stopped before its plan was made (in its probe: the first 15% of the budget at most) is
+    planned by its resume, with what is left of the recorded budget (``Bookkeeping`` subtracts the
+    time spent). DDP runs are not planned (their ranks would each measure their own rate)."""
     if not args.minutes:
         return
     if dist.world_size > 1:
         raise LightSRError("--minutes plans a single-process run; under DDP give --steps N")
     recorded = Path(out) / "args.json"
-    if args.resume:
-        if not recorded.is_file():
-            raise LightSRError(f"--resume with --minutes: {recorded} holds no planned total; give --steps N")
-        args.steps, args.minutes = json.loads(recorded.read_text())["steps"], 0
+    if not args.resume:
+        args.planned = False  # until TimeBudget plans the total
+        return
+    if not recorded.is_file():
+        raise LightSRError(f"--resume with --minutes: {recorded} holds no planned total; give --steps N")
+    was = json.loads(recorded.read_text())
+    args.steps = was["steps"]
+    if was.get("planned", True) is False:  # stopped in its probe: plan now, from the recorded budget
+        args.minutes, args.planned = was["minutes"], False
+        logger.info("--resume: the run stopped before its schedule was planned; planning it now with what is left "
+                    "of its %g minutes", args.minutes)
+    else:
+        args.minutes = 0
         logger.info("--resume: the schedule planned when the run started, %d steps (--minutes plans new runs only)",
                     args.steps)
 

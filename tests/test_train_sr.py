@@ -401,6 +401,23 @@ def test_minutes_fits_a_run_to_its_budget_and_workers_feed_it(data, tmp_path):
         train_sr.main(args_for(data, tmp_path / "other", "--minutes", "0.25", "--resume"))
 
 
+def test_minutes_run_stopped_before_its_plan_is_planned_by_its_resume(data, tmp_path):
+    """Stopped in its probe (here at step 20; the plan comes after 200 steps), a --minutes run has no
+    total yet: its resume plans one from what is left of the budget instead of running the
+    placeholder --steps."""
+    out = tmp_path / "run"
+    command = ("--minutes", "0.25", "--steps", "100000", "--val-every", "1000")
+    train_sr.main(args_for(data, out, *command, "--stop-at", "20"))
+    stopped = json.loads((out / "last" / "training_state.json").read_text())
+    assert stopped["step"] == 20 and json.loads((out / "args.json").read_text())["planned"] is False
+    train_sr.main(args_for(data, out, *command, "--resume"))
+    recorded = json.loads((out / "args.json").read_text())
+    state = json.loads((out / "last" / "training_state.json").read_text())
+    assert recorded["planned"] is True and 20 < recorded["steps"] < 100000, recorded["steps"]
+    assert state["step"] == recorded["steps"] or state["elapsed_s"] >= 0.25 * 60, state
+    assert state["elapsed_s"] < 0.25 * 60 * 1.5, state["elapsed_s"]
+
+
 def test_batches_from_workers_are_fresh_and_in_process_batches_follow_the_rng():
     import numpy as np
 
