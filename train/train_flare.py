@@ -121,7 +121,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--steps", type=int, default=20000)
     g.add_argument("--minutes", type=float, default=0,
                    help="fit the schedule to this wall-clock budget: --steps is replaced by what the measured "
-                        "step rate allows (a resume keeps the total planned then)")
+                        "step rate allows (a resume keeps the total planned then; one stopped before the plan "
+                        "plans with what is left of the budget)")
     g.add_argument("--echo", type=int, default=1,
                    help="use each synthesised batch this many times, each under a fresh flip/rotation (data "
                         "echoing, Choi et al. 2019): for when synthesis, not the model, is the bottleneck")

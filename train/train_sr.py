@@ -71,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--steps", type=int, default=20000)
     g.add_argument("--minutes", type=float, default=0,
                    help="fit the schedule to this wall-clock budget: --steps is replaced by what the measured "
-                        "step rate allows (a resume keeps the total planned then)")
+                        "step rate allows (a resume keeps the total planned then; one stopped before the plan "
+                        "plans with what is left of the budget)")
     g.add_argument("--loss", choices=["l1", "mse"], default="l1")
     g.add_argument("--lr", type=float, default=5e-4)
     g.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
