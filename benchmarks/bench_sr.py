@@ -7,16 +7,16 @@ standard protocol, PyTorch fp32: the reference) against bicubic, parameters, and
 on one video frame whose output is 1280x720 (640x360 in at x2, 320x180 at x4; batch 1, median
 of --frames runs) through the default backend (``backend="auto"``: whichever of PyTorch and
 OpenVINO fp32 / bf16 / int8 it picks on this machine, named in the table; what each costs in
-PSNR is bench_backends.py's table), with Pillow bicubic timed on the same frames. Then the x8
-self-ensemble (``enhance(..., self_ensemble=8)``: eight flipped and transposed passes averaged)
-of each: its Set5/Set14 scores (PyTorch fp32) and its time on the same frame (median of
-ENSEMBLE_RUNS). Speed is set
+PSNR is bench_backends.py's table), with Pillow bicubic timed on the same frames. Speed is set
 against what this CPU can do in fp32: a stack of eight 3x3 convolutions (64 -> 64 channels on a
 640x360 map) is timed first in PyTorch (channels_last) and in OpenVINO, and each model's GFLOPs per
-frame divided by its time is given as a fraction of the faster (int8 can pass 100%). Writes
-its BENCHMARKS.md section and the numbers the cards print (benchmarks/results/sr.json);
-``python benchmarks/render_cards.py`` then renders each checkpoint's card from them and from
-the run folders named in RUNS. Run it on an otherwise idle machine.
+frame divided by its time is given as a fraction of the faster (int8 can pass 100%). Then the
+x8 self-ensemble of each (``enhance(..., self_ensemble=8)``: eight flipped and transposed passes
+averaged): its Set5/Set14 scores (PyTorch fp32) and its time on the same frame (median of
+ENSEMBLE_RUNS). Writes its BENCHMARKS.md section and the numbers the cards print
+(benchmarks/results/sr.json); ``python benchmarks/render_cards.py`` then renders each
+checkpoint's card from them and from the run folders named in RUNS. Run it on an otherwise
+idle machine.
 """
 
 from __future__ import annotations
