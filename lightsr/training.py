@@ -863,13 +863,18 @@ class Bookkeeping:
     def __enter__(self) -> Bookkeeping:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(wait=exc_type is None)
 
-    def close(self) -> None:
-        """Give back the signal handlers (also when the loop raised) and end DDP's process group."""
+    def close(self, wait: bool = True) -> None:
+        """Give back the signal handlers (also when the loop raised) and end DDP's process group:
+        after a barrier when the run ended cleanly (``wait``), so no rank tears gloo down while
+        another (the main one, measuring and carding the best weights) still holds it; a rank that
+        left first was seen to abort at exit ("terminate called without an active exception")."""
         self._restore_handlers()
         if self.dist.world_size > 1:
+            if wait:
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
