@@ -168,12 +168,12 @@ def main() -> None:
     default = next(((e, models) for e, names, models, _m in candidates if list(names) == wanted), None)
     large = {}
     if default:
-        (model, *more), (side, count) = default[1], LARGE
-        big = validation_sets(held, count, SEED, side)
+        (model, *more), (large_side, large_count) = default[1], LARGE
+        big = validation_sets(held, large_count, SEED, large_side)
         for g, v in big.items():
             large[g] = (evaluate_flare(v, [a for a, *_ in v]),
                         evaluate_flare(v, [remove_flare(model, a, ensemble=more) for a, *_ in v]))
-        large_free = flare_free(model, flare_free_photos(held, args.holdout, side)[0], ensemble=more)
+        large_free = flare_free(model, flare_free_photos(held, args.holdout, large_side)[0], ensemble=more)
         print("large", {g: round(b.psnr - a.psnr, 2) for g, (a, b) in large.items()}, large_free, flush=True)
 
     for entry, names, (model, *more), methods in candidates:
@@ -268,14 +268,14 @@ def main() -> None:
         tiled = f"{f['tiled'][0]:.2f} / {f['tiled'][1]:.2f}" if "tiled" in f else "–"
         lines.append(f"| {e.label} | {f['lowres'][0]:.2f} / {f['lowres'][1]:.2f} | {tiled} |")
     if large:
-        side, count = LARGE
-        lines += ["", f"Larger frames: {count} frames per set drawn on the same held-out photos at their own size "
-                  f"({side} px on the long side; the same seed, so other frames than the 512 px sets), with the "
-                  f"default ({default[0].label}, lowres: the model still sees the frame at 512 px, and the flare it "
-                  "finds is subtracted at full resolution). The generators draw lamps, glow, streaks and ghosts in "
-                  "proportion to the frame, except the optics generator's scattering PSF, which is drawn in pixels, "
-                  "so on these frames its flare is half as large against the frame: a lens whose flare is smaller in "
-                  "the photo, or a photo with more pixels. Flare-free: the same photos as above at this size.", "",
+        lines += ["", f"Larger frames: {large_count} frames per set drawn on the same held-out photos at their own "
+                  f"size ({large_side} px on the long side; the same seed, so other frames than the 512 px sets), "
+                  f"with the default ({default[0].label}, lowres: the model still sees the frame at 512 px, and the "
+                  "flare it finds is subtracted at full resolution). The generators draw lamps, glow, streaks and "
+                  "ghosts in proportion to the frame, except the optics generator's scattering PSF, which is drawn in "
+                  "pixels, so on these frames its flare is half as large against the frame: a lens whose flare is "
+                  "smaller in the photo, or a photo with more pixels. Flare-free: the same photos as above at this "
+                  "size.", "",
                   "| set | PSNR / SSIM | gain | BG-PSNR | worst | lamps |", "| --- | --- | --- | --- | --- | --- |"]
         for g in MEASURED_GENERATORS:
             a, b = large[g]
