@@ -123,3 +123,22 @@ def test_a_clipped_glare_disc_is_a_lamp_and_a_blown_sky_band_is_not(scene):
     ghosted = _add_light(sky, _ghost(centre))
     out, changed, n = _run(ghosted)
     assert n == 0 and np.array_equal(out, ghosted)
+
+
+def test_a_ghost_crossed_by_a_clipped_streak_is_found_when_the_streak_is_known(scene):
+    """A streak clipped white where it crosses a ghost bars it like a lamp would (no clipped pixel may lie
+    within a ghost's outer ring) unless the streak's pixels are passed as ``streaks`` (as remove_flare
+    passes those lightsr.rays found): then the ghost is taken out, the streak's pixels kept out of it."""
+    centre = _on_line(-0.6)
+    ghosted = _add_light(scene, _ghost(centre))
+    row = int(round(centre[0]))
+    streak = np.zeros((H, W), bool)
+    streak[row, int(centre[1]) - 40:int(centre[1]) + 40] = True
+    ghosted[streak] = 255
+    assert _run(ghosted)[2] == 0
+    out, changed, n = remove_ghosts(ghosted.astype(np.float32) / 255, white_mask(ghosted), scale=W / 512,
+                                    streaks=streak)
+    assert n == 1
+    out = np.round(out * 255).astype(np.uint8)
+    on = np.any(_add_light(scene, _ghost(centre)) != scene, axis=2) & ~streak
+    assert np.abs(out[on].astype(int) - scene[on]).mean() < 0.3 * np.abs(ghosted[on].astype(int) - scene[on]).mean()
