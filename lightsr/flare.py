@@ -473,9 +473,10 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             cores, scale = white_mask(small), max(small.shape[:2]) / 512
             clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=scale)
             clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale)  # many spikes: a starburst
-            # discs on the lines through the centre (a streak's clipped pixels keep no ghost from being found)
-            clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale, streaks=on_rays | on_spikes)
-            lamp_small &= ~(on_rays | on_spikes)
+            streaks = on_rays | on_spikes  # flare, not lamp: no lamp blended back along them, no ghost barred by them
+            # discs on the lines through the centre
+            clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale, streaks=streaks)
+            lamp_small &= ~streaks
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
         flare = _with_veil(small, flare, clipped_small)
