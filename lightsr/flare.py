@@ -45,7 +45,7 @@ them all) and takes that off too, tinted like the flare the model removed and on
 removed some; a night photo, whose shadows stay black, loses (nearly) nothing more.
 
 Thin straight streaks through a lamp (a wiped windscreen's), a starburst's spikes and ghosts (discs
-of reflected light on a lamp's line through the frame's centre) the models leave; the lowres method
+and rings of reflected light on a lamp's line through the frame's centre) the models leave; the lowres method
 then finds them by their geometry and takes them out (``lightsr.rays``, ``lightsr.ghosts``; on by
 default: ``rays=False`` turns them off).
 """

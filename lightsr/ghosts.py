@@ -24,8 +24,13 @@ centred on such a line, and a lamp's glare, centred on the lamp, is brighter on 
    the brightness falls fastest at its rim (``RIM`` of its radius: a disc's rim is round, a
    polygon's nearly so, a bright patch of the scene's is not), with no white-clipped pixel within
    its outer ring (a lamp, or the sky; a streak's pixels, which clip where it crosses a bright ghost,
-   do not count when they are known) and the frame holding ``SHARE`` of its rim. Overlapping
-   ghosts: the one with the highest contrast stands.
+   do not count when they are known) and the frame holding ``SHARE`` of its rim. A **ring** (the
+   ghost of an annulus, or a bright-rimmed disc on a busy scene), whose hollow is no brighter than
+   outside it, fails that test: a candidate is a ring where a narrow band round its radius
+   (``RING_BAND``) is brighter than just inside and just outside it (``RING_BESIDE``), by
+   ``RING_EXCESS`` and as evenly, and where in ``RING_SHARE`` of the directions the brightest point
+   lies on the band (``RING_PEAK``). Bands this close together see little of the scene's texture.
+   Overlapping ghosts: the one with the highest contrast stands.
 3. **Profile**: the ghost's rim at each direction is where the brightness falls fastest near its
    radius (a polygon's rim is nearer the centre between its corners); its radial profile, in units of
    that rim, is the median over directions of each channel less its level well outside (``LEVEL``
@@ -78,6 +83,23 @@ LAMP_CLEARANCE = 6.0  # px between a candidate's outer ring and the lamp's core
 # streak, and barred it as a lamp would. Screened with bench_flare's --screen draws of seeds 7 and 11, 16 frames per
 # set, default ensemble, gain / background PSNR: streaks +3.98 / 43.40 -> +4.07 / 43.39 and +3.68 / 47.18 -> +3.77 /
 # 47.15; the optics, hand-drawn and shimmer sets and the 42 flare-free photos unchanged to the digit)
+# rings: a candidate that fails as a disc is a ring where the band round its radius is brighter than just inside and
+# just outside it (the mean of the two), by RING_EXCESS and as _passes asks, and where in RING_SHARE of the directions
+# the brightest point between RING_SEARCH lies within RING_PEAK (a ring is round, a bright line of the scene is not)
+RING_BAND = (0.9, 1.1)  # of the radius
+RING_BESIDE = ((0.7, 0.82), (1.18, 1.3))  # of the radius: just inside and just outside that band
+RING_EXCESS = 0.05  # linear light, summed over the channels: the least median contrast of a ring
+RING_SEARCH = (0.6, 1.4)  # of the radius
+RING_PEAK = (0.85, 1.15)  # of the radius
+RING_SHARE = 0.6  # of the directions (a polygon's or a bright-rimmed disc's rim wanders from a circle)
+RING_EDGE = 1.1  # a ring of radius r is taken out as a ghost whose rim is at RING_EDGE * r (a ring's outer fall)
+# (screened on bench_flare's --screen draws, 16 frames per set, default ensemble, gain / background PSNR / worst gain,
+# without rings -> with: seed 7 optics +9.62 -> +9.66 / 43.65, hand-drawn +5.20, streaks +4.07 -> +4.49 / 43.39, worst
+# +0.15 -> +1.96, shimmer +1.69 -> +1.91 / 47.40 -> 47.34; seed 11 optics and hand-drawn unchanged, streaks +3.77 ->
+# +3.93 / 47.15 -> 46.89, shimmer +1.94 -> +2.14 / 48.49 -> 47.52, worst +0.14 -> +0.33; the 42 flare-free photos
+# unchanged (74.76 / 22.37) on both. Without the peak test (RING_SHARE 0) or at RING_EXCESS 0: rings found in 9 of
+# the flare-free photos (textured edges, small radii), flare-free mean 74.52; RING_SHARE 0.8: streaks +4.14 only, the
+# bright-rimmed polygons failing it)
 LEVEL = (1.35, 1.6)  # of the rim: where the level outside a ghost is read (a soft edge reaches past 1.3)
 PROFILE = np.linspace(0, LEVEL[0], 55, dtype=np.float32)  # radial samples of the profile, in rims
 
@@ -111,13 +133,20 @@ def _lamps(cores: np.ndarray, scale: float) -> list[tuple[float, float, float]]:
     return sorted(lamps, key=lambda s: -s[2])[:MAX_LAMPS]
 
 
+def _passes(c: np.ndarray) -> bool:
+    """Whether a candidate's contrasts ``c`` (one per direction in the frame) are those of added light:
+    above EXCESS in SHARE of the directions and even (the lower quartile at least EVEN of the median)."""
+    median = float(np.median(c))
+    return median > EXCESS and (c > EXCESS).mean() >= SHARE and np.percentile(c, 25) >= EVEN * median
+
+
 def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                 streaks: np.ndarray | None = None) -> list[dict]:
     """The ghosts of an image: ``linear`` is its (H, W, 3) float linear light, ``cores`` (H, W) bool
     its white-clipped pixels, ``scale`` its long side over 512, ``streaks`` (H, W) bool the pixels of
     streaks and spikes (``lightsr.rays``' changed pixels), whose clipping bars no ghost. Each ghost is a
-    dict: ``centre`` (y, x), ``radius`` (px), ``contrast`` (its median rim contrast, linear light summed
-    over channels)."""
+    dict: ``centre`` (y, x), ``radius`` (px: its rim, a ring's outer fall), ``contrast`` (its median rim
+    contrast, linear light summed over channels) and, for a ring, ``ring``: True."""
     h, w = cores.shape
     bright = linear.sum(axis=2)
     # a candidate's outer ring must hold no clipped pixel (a lamp, the sky): a streak's pixels, clipped where it
@@ -129,7 +158,9 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
     rings = np.arange(0, OUTSIDE[1] * radii[-1] + 1, 0.5 * scale, dtype=np.float32)
     # each radius' rings as index ranges [start, stop) of ``rings``: inside, outside and where its rim is looked for
     bounds = {name: (np.searchsorted(rings, lo * radii), np.searchsorted(rings, hi * radii, side="right"))
-              for name, (lo, hi) in (("inner", INSIDE), ("outer", OUTSIDE), ("search", RIM_SEARCH))}
+              for name, (lo, hi) in (("inner", INSIDE), ("outer", OUTSIDE), ("search", RIM_SEARCH),
+                                     ("band", RING_BAND), ("in", RING_BESIDE[0]), ("out", RING_BESIDE[1]),
+                                     ("peak", RING_SEARCH))}
     oy, ox = (h - 1) / 2, (w - 1) / 2
     found = []
     for ly, lx, lr in _lamps(cores, scale):
@@ -152,25 +183,36 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                 continue
             total = np.concatenate([np.zeros((1, ANGLES), np.float32), np.cumsum(ring, axis=0)])  # NaN from the frame
             means = {k: (total[b] - total[a]) / np.maximum(b - a, 1)[:, None] for k, (a, b) in bounds.items()
-                     if k != "search"}
+                     if k not in ("search", "peak")}
             contrast = means["inner"] - means["outer"]  # (radii, angles), NaN where the ring leaves the frame
-            fall = None
+            ringed = means["band"] - 0.5 * (means["in"] + means["out"])
+            smooth = fall = None  # the brightness along each direction, smoothed, and its fall: made once
             for k in np.flatnonzero(fits):
                 valid = np.isfinite(contrast[k])
                 if valid.sum() < SHARE * ANGLES:
                     continue
-                c = contrast[k][valid]
-                median = float(np.median(c))
-                if median <= EXCESS or (c > EXCESS).mean() < SHARE or np.percentile(c, 25) < EVEN * median:
-                    continue
-                if fall is None:
-                    fall = -np.gradient(ndimage.uniform_filter1d(np.nan_to_num(ring), 5, axis=0), axis=0)
-                a, b = bounds["search"][0][k], bounds["search"][1][k]
-                edge = rings[a + np.argmax(fall[a:b], axis=0)][valid]
                 r = radii[k]
-                if ((edge >= RIM[0] * r) & (edge <= RIM[1] * r)).mean() < RIM_SHARE:
+                c = contrast[k][valid]
+                band = ringed[k][valid]
+                disc, ringlike = _passes(c), np.median(band) > RING_EXCESS and _passes(band)
+                if not (disc or ringlike):
                     continue
-                found.append({"centre": (float(cy), float(cx)), "radius": float(r), "contrast": median})
+                if smooth is None:
+                    smooth = ndimage.uniform_filter1d(np.nan_to_num(ring), 5, axis=0)
+                    fall = -np.gradient(smooth, axis=0)
+                if disc:  # the brightness falls fastest at its rim
+                    a, b = bounds["search"][0][k], bounds["search"][1][k]
+                    edge = rings[a + np.argmax(fall[a:b], axis=0)][valid]
+                    if ((edge >= RIM[0] * r) & (edge <= RIM[1] * r)).mean() >= RIM_SHARE:
+                        found.append({"centre": (float(cy), float(cx)), "radius": float(r),
+                                      "contrast": float(np.median(c))})
+                        continue
+                if ringlike:  # the brightest point is on its ring
+                    a, b = bounds["peak"][0][k], bounds["peak"][1][k]
+                    top = rings[a + np.argmax(smooth[a:b], axis=0)][valid]
+                    if ((top >= RING_PEAK[0] * r) & (top <= RING_PEAK[1] * r)).mean() >= RING_SHARE:
+                        found.append({"centre": (float(cy), float(cx)), "radius": float(RING_EDGE * r),
+                                      "contrast": float(np.median(band)), "ring": True})
     # overlapping candidates: the strongest stands (one ghost is found at several centres and radii)
     kept = []
     for g in sorted(found, key=lambda g: -g["contrast"]):
