@@ -35,7 +35,9 @@ centred on such a line, and a lamp's glare, centred on the lamp, is brighter on 
    radius (a polygon's rim is nearer the centre between its corners); its radial profile, in units of
    that rim, is the median over directions of each channel less its level well outside (``LEVEL``
    rims, past a soft edge), which the scene's texture, different in each direction, leaves out. It
-   is never below zero.
+   is never below zero. A ring's profile is only the bump above the straight line through its levels
+   just inside and just outside its band (``RING_BESIDE``), in each direction: the scene under its
+   hollow stays (a disc's profile, centred on a hollow over sky and trees, would darken it all).
 4. **Subtract** the profile, in linear light, from every pixel of the ghost.
 
 Everything is in px of a 512 px frame, scaled with the image.
@@ -92,14 +94,15 @@ RING_EXCESS = 0.05  # linear light, summed over the channels: the least median c
 RING_SEARCH = (0.6, 1.4)  # of the radius
 RING_PEAK = (0.85, 1.15)  # of the radius
 RING_SHARE = 0.6  # of the directions (a polygon's or a bright-rimmed disc's rim wanders from a circle)
-RING_EDGE = 1.1  # a ring of radius r is taken out as a ghost whose rim is at RING_EDGE * r (a ring's outer fall)
 # (screened on bench_flare's --screen draws, 16 frames per set, default ensemble, gain / background PSNR / worst gain,
-# without rings -> with: seed 7 optics +9.62 -> +9.66 / 43.65, hand-drawn +5.20, streaks +4.07 -> +4.49 / 43.39, worst
-# +0.15 -> +1.96, shimmer +1.69 -> +1.91 / 47.40 -> 47.34; seed 11 optics and hand-drawn unchanged, streaks +3.77 ->
-# +3.93 / 47.15 -> 46.89, shimmer +1.94 -> +2.14 / 48.49 -> 47.52, worst +0.14 -> +0.33; the 42 flare-free photos
-# unchanged (74.76 / 22.37) on both. Without the peak test (RING_SHARE 0) or at RING_EXCESS 0: rings found in 9 of
-# the flare-free photos (textured edges, small radii), flare-free mean 74.52; RING_SHARE 0.8: streaks +4.14 only, the
-# bright-rimmed polygons failing it)
+# without rings -> with: seed 7 streaks +4.07 / 43.39 / +0.15 -> +4.18 / 43.39 / +0.70, shimmer +1.69 -> +1.86 /
+# 47.40, optics +9.62 (worst +4.47 -> +4.36), hand-drawn unchanged; seed 11 streaks +3.77 / 47.15 -> +3.82 / 47.02,
+# shimmer +1.94 -> +2.10 / 48.49, worst +0.14 -> +0.39, optics and hand-drawn unchanged; the 42 flare-free photos
+# 74.76 -> 74.75 / 22.37. Without the peak test (RING_SHARE 0) or at RING_EXCESS 0: rings found in 9 of the
+# flare-free photos (textured edges, small radii), flare-free mean 74.52; RING_SHARE 0.8: half the streak set's gain,
+# its bright-rimmed polygons failing it. A ring taken out with a disc's profile (its hollow too) gained more, seed 7
+# streaks +4.49, shimmer +1.91, but cost background (seed 11 shimmer 48.49 -> 47.52) and darkened a hollow over sky
+# and trees to black; a bright-rimmed disc's fill is now left, its rim taken)
 LEVEL = (1.35, 1.6)  # of the rim: where the level outside a ghost is read (a soft edge reaches past 1.3)
 PROFILE = np.linspace(0, LEVEL[0], 55, dtype=np.float32)  # radial samples of the profile, in rims
 
@@ -211,7 +214,7 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                     a, b = bounds["peak"][0][k], bounds["peak"][1][k]
                     top = rings[a + np.argmax(smooth[a:b], axis=0)][valid]
                     if ((top >= RING_PEAK[0] * r) & (top <= RING_PEAK[1] * r)).mean() >= RING_SHARE:
-                        found.append({"centre": (float(cy), float(cx)), "radius": float(RING_EDGE * r),
+                        found.append({"centre": (float(cy), float(cx)), "radius": float(r),
                                       "contrast": float(np.median(band)), "ring": True})
     # overlapping candidates: the strongest stands (one ghost is found at several centres and radii)
     kept = []
@@ -248,6 +251,46 @@ def _profile(linear: np.ndarray, ghost: dict) -> tuple[np.ndarray, np.ndarray]:
     return rim, profile
 
 
+def _ring_profile(linear: np.ndarray, ring: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A ring's added light: (u, (len(u), 3)) at radii u (in units of its radius) from
+    RING_BESIDE's inner band to its outer one, the median over directions of each channel less the straight
+    line through its levels in those two bands (what lies across the ring, the scene under its hollow or a
+    lamp's glare, stays; only the bump above it is taken)."""
+    cy, cx = ring["centre"]
+    r = ring["radius"]
+    u = np.arange(RING_BESIDE[0][0], RING_BESIDE[1][1] + 1e-6, 0.5 / r, dtype=np.float32)
+    inner, outer = (u >= RING_BESIDE[0][0]) & (u <= RING_BESIDE[0][1]), (u >= RING_BESIDE[1][0])
+    ui, uo = float(u[inner].mean()), float(u[outer].mean())
+    profile = np.empty((len(u), 3), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for c in range(3):
+            polar = _polar(np.ascontiguousarray(linear[..., c]), cy, cx, u * r, ANGLES)
+            li, lo = np.nanmean(polar[inner], axis=0), np.nanmean(polar[outer], axis=0)
+            base = li[None, :] + (lo - li)[None, :] * ((u - ui) / (uo - ui))[:, None]
+            profile[:, c] = np.nanmedian(polar - base, axis=1)
+    profile = np.nan_to_num(np.clip(profile, 0, None))
+    profile[inner] = 0  # the beside bands are the level
+    profile[outer] = 0
+    return u, profile
+
+
+def _take_ring(linear: np.ndarray, out: np.ndarray, changed: np.ndarray, ring: dict) -> None:
+    """Subtract a ring's added light, measured in ``linear`` (``_ring_profile``), from ``out``
+    (both (H, W, 3) linear light) in place, and mark the pixels it changes in ``changed`` ((H, W) bool)."""
+    h, w = changed.shape
+    u, profile = _ring_profile(linear, ring)
+    cy, cx = ring["centre"]
+    reach = u[-1] * ring["radius"] + 1
+    y0, y1 = max(int(cy - reach), 0), min(int(cy + reach) + 2, h)
+    x0, x1 = max(int(cx - reach), 0), min(int(cx + reach) + 2, w)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    d = np.hypot(yy - cy, xx - cx) / ring["radius"]
+    cut = np.stack([np.interp(d, u, profile[:, c], left=0, right=0) for c in range(3)], 2)
+    out[y0:y1, x0:x1] = np.clip(out[y0:y1, x0:x1] - cut, 0, None)
+    changed[y0:y1, x0:x1] |= cut.max(axis=2) > 0
+
+
 def remove_ghosts(image: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                   streaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """``image``: (H, W, 3) float in [0, 1] (the model's output at the work size, display units);
@@ -263,6 +306,9 @@ def remove_ghosts(image: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
         return image, changed, 0
     out = linear.copy()
     for g in ghosts:
+        if g.get("ring"):
+            _take_ring(linear, out, changed, g)
+            continue
         rim, profile = _profile(linear, g)
         cy, cx = g["centre"]
         reach = LEVEL[0] * float(rim.max()) + 1
