@@ -94,6 +94,8 @@ RING_EXCESS = 0.05  # linear light, summed over the channels: the least median c
 RING_SEARCH = (0.6, 1.4)  # of the radius
 RING_PEAK = (0.85, 1.15)  # of the radius
 RING_SHARE = 0.6  # of the directions (a polygon's or a bright-rimmed disc's rim wanders from a circle)
+RING_MIN_SCALE = 0.5  # rings are looked for in images of at least 256 px: in a smaller one a ring's band and sides
+# are a pixel or two wide, and the texture of a 96 px test photo passed as a 6 px ring
 # (screened on bench_flare's --screen draws, 16 frames per set, default ensemble, gain / background PSNR / worst gain,
 # without rings -> with: seed 7 streaks +4.07 / 43.39 / +0.15 -> +4.18 / 43.39 / +0.70, shimmer +1.69 -> +1.86 /
 # 47.40, optics +9.62 (worst +4.47 -> +4.36), hand-drawn unchanged; seed 11 streaks +3.77 / 47.15 -> +3.82 / 47.02,
@@ -197,7 +199,8 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                 r = radii[k]
                 c = contrast[k][valid]
                 band = ringed[k][valid]
-                disc, ringlike = _passes(c), np.median(band) > RING_EXCESS and _passes(band)
+                disc = _passes(c)
+                ringlike = scale >= RING_MIN_SCALE and np.median(band) > RING_EXCESS and _passes(band)
                 if not (disc or ringlike):
                     continue
                 if smooth is None:
