@@ -474,7 +474,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=scale)
             clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale)  # many spikes: a starburst
             streaks = on_rays | on_spikes  # flare, not lamp: no lamp blended back along them, no ghost barred by them
-            # discs on the lines through the centre
+            # discs and rings on the lines through the centre
             clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale, streaks=streaks)
             lamp_small &= ~streaks
         # the flare the model removed, in linear light; never negative: removal only takes light away

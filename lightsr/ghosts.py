@@ -150,8 +150,8 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
     """The ghosts of an image: ``linear`` is its (H, W, 3) float linear light, ``cores`` (H, W) bool
     its white-clipped pixels, ``scale`` its long side over 512, ``streaks`` (H, W) bool the pixels of
     streaks and spikes (``lightsr.rays``' changed pixels), whose clipping bars no ghost. Each ghost is a
-    dict: ``centre`` (y, x), ``radius`` (px: its rim, a ring's outer fall), ``contrast`` (its median rim
-    contrast, linear light summed over channels) and, for a ring, ``ring``: True."""
+    dict: ``centre`` (y, x), ``radius`` (px: a disc's rim, a ring's band), ``contrast`` (its median rim
+    or band contrast, linear light summed over channels) and, for a ring, ``ring``: True."""
     h, w = cores.shape
     bright = linear.sum(axis=2)
     # a candidate's outer ring must hold no clipped pixel (a lamp, the sky): a streak's pixels, clipped where it
@@ -167,6 +167,7 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                                      ("band", RING_BAND), ("in", RING_BESIDE[0]), ("out", RING_BESIDE[1]),
                                      ("peak", RING_SEARCH))}
     oy, ox = (h - 1) / 2, (w - 1) / 2
+    look_for_rings = scale >= RING_MIN_SCALE
     found = []
     for ly, lx, lr in _lamps(cores, scale):
         dy, dx = ly - oy, lx - ox
@@ -200,7 +201,7 @@ def find_ghosts(linear: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
                 c = contrast[k][valid]
                 band = ringed[k][valid]
                 disc = _passes(c)
-                ringlike = scale >= RING_MIN_SCALE and np.median(band) > RING_EXCESS and _passes(band)
+                ringlike = look_for_rings and np.median(band) > RING_EXCESS and _passes(band)
                 if not (disc or ringlike):
                     continue
                 if smooth is None:
@@ -281,17 +282,28 @@ def _ring_profile(linear: np.ndarray, ring: dict) -> tuple[np.ndarray, np.ndarra
 def _take_ring(linear: np.ndarray, out: np.ndarray, changed: np.ndarray, ring: dict) -> None:
     """Subtract a ring's added light, measured in ``linear`` (``_ring_profile``), from ``out``
     (both (H, W, 3) linear light) in place, and mark the pixels it changes in ``changed`` ((H, W) bool)."""
-    h, w = changed.shape
     u, profile = _ring_profile(linear, ring)
     cy, cx = ring["centre"]
-    reach = u[-1] * ring["radius"] + 1
+    window, yy, xx = _window(changed.shape, cy, cx, u[-1] * ring["radius"] + 1)
+    d = np.hypot(yy - cy, xx - cx) / ring["radius"]
+    _subtract(out, changed, window, np.stack([np.interp(d, u, profile[:, c], left=0, right=0) for c in range(3)], 2))
+
+
+def _window(shape: tuple[int, int], cy: float, cx: float, reach: float):
+    """The part of an (H, W) frame within ``reach`` px of (``cy``, ``cx``): its (rows, cols) slices and the
+    float y and x of its pixels."""
+    h, w = shape
     y0, y1 = max(int(cy - reach), 0), min(int(cy + reach) + 2, h)
     x0, x1 = max(int(cx - reach), 0), min(int(cx + reach) + 2, w)
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    d = np.hypot(yy - cy, xx - cx) / ring["radius"]
-    cut = np.stack([np.interp(d, u, profile[:, c], left=0, right=0) for c in range(3)], 2)
-    out[y0:y1, x0:x1] = np.clip(out[y0:y1, x0:x1] - cut, 0, None)
-    changed[y0:y1, x0:x1] |= cut.max(axis=2) > 0
+    return (slice(y0, y1), slice(x0, x1)), yy, xx
+
+
+def _subtract(out: np.ndarray, changed: np.ndarray, window, cut: np.ndarray) -> None:
+    """Take ``cut`` (linear light, the window's (h, w, 3)) from ``out`` there, never below zero, in place, and mark
+    the pixels it touches in ``changed``."""
+    out[window] = np.clip(out[window] - cut, 0, None)
+    changed[window] |= cut.max(axis=2) > 0
 
 
 def remove_ghosts(image: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
@@ -314,16 +326,11 @@ def remove_ghosts(image: np.ndarray, cores: np.ndarray, *, scale: float = 1.0,
             continue
         rim, profile = _profile(linear, g)
         cy, cx = g["centre"]
-        reach = LEVEL[0] * float(rim.max()) + 1
-        y0, y1 = max(int(cy - reach), 0), min(int(cy + reach) + 2, h)
-        x0, x1 = max(int(cx - reach), 0), min(int(cx + reach) + 2, w)
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        window, yy, xx = _window((h, w), cy, cx, LEVEL[0] * float(rim.max()) + 1)
         a = np.mod(np.arctan2(yy - cy, xx - cx), 2 * math.pi) * np.float32(ANGLES / (2 * math.pi))
         at = ndimage.map_coordinates(np.r_[rim, rim[:1]], [a.ravel()], order=1).reshape(a.shape)
         u = np.hypot(yy - cy, xx - cx) / at
-        cut = np.stack([np.interp(u, PROFILE, profile[:, c], right=0) for c in range(3)], 2)
-        out[y0:y1, x0:x1] = np.clip(out[y0:y1, x0:x1] - cut, 0, None)
-        changed[y0:y1, x0:x1] |= cut.max(axis=2) > 0
+        _subtract(out, changed, window, np.stack([np.interp(u, PROFILE, profile[:, c], right=0) for c in range(3)], 2))
     result = image.astype(np.float32, copy=True)
     result[changed] = out[changed] ** (1 / GAMMA)
     return result, changed, len(ghosts)
