@@ -46,8 +46,9 @@ removed some; a night photo, whose shadows stay black, loses (nearly) nothing mo
 
 Thin straight streaks through a lamp (a wiped windscreen's), a starburst's spikes and ghosts (discs
 and rings of reflected light on a lamp's line through the frame's centre) the models leave; the lowres method
-then finds them by their geometry and takes them out (``lightsr.rays``, ``lightsr.ghosts``; on by
-default: ``rays=False`` turns them off).
+then finds them by their geometry and takes them out (``lightsr.rays``, ``lightsr.ghosts``), and the bloom
+they leave round a round lamp, the same light in every direction from it, which the scene round a lamp is not
+(``lightsr.glow``; on by default: ``rays=False`` turns them all off).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
 from .ghosts import remove_ghosts
+from .glow import remove_glow
 from .rays import remove_rays, remove_starbursts
 
 __all__ = ["remove_flare", "light_source_mask", "lamp_mask", "has_light_source", "METHODS"]
@@ -408,7 +410,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
     self-ensemble; None: FLIPS for lowres, 1 for tiled). ``rays`` (lowres only): also fill the thin straight
     streaks through the light sources and the spikes of starbursts, and take out the ghosts on their
-    lines through the centre, which the models leave (``lightsr.rays``, ``lightsr.ghosts``).
+    lines through the centre and the bloom round round lamps, which the models leave (``lightsr.rays``,
+    ``lightsr.ghosts``, ``lightsr.glow``).
     ``ensemble`` (lowres only): further flare-removal models; the low-resolution estimate is then
     the mean of every model's passes, as it is of the flips (ENSEMBLE says what that measured). A
     photo without a light source (``has_light_source``) comes back unchanged.
@@ -469,13 +472,14 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             source = ~unknown & ~lamp_small  # the scene around: not the disc, nor its lamp (its white would glow)
             if source.any():  # (unknown still holds the clipped pixels it grew from)
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
-        if rays:  # thin straight streaks, spikes and ghosts, which the model leaves (lightsr.rays, lightsr.ghosts)
+        if rays:  # thin straight streaks, spikes, ghosts and bloom, which the model leaves (rays, ghosts, glow)
             cores, scale = white_mask(small), max(small.shape[:2]) / 512
             clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=scale)
             clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale)  # many spikes: a starburst
             streaks = on_rays | on_spikes  # flare, not lamp: no lamp blended back along them, no ghost barred by them
             # discs and rings on the lines through the centre
             clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale, streaks=streaks)
+            clean_small, _ = remove_glow(clean_small, cores, clipped_small, scale=scale)  # the bloom round round lamps
             lamp_small &= ~streaks
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)

@@ -59,3 +59,15 @@ def saved_model(tmp_path):
     folder = tmp_path / "rdn-test-x2"
     model.save_pretrained(folder)
     return folder, model
+
+
+@pytest.fixture
+def no_flare_model():
+    """A flare model that predicts no flare: its output is its input (the remove_flare steps after it show)."""
+    import torch
+
+    model = lightsr.create_model("nf-resunet-flare-test").eval()
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.weight.zero_()
+    return model

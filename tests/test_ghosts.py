@@ -74,18 +74,6 @@ def _run(img: np.ndarray):
     return np.round(out * 255).astype(np.uint8), changed, n
 
 
-def _no_flare_model():
-    """A flare model that predicts no flare: its output is its input."""
-    import lightsr
-    import torch
-
-    model = lightsr.create_model("nf-resunet-flare-test").eval()
-    with torch.no_grad():
-        model.head.bias.zero_()
-        model.head.weight.zero_()
-    return model
-
-
 @pytest.mark.parametrize("t, sides, soft", [(-0.6, 6, 1.0), (-1.0, 8, 6.0), (-0.2, 0, 1.0)])
 def test_a_ghost_on_the_lamps_line_is_taken_out(scene, t, sides, soft):
     centre = _on_line(t)
@@ -138,10 +126,10 @@ def test_what_is_no_ghost_is_left_alone(scene):
         assert n == 0 and not changed.any() and np.array_equal(out, img)
 
 
-def test_remove_flare_takes_the_ghost_out_unless_told_not_to(scene):
+def test_remove_flare_takes_the_ghost_out_unless_told_not_to(scene, no_flare_model):
     """With a model that finds no flare, the lowres method changes only the ghost (rays=True, the
     default) or nothing (rays=False)."""
-    model = _no_flare_model()
+    model = no_flare_model
     centre = _on_line(-0.6)
     ghosted = _add_light(scene, _ghost(centre))
     assert np.array_equal(remove_flare(model, ghosted, rays=False), ghosted)
@@ -189,10 +177,10 @@ def test_a_ghost_crossed_by_a_clipped_streak_is_found_when_the_streak_is_known(s
     assert np.abs(out[on].astype(int) - scene[on]).mean() < 0.3 * np.abs(ghosted[on].astype(int) - scene[on]).mean()
 
 
-def test_remove_flare_takes_out_a_ghost_its_lamps_streak_crosses(scene):
+def test_remove_flare_takes_out_a_ghost_its_lamps_streak_crosses(scene, no_flare_model):
     """A streak through the lamp, along its line through the centre, clips white where it crosses the ghost
     on that line: remove_flare (a model that finds no flare) fills the streak and still takes the ghost out."""
-    model = _no_flare_model()
+    model = no_flare_model
     centre = _on_line(-0.6)
     clean = _add_light(scene, _ghost(centre))
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)

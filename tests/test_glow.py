@@ -1,0 +1,105 @@
+"""lightsr.glow: the bloom round a round lamp, the same in every direction, is taken out of a textured
+photo; a horizon through a lamp, the soft light round a clipped region that is no disc and a frame
+without a lamp are left alone; remove_flare applies it unless told not to."""
+
+import numpy as np
+import pytest
+from conftest import DATA
+from PIL import Image
+
+from lightsr.flare import clipped_mask, remove_flare, white_mask
+from lightsr.glow import SHARE, remove_glow
+from lightsr.models._common import GAMMA
+
+H, W = 384, 512  # scale 1: the work size remove_flare reads glow at
+LAMP = (150.0, 220.0)
+RADIUS = 5.0
+
+
+def _photo(index: int = 1, gain: float = 0.6) -> np.ndarray:
+    """The ``index``-th training photo at (H, W), its light times ``gain``, in linear light: (H, W, 3) float32."""
+    path = sorted((DATA / "sr-train").glob("*.jpg"))[index]
+    img = np.asarray(Image.open(path).convert("RGB").resize((W, H), Image.BICUBIC), np.float32) / 255
+    return img ** GAMMA * gain
+
+
+def _distance() -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    return np.hypot(yy - LAMP[0], xx - LAMP[1])
+
+
+def _bloom(level: float = 0.12, sigma: float = 14.0, tint=(1.0, 0.9, 0.75)) -> np.ndarray:
+    """A lamp's Gaussian bloom: (H, W, 3) linear light."""
+    return level * np.exp(-0.5 * (_distance() / sigma) ** 2)[..., None] * np.asarray(tint, np.float32)
+
+
+def _display(linear: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 with a white lamp of RADIUS px at LAMP."""
+    out = np.round(np.clip(linear, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+    out[_distance() <= RADIUS] = 255
+    return out
+
+
+def _run(img: np.ndarray) -> tuple[np.ndarray, int]:
+    """remove_glow on a uint8 image, as remove_flare calls it: the result in linear light, lamps taken from."""
+    out, n = remove_glow(img.astype(np.float32) / 255, white_mask(img), clipped_mask(img), scale=1.0)
+    return np.clip(out, 0, 1) ** GAMMA, n
+
+
+@pytest.mark.parametrize("sigma", [8.0, 14.0])
+def test_the_bloom_round_a_lamp_is_taken_out(sigma):
+    """A night photo's texture is faint beside a lamp's bloom: most of the bloom is read and taken out (a
+    bright, busy daylight scene's texture hides more of it: the bands' falls are read conservatively)."""
+    scene = _photo(gain=0.15)
+    bloomed = _display(scene + _bloom(sigma=sigma))
+    out, n = _run(bloomed)
+    assert n == 1
+    ring = (_distance() > RADIUS + 3) & (_distance() < 3 * sigma)
+    before = np.abs((bloomed.astype(np.float32) / 255) ** GAMMA - scene)[ring].mean()
+    after = np.abs(out - scene)[ring].mean()
+    assert after < 0.5 * before  # more than half the bloom's light is gone
+    far = _distance() > 10 * RADIUS + 1  # beyond its reach nothing changes
+    assert np.allclose(out[far], ((bloomed.astype(np.float32) / 255) ** GAMMA)[far], atol=1e-6)
+
+
+def test_no_pixel_loses_more_than_its_share():
+    """Over a black scene the bloom is all there is: it is dimmed to 1 - SHARE, not blackened."""
+    bloomed = _display(_bloom(level=0.2))
+    out, n = _run(bloomed)
+    seen = (_distance() > RADIUS + 3) & (_distance() < 20)
+    lin = (bloomed.astype(np.float32) / 255) ** GAMMA
+    assert n == 1 and np.all(out[seen] >= (1 - SHARE) * lin[seen] - 1e-6)
+    assert out[seen].mean() < 0.5 * lin[seen].mean()
+
+
+def test_what_is_no_glow_is_left_alone():
+    """A lamp on a horizon (a bright sky above it, the dark photo below); the soft light round a clipped bar
+    (no disc: a blown window, a waterfall); the photo with no lamp."""
+    scene = _photo()
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    sky = np.where((yy < LAMP[0])[..., None], np.float32([0.35, 0.45, 0.6]) * (1 - 0.3 * yy / H)[..., None], scene)
+    bar = np.clip(1 - np.hypot(np.maximum(np.abs(xx - LAMP[1]) - 30, 0), np.maximum(np.abs(yy - LAMP[0]) - 3, 0))
+                  / 12, 0, 1)
+    barred = np.round(np.clip(scene + 0.3 * bar[..., None] ** 2, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+    barred[(np.abs(xx - LAMP[1]) <= 30) & (np.abs(yy - LAMP[0]) <= 3)] = 255
+    no_lamp = np.round(np.clip(scene + _bloom(), 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+    horizon = _display(sky)
+    out, n = _run(horizon)
+    lin = (horizon.astype(np.float32) / 255) ** GAMMA
+    assert np.abs(out - lin).max() < 0.01  # at most a trace
+    for img in (barred, no_lamp):
+        out, n = _run(img)
+        assert n == 0 and np.allclose(out, (img.astype(np.float32) / 255) ** GAMMA, atol=1e-6)
+
+
+def test_remove_flare_takes_the_bloom_out_unless_told_not_to(no_flare_model):
+    """With a model that finds no flare, the lowres method takes the bloom out (rays=True, the default) or
+    changes nothing (rays=False)."""
+    scene = _photo(gain=0.3)
+    bloomed = _display(scene + _bloom(level=0.2))
+    model = no_flare_model
+    assert np.array_equal(remove_flare(model, bloomed, rays=False), bloomed)
+    out = remove_flare(model, bloomed)
+    ring = (_distance() > RADIUS + 3) & (_distance() < 30)
+    target = np.round(np.clip(scene, 0, 1) ** (1 / GAMMA) * 255)
+    assert np.abs(out[ring] - target[ring]).mean() < 0.6 * np.abs(bloomed[ring] - target[ring]).mean()
