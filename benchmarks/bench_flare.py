@@ -232,7 +232,7 @@ def main() -> None:
         "(the default; the whole frame at up to 512 px, the flare found there and the veil the models leave (read "
         "from the frame's darkest pixels) subtracted at full resolution, then the thin "
         "straight streaks through the lamps filled from beside them, the spikes of starbursts, the ghosts on "
-        "the lamps' lines through the centre and the bloom round round lamps taken out, `lightsr.rays`, "
+        "the lamps' lines through the centre and the bloom round disc-shaped lamps taken out, `lightsr.rays`, "
         "`lightsr.ghosts` and `lightsr.glow`) and **tiled** "
         "(full-resolution tiles, no streak fill). Lamps are blended back in both. "
         "The streak fill was built looking at frames of the streaks set (the held-out set with such lines), so "

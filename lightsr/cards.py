@@ -333,7 +333,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method: "
                           "lamps kept, the veil the model leaves read from the frame's darkest pixels, and the thin "
                           "straight streaks through the lamps, the spikes of starbursts and the "
-                          "ghosts on their lines through the centre and the bloom round round lamps, which the "
+                          "ghosts on their lines through the centre and the bloom round disc-shaped lamps, which the "
                           "model leaves, taken out by `lightsr.rays`, `lightsr.ghosts` and `lightsr.glow`, steps "
                           "built looking at the streak, hand-drawn, optics and shimmer generators' frames); glare: "
                           "pixels whose flare layer is >= 64/255; streak: 4/255 to 64/255 "

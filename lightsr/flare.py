@@ -47,7 +47,7 @@ removed some; a night photo, whose shadows stay black, loses (nearly) nothing mo
 Thin straight streaks through a lamp (a wiped windscreen's), a starburst's spikes and ghosts (discs
 and rings of reflected light on a lamp's line through the frame's centre) the models leave; the lowres method
 then finds them by their geometry and takes them out (``lightsr.rays``, ``lightsr.ghosts``), and the bloom
-they leave round a round lamp, the same light in every direction from it, which the scene round a lamp is not
+they leave round a disc-shaped lamp, the same light in every direction from it, which the scene round a lamp is not
 (``lightsr.glow``; on by default: ``rays=False`` turns them all off).
 """
 
@@ -410,7 +410,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     right, upside down, and both, their estimates mirrored back and averaged (a geometric
     self-ensemble; None: FLIPS for lowres, 1 for tiled). ``rays`` (lowres only): also fill the thin straight
     streaks through the light sources and the spikes of starbursts, and take out the ghosts on their
-    lines through the centre and the bloom round round lamps, which the models leave (``lightsr.rays``,
+    lines through the centre and the bloom round disc-shaped lamps, which the models leave (``lightsr.rays``,
     ``lightsr.ghosts``, ``lightsr.glow``).
     ``ensemble`` (lowres only): further flare-removal models; the low-resolution estimate is then
     the mean of every model's passes, as it is of the flips (ENSEMBLE says what that measured). A
@@ -479,7 +479,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             streaks = on_rays | on_spikes  # flare, not lamp: no lamp blended back along them, no ghost barred by them
             # discs and rings on the lines through the centre
             clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale, streaks=streaks)
-            clean_small, _ = remove_glow(clean_small, cores, clipped_small, scale=scale)  # the bloom round round lamps
+            clean_small, _ = remove_glow(clean_small, cores, clipped_small, scale=scale)  # lamps' bloom
             lamp_small &= ~streaks
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
