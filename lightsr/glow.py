@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
-from .ghosts import _lamps, _polar
+from .ghosts import _lamps, _polar, _window
 from .models._common import GAMMA
 
 __all__ = ["glow_profiles", "remove_glow"]
@@ -68,11 +68,11 @@ MIN_BANDS = 4  # a lamp with fewer bands between it and its reach has no profile
 def _round(cores: np.ndarray, lamps: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
     """The ``lamps`` (y, x, radius) whose connected clipped region in ``cores`` is round (``ROUND``)."""
     labels, _ = ndimage.label(cores)
+    areas = np.bincount(labels.ravel())
     kept = []
     for cy, cx, r in lamps:
         label = labels[int(round(cy)), int(round(cx))]
-        area = np.count_nonzero(labels == label) if label else 0
-        if label and math.sqrt(area / math.pi) <= ROUND * r:
+        if label and math.sqrt(areas[label] / math.pi) <= ROUND * r:
             kept.append((cy, cx, r))
     return kept
 
@@ -93,9 +93,9 @@ def _profile(masked: np.ndarray, cy: float, cx: float, edges: np.ndarray) -> np.
             change = means[1:] - means[:-1]
             change = np.maximum(change[:, :half], change[:, half:])  # a pair's smaller fall (NaN if one is out)
             fall = np.nan_to_num(np.nanquantile(change, QUANTILE, axis=1))
-            seen = np.isfinite(change).mean(axis=1) >= IN_FRAME
-            fall[(int(np.argmin(seen)) if not seen.all() else len(seen)):] = 0
-            level = np.r_[-np.cumsum(fall[::-1])[::-1], 0.0]  # the light at each band over the outermost's
+        seen = np.isfinite(change).mean(axis=1) >= IN_FRAME
+        fall[(int(np.argmin(seen)) if not seen.all() else len(seen)):] = 0
+        level = np.r_[-np.cumsum(fall[::-1])[::-1], 0.0]  # the light at each band over the outermost's
         glow[:, c] = np.clip(np.minimum.accumulate(level), 0, None)  # never rising outwards
     return glow
 
@@ -111,7 +111,6 @@ def glow_profiles(linear: np.ndarray, clipped: np.ndarray, cores: np.ndarray, *,
     h, w = cores.shape
     out = linear.astype(np.float32, copy=True)
     found = []
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     for cy, cx, r in _round(cores, _lamps(cores, scale)):
         start, reach = r + CLEARANCE * scale, min(REACH * r, REACH_FRAME * math.hypot(h, w))
         edges = [start]
@@ -124,9 +123,10 @@ def glow_profiles(linear: np.ndarray, clipped: np.ndarray, cores: np.ndarray, *,
         if not glow.any():
             continue
         middles = 0.5 * (edges[:-1] + edges[1:])
+        window, yy, xx = _window((h, w), cy, cx, float(edges[-1]))  # the cut is 0 beyond the last band
         d = np.hypot(yy - cy, xx - cx)
         cut = np.stack([np.interp(d, middles, glow[:, c], left=glow[0, c], right=0) for c in range(3)], 2)
-        out -= np.minimum(cut, SHARE * out)
+        out[window] -= np.minimum(cut, SHARE * out[window])
         found.append({"centre": (cy, cx), "radii": middles, "glow": glow})
     return out, found
 

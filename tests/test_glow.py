@@ -33,9 +33,19 @@ def _bloom(level: float = 0.12, sigma: float = 14.0, tint=(1.0, 0.9, 0.75)) -> n
     return level * np.exp(-0.5 * (_distance() / sigma) ** 2)[..., None] * np.asarray(tint, np.float32)
 
 
+def _uint8(linear: np.ndarray) -> np.ndarray:
+    """(H, W, 3) linear light as uint8 display values."""
+    return np.round(np.clip(linear, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+
+
+def _linear(img: np.ndarray) -> np.ndarray:
+    """uint8 display values as (H, W, 3) float32 linear light."""
+    return (img.astype(np.float32) / 255) ** GAMMA
+
+
 def _display(linear: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 with a white lamp of RADIUS px at LAMP."""
-    out = np.round(np.clip(linear, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+    out = _uint8(linear)
     out[_distance() <= RADIUS] = 255
     return out
 
@@ -55,11 +65,11 @@ def test_the_bloom_round_a_lamp_is_taken_out(sigma):
     out, n = _run(bloomed)
     assert n == 1
     ring = (_distance() > RADIUS + 3) & (_distance() < 3 * sigma)
-    before = np.abs((bloomed.astype(np.float32) / 255) ** GAMMA - scene)[ring].mean()
+    before = np.abs(_linear(bloomed) - scene)[ring].mean()
     after = np.abs(out - scene)[ring].mean()
     assert after < 0.5 * before  # more than half the bloom's light is gone
     far = _distance() > 10 * RADIUS + 1  # beyond its reach nothing changes
-    assert np.allclose(out[far], ((bloomed.astype(np.float32) / 255) ** GAMMA)[far], atol=1e-6)
+    assert np.allclose(out[far], _linear(bloomed)[far], atol=1e-6)
 
 
 def test_no_pixel_loses_more_than_its_share():
@@ -67,7 +77,7 @@ def test_no_pixel_loses_more_than_its_share():
     bloomed = _display(_bloom(level=0.2))
     out, n = _run(bloomed)
     seen = (_distance() > RADIUS + 3) & (_distance() < 20)
-    lin = (bloomed.astype(np.float32) / 255) ** GAMMA
+    lin = _linear(bloomed)
     assert n == 1 and np.all(out[seen] >= (1 - SHARE) * lin[seen] - 1e-6)
     assert out[seen].mean() < 0.5 * lin[seen].mean()
 
@@ -80,16 +90,16 @@ def test_what_is_no_glow_is_left_alone():
     sky = np.where((yy < LAMP[0])[..., None], np.float32([0.35, 0.45, 0.6]) * (1 - 0.3 * yy / H)[..., None], scene)
     bar = np.clip(1 - np.hypot(np.maximum(np.abs(xx - LAMP[1]) - 30, 0), np.maximum(np.abs(yy - LAMP[0]) - 3, 0))
                   / 12, 0, 1)
-    barred = np.round(np.clip(scene + 0.3 * bar[..., None] ** 2, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+    barred = _uint8(scene + 0.3 * bar[..., None] ** 2)
     barred[(np.abs(xx - LAMP[1]) <= 30) & (np.abs(yy - LAMP[0]) <= 3)] = 255
-    no_lamp = np.round(np.clip(scene + _bloom(), 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)
+    no_lamp = _uint8(scene + _bloom())
     horizon = _display(sky)
     out, n = _run(horizon)
-    lin = (horizon.astype(np.float32) / 255) ** GAMMA
+    lin = _linear(horizon)
     assert np.abs(out - lin).max() < 0.01  # at most a trace
     for img in (barred, no_lamp):
         out, n = _run(img)
-        assert n == 0 and np.allclose(out, (img.astype(np.float32) / 255) ** GAMMA, atol=1e-6)
+        assert n == 0 and np.allclose(out, _linear(img), atol=1e-6)
 
 
 def test_remove_flare_takes_the_bloom_out_unless_told_not_to(no_flare_model):
