@@ -72,6 +72,20 @@ def test_the_bloom_round_a_lamp_is_taken_out(sigma):
     assert np.allclose(out[far], _linear(bloomed)[far], atol=1e-6)
 
 
+def test_the_bloom_beyond_a_clipped_glare_disc_is_read():
+    """A lamp so bright that its orange glare clips in red (not in blue) well beyond its white core: the bands
+    nearest the core are mostly clipped, and the bloom is read from the first band clear of them."""
+    scene = _photo(gain=0.15)
+    tint = (1.0, 0.6, 0.3)
+    glare = _bloom(level=6.0, sigma=5.0, tint=tint)  # red clips out to ~10 px, blue to ~6 px
+    bloomed = _display(scene + glare + _bloom(sigma=14.0, tint=tint))
+    assert clipped_mask(bloomed).sum() > 2 * white_mask(bloomed).sum()  # a clipped disc far wider than the core
+    out, n = _run(bloomed)
+    assert n == 1
+    ring = (_distance() > 12) & (_distance() < 40)  # beyond the clipped disc, the glare's tail and the bloom
+    assert np.abs(out - scene)[ring].mean() < 0.5 * np.abs(_linear(bloomed) - scene)[ring].mean()
+
+
 def test_no_pixel_loses_more_than_its_share():
     """Over a black scene the bloom is all there is: it is dimmed to 1 - SHARE, not blackened."""
     bloomed = _display(_bloom(level=0.2))
@@ -100,6 +114,22 @@ def test_what_is_no_glow_is_left_alone():
     for img in (barred, no_lamp):
         out, n = _run(img)
         assert n == 0 and np.allclose(out, _linear(img), atol=1e-6)
+
+
+def test_a_lamp_in_a_blown_window_is_left_alone():
+    """A lamp amid a window's clipped panes (a third of the pixels round it, from 3 px beyond its rim), the light
+    between them falling away from it: the light round it is the window's, not glow."""
+    scene = _photo()
+    yy, xx = np.mgrid[0:H, 0:W]
+    d = _distance()
+    near = d < 80
+    panes = near & (d > RADIUS + 3) & ((yy // 4) % 2 == 0) & ((xx // 4) % 3 != 1)
+    window = _uint8(scene + 0.5 * np.exp(-d / 30)[..., None] * near[..., None])
+    window[panes] = 255
+    window[d <= RADIUS] = 255
+    assert 0.25 < panes[near].mean() < 0.4
+    out, _ = _run(window)
+    assert np.allclose(out, _linear(window), atol=1e-6)
 
 
 def test_remove_flare_takes_the_bloom_out_unless_told_not_to(no_flare_model):
