@@ -348,6 +348,20 @@ def test_background_psnr_leaves_out_the_lamps_edge_but_not_the_scene_beyond_it()
     assert evaluate_flare(pair, [beyond]).background_psnr < 40
 
 
+def _lamp_scene(photo):
+    """The test photo at 256x192 in linear light with a 4x4 white lamp at (100..104, 200..204), and each
+    pixel's distance from the lamp's centre ((192, 256, 1))."""
+    scene = (np.asarray(Image.fromarray(photo).resize((256, 192))).astype(np.float32) / 255) ** lightsr.flare.GAMMA
+    scene[100:104, 200:204] = 1.0
+    yy, xx = np.mgrid[:192, :256]
+    return scene, np.hypot(yy - 101.5, xx - 201.5)[..., None]
+
+
+def _display(lin):
+    """Linear light to uint8 display values."""
+    return np.round(np.clip(lin, 0, 1) ** (1 / lightsr.flare.GAMMA) * 255).astype(np.uint8)
+
+
 def test_the_veil_a_model_leaves_is_taken_off_where_it_saw_flare(model, photo):
     """Veiling glare: a lamp's light spread thin over the whole frame. A model that takes off half of
     it leaves the shadows grey; lowres reads what the frame's darkest pixels still hold and takes that
@@ -355,38 +369,24 @@ def test_the_veil_a_model_leaves_is_taken_off_where_it_saw_flare(model, photo):
     while the lit scene moves by the same small amount in linear light: the model saw the same flare
     everywhere, so the lit scene's darkest pixels near the lamp are not read as more veil there
     (VEIL_NEAR_SHARE; without it the lit scene lost 2.6 levels on average)."""
-    gamma = lightsr.flare.GAMMA
-    scene = np.asarray(Image.fromarray(photo).resize((256, 192))).astype(np.float32) / 255
+    scene, _ = _lamp_scene(photo)
     scene[20:60, 20:60] = 0  # a black shadow
-    scene = scene**gamma
-    tint = np.array([1.0, 0.8, 0.5], np.float32)
-    veil = 0.02 * tint  # linear light, over the whole frame
-    scene[100:104, 200:204] = 1.0  # the lamp
+    veil = 0.02 * np.array([1.0, 0.8, 0.5], np.float32)  # linear light, over the whole frame
 
-    def display(lin):
-        return np.round(np.clip(lin, 0, 1) ** (1 / gamma) * 255).astype(np.uint8)
-
-    flared, half = display(scene + veil), display(scene + veil / 2)
+    flared, half = _display(scene + veil), _display(scene + veil / 2)
     _with_output(model, half)  # the model takes off half the veil
     out = remove_flare(model, flared, rays=False).astype(int)
     shadow = (slice(25, 55), slice(25, 55))
     assert half[shadow].mean() > 25 and out[shadow].mean() < 8  # grey shadows back to near black
     lit = scene.min(axis=2) > 0.1
-    assert np.abs(out[lit] - display(scene)[lit].astype(int)).mean() < 1.5  # the rest as the clean scene
+    assert np.abs(out[lit] - _display(scene)[lit].astype(int)).mean() < 1.5  # the rest as the clean scene
     # a model that takes off all of it: nothing is left to take (the lamp, blended back, aside)
-    _with_output(model, display(scene))
+    _with_output(model, _display(scene))
     away = np.ones(scene.shape[:2], bool)
     away[92:112, 192:212] = False
-    assert np.abs(remove_flare(model, flared, rays=False).astype(int) - display(scene))[away].max() <= 1
+    assert np.abs(remove_flare(model, flared, rays=False).astype(int) - _display(scene))[away].max() <= 1
 
 
-def _lamp_scene(photo, gamma):
-    """The test photo at 256x192 in linear light with a 4x4 white lamp at (100..104, 200..204), and each
-    pixel's distance from the lamp's centre."""
-    scene = (np.asarray(Image.fromarray(photo).resize((256, 192))).astype(np.float32) / 255) ** gamma
-    scene[100:104, 200:204] = 1.0
-    yy, xx = np.mgrid[:192, :256]
-    return scene, np.hypot(yy - 101.5, xx - 201.5)[..., None]
 
 
 def test_the_veil_is_read_nearer_the_lamp_where_it_is_stronger(model, photo):
@@ -394,23 +394,19 @@ def test_the_veil_is_read_nearer_the_lamp_where_it_is_stronger(model, photo):
     shadow next to the lamp is left greyer than one far off; the veil is read in bands of distance from
     the lamp, so the near shadow comes back near black too (the frame's darkest pixels, far off, say
     only how much is left there)."""
-    gamma = lightsr.flare.GAMMA
-    scene, d = _lamp_scene(photo, gamma)
+    scene, d = _lamp_scene(photo)
     scene[90:114, 150:190] = 0  # a shadow 12 to 50 px left of the lamp
     scene[20:60, 20:60] = 0  # and one far off
     veil = 0.06 * np.array([1.0, 0.8, 0.5], np.float32) / (1 + d / 30)
 
-    def display(lin):
-        return np.round(np.clip(lin, 0, 1) ** (1 / gamma) * 255).astype(np.uint8)
-
-    flared, half = display(scene + veil), display(scene + veil / 2)
+    flared, half = _display(scene + veil), _display(scene + veil / 2)
     _with_output(model, half)
     out = remove_flare(model, flared, rays=False).astype(int)
     near, far = (slice(92, 112), slice(160, 186)), (slice(25, 55), slice(25, 55))
     assert half[near].mean() > 30 and out[near].mean() < 8  # the near shadow: grey back to near black
     assert out[far].mean() < 8
     lit = scene.min(axis=2) > 0.1
-    assert np.abs(out[lit] - display(scene)[lit].astype(int)).mean() < 1.5
+    assert np.abs(out[lit] - _display(scene)[lit].astype(int)).mean() < 1.5
 
 
 def test_a_lit_scene_round_a_lamp_is_no_veil(model, photo, monkeypatch):
@@ -418,18 +414,14 @@ def test_a_lit_scene_round_a_lamp_is_no_veil(model, photo, monkeypatch):
     out: the lit scene's darkest pixels next to the lamp are the scene, not veil, since the veil cannot
     fall faster than VEIL_FALL from one band to the next. Nothing more is taken off beyond the lamp's
     first few bands (it was, up to VEIL_CAP, without that bound)."""
-    gamma = lightsr.flare.GAMMA
-    scene, d = _lamp_scene(photo, gamma)
+    scene, d = _lamp_scene(photo)
     scene = np.where(d < 60, np.maximum(scene, 0.05), scene)  # lit round the lamp: no dark pixel
-    scene[:, :90] = (1 / 255) ** gamma  # the dark street further off: one level above black
+    scene[:, :90] = (1 / 255) ** lightsr.flare.GAMMA  # the dark street further off: one level above black
     glow = 0.3 * np.array([1.0, 0.8, 0.5], np.float32) / (1 + (d / 8) ** 2)
 
-    def display(lin):
-        return np.round(np.clip(lin, 0, 1) ** (1 / gamma) * 255).astype(np.uint8)
-
-    _with_output(model, display(scene))
+    _with_output(model, _display(scene))
     away = np.broadcast_to(d[..., 0] > 20, scene.shape[:2])
-    clean = display(scene).astype(int)
-    assert np.abs(remove_flare(model, display(scene + glow), rays=False).astype(int) - clean)[away].max() <= 1
+    clean = _display(scene).astype(int)
+    assert np.abs(remove_flare(model, _display(scene + glow), rays=False).astype(int) - clean)[away].max() <= 1
     monkeypatch.setattr(lightsr.flare, "VEIL_FALL", 1e6)
-    assert (remove_flare(model, display(scene + glow), rays=False).astype(int) - clean)[away].min() < -3
+    assert (remove_flare(model, _display(scene + glow), rays=False).astype(int) - clean)[away].min() < -3
