@@ -168,7 +168,7 @@ VEIL_CAP = 0.03  # linear light: the most veil taken off in any channel (8 level
 VEIL_BAND_PERCENTILE = 2.0  # of the darkest channel in a band round the lamps: the veil there, at most
 VEIL_BAND_FIRST = 8.0  # px (of a 512 px frame) from the lamps: the first band's outer edge
 VEIL_BAND_GROW = 1.3  # each band's outer edge over its inner
-VEIL_BAND_PIXELS = 200  # a band with fewer unclipped pixels reads nothing (the band inside it stands)
+VEIL_BAND_PIXELS = 200  # a band with fewer unclipped pixels reads nothing (the bands round it set its level)
 VEIL_FALL = 2.0  # the veil falls at most this much from a band to the next one out (a lit wall next to a lamp is
 # no veil when the dark pixels further out say the veil is small)
 VEIL_NEAR_SHARE = 1.0  # and a band's veil exceeds the frame's floor by at most this share of how much more flare the
