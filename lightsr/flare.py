@@ -526,8 +526,9 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             source = ~unknown & ~lamp_small  # the scene around: not the disc, nor its lamp (its white would glow)
             if source.any():  # (unknown still holds the clipped pixels it grew from)
                 clean_small = _fill_from_surroundings(clean_small, unknown, source)
+        cores = white_mask(small)  # the lamps: the rays' and glow's sources, and the veil's centres
         if rays:  # thin straight streaks, spikes, ghosts and bloom, which the model leaves (rays, ghosts, glow)
-            cores, scale = white_mask(small), max(small.shape[:2]) / 512
+            scale = max(small.shape[:2]) / 512
             clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=scale)
             clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale)  # many spikes: a starburst
             streaks = on_rays | on_spikes  # flare, not lamp: no lamp blended back along them, no ghost barred by them
@@ -537,7 +538,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             lamp_small &= ~streaks
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
-        flare = _with_veil(small, flare, clipped_small, white_mask(small))
+        flare = _with_veil(small, flare, clipped_small, cores)
         out = _subtract_flare(rgb, flare)
         clipped = clipped_mask(rgb)  # at full resolution: the lamps are blended back among these
         lamp, discs = lamp_small, disc_small
