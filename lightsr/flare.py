@@ -530,7 +530,9 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
         if rays:  # thin straight streaks, spikes, ghosts and bloom, which the model leaves (rays, ghosts, glow)
             scale = max(small.shape[:2]) / 512
             clean_small, on_rays, _ = remove_rays(clean_small, cores, scale=scale)
-            clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale)  # many spikes: a starburst
+            # many spikes: a starburst (round a lamp whose glare the model dimmed, spikes may start further out)
+            clean_small, on_spikes, _ = remove_starbursts(clean_small, cores, scale=scale,
+                                                          before=small.astype(np.float32) / 255)
             streaks = on_rays | on_spikes  # flare, not lamp: no lamp blended back along them, no ghost barred by them
             # discs and rings on the lines through the centre
             clean_small, _, _ = remove_ghosts(clean_small, cores, scale=scale, streaks=streaks)
