@@ -249,10 +249,9 @@ def _extent(bright: np.ndarray, ray: dict, scale: float, diag: float) -> float:
 # SPIKE_INNER px of the lamp is spike (SPIKE_INNER_GLARE px round a lamp whose glare the model dimmed:
 # there a dozen spikes crowd the first few px, too close for the opening to part them). A small bright
 # object (a window, a second lamp) is short along the radius; a bright line of the scene does not start
-# at the lamp. A lamp with at least
-# SPIKE_MIN spikes, each running SPIKE_RUN * SPIKE_LENGTH px out, is a starburst: its spikes are
-# subtracted, down to the opening (so the scene under a spike keeps its own level, and only light
-# is taken away).
+# at the lamp. A lamp with at least SPIKE_MIN spikes, each running SPIKE_RUN * SPIKE_LENGTH px out, is
+# a starburst: its spikes are subtracted, down to the opening (so the scene under a spike keeps its own
+# level, and only light is taken away).
 SPIKE_ARC = 7.0  # px of arc: a spike is narrower than this across
 SPIKE_LENGTH = 24.0  # px: and runs at least this long along the radius
 SPIKE_INNER = 6.0  # px beyond CLEARANCE: a spike reaches the lamp, starting within this (pieces of it
