@@ -284,21 +284,24 @@ SPIKE_DETECT = 0.15  # of the frame's diagonal: how far out from the lamp the sp
 SPIKE_REACH = 0.5  # of the frame's diagonal: how far out a starburst's spikes are taken out
 
 
+def _circles(cy: float, cx: float, radii: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (len(radii), count) y and x of points on circles around (``cy``, ``cx``), angle k * 360 / count
+    degrees in column k."""
+    theta = np.arange(count, dtype=np.float32) * np.float32(2 * math.pi / count)
+    return cy + radii[:, None] * np.sin(theta)[None, :], cx + radii[:, None] * np.cos(theta)[None, :]
+
+
 def _polar(planes: np.ndarray, cy: float, cx: float, radii: np.ndarray, count: int) -> np.ndarray:
     """Bilinear samples of an (H, W, C) array on circles around (``cy``, ``cx``): (len(radii), count, C),
     angle k * 360 / count degrees in column k (edge pixels repeated outside the frame)."""
-    theta = np.arange(count, dtype=np.float32) * np.float32(2 * math.pi / count)
-    ys = cy + radii[:, None] * np.sin(theta)[None, :]
-    xs = cx + radii[:, None] * np.cos(theta)[None, :]
+    ys, xs = _circles(cy, cx, radii, count)
     return np.stack([ndimage.map_coordinates(planes[..., c], [ys, xs], order=1, mode="nearest")
                      for c in range(planes.shape[2])], axis=2)
 
 
 def _in_frame(shape: tuple[int, int], cy: float, cx: float, radii: np.ndarray, count: int) -> np.ndarray:
     """(len(radii), count) bool: which of ``_polar``'s samples lie in a frame of ``shape`` (H, W)."""
-    theta = np.arange(count, dtype=np.float32) * np.float32(2 * math.pi / count)
-    ys = cy + radii[:, None] * np.sin(theta)[None, :]
-    xs = cx + radii[:, None] * np.cos(theta)[None, :]
+    ys, xs = _circles(cy, cx, radii, count)
     return (ys >= 0) & (ys <= shape[0] - 1) & (xs >= 0) & (xs <= shape[1] - 1)
 
 

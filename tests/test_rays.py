@@ -110,16 +110,22 @@ def test_remove_flare_takes_the_ray_out_unless_told_not_to(scene, kind):
     assert np.array_equal(out[~near], streaked[~near])
 
 
-def _spikes(img: np.ndarray, degrees, centre=LAMP, gain: float = 120, start: float = 5.0) -> np.ndarray:
-    """Spikes of half-width 1 px out of ``centre``, one per direction in ``degrees``, each leaving the
-    lamp on one side only (as an aperture's diffraction spikes do) and fading along its length."""
+def _spike_layers(degrees, centre=LAMP, gain: float = 120, start: float = 5.0, fade: float = 150.0):
+    """Per direction in ``degrees``, a spike of half-width 1 px out of ``centre``, leaving the lamp on one
+    side only (as an aperture's diffraction spikes do) and fading along its length (by e every ``fade``
+    px): (H, W) float, each pixel's distance across it, and the light it adds there."""
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    out = img.astype(np.float32)
     for d in degrees:
         a = math.radians(d)
         along = (yy - centre[0]) * math.sin(a) + (xx - centre[1]) * math.cos(a)
         across = np.abs((yy - centre[0]) * math.cos(a) - (xx - centre[1]) * math.sin(a))
-        spike = gain * np.clip(1.5 - across, 0, 1) * (along > start) * np.exp(-np.clip(along, 0, None) / 150)
+        yield across, gain * np.clip(1.5 - across, 0, 1) * (along > start) * np.exp(-np.clip(along, 0, None) / fade)
+
+
+def _spikes(img: np.ndarray, degrees, **kw) -> np.ndarray:
+    """``img`` with the spikes of ``_spike_layers(degrees, **kw)`` added."""
+    out = img.astype(np.float32)
+    for _, spike in _spike_layers(degrees, **kw):
         out += spike[..., None]
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -214,17 +220,10 @@ def test_a_spike_is_followed_out_to_its_faint_end(scene):
     above the scene beside it, also where it has faded under SPIKE_EXCESS (which finds it)."""
     clean = _lamp(scene)
     degrees = np.arange(7) * 360 / 7 + 10
-    spiked = clean.astype(np.float32)
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    spiked = _spikes(clean, degrees, fade=40.0)
     far = np.zeros((H, W), bool)
-    for deg in degrees:
-        a = math.radians(deg)
-        along = (yy - LAMP[0]) * math.sin(a) + (xx - LAMP[1]) * math.cos(a)
-        across = np.abs((yy - LAMP[0]) * math.cos(a) - (xx - LAMP[1]) * math.sin(a))
-        spike = 120 * np.clip(1.5 - across, 0, 1) * (along > 5) * np.exp(-np.clip(along, 0, None) / 40)
-        spiked += spike[..., None]
+    for across, spike in _spike_layers(degrees, fade=40.0):
         far |= (across < 0.5) & (spike > 3) & (spike < 0.025 * 255)  # its core, under SPIKE_EXCESS of white
-    spiked = np.clip(spiked, 0, 255).astype(np.uint8)
     out, changed, n = _bursts(spiked)
     assert n == 1
     left = np.abs(out[far].astype(int) - clean[far]).mean()
