@@ -182,11 +182,11 @@ class OpenVINOModel:
             raise LightSRError("precision 'int8' needs NNCF: pip install nncf (or 'lightsr[openvino]')")
         self.scale, self.precision = model.scale, precision
         self.graph_path = path = _graph_dir() / f"{model.architecture}-{_fingerprint(model, ov.__version__)}.xml"
-        if path.is_file():
-            graph = core.read_model(str(path))
-        else:
-            graph = convert_openvino(model)
-            _save_graph(graph, path)
+        if not path.is_file():
+            _save_graph(convert_openvino(model), path)
+        # always the graph as saved, also right after converting: the converter's in-memory graph compiles to
+        # slightly different numbers (NF-ResUNet: 1.6e-6), and a photo's result would then change after first use
+        graph = core.read_model(str(path))
         if precision == "int8":
             graph = _int8_graph(core, graph, model, path)
         graph = fuse_pixel_shuffle(graph)
