@@ -22,7 +22,7 @@ import lightsr
 from lightsr import backends, zoo
 from lightsr.compare import compare_with_bicubic
 from lightsr.flare import has_light_source, remove_flare
-from lightsr.imaging import save_image
+from lightsr.imaging import save_image, to_rgb8
 from lightsr.video import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
 
 HERE = Path(__file__).resolve().parent
@@ -130,7 +130,7 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
     model, *ensemble = _flare_models(model_label)
     if ensemble and method == TILES:
         raise gr.Error("An ensemble runs on the whole frame only: choose the whole-frame processing, or one model.")
-    rgb = img.convert("RGB")
+    rgb = to_rgb8(img)
     if not has_light_source(np.asarray(rgb)):  # what remove_flare would find too: told here, and not scanned twice
         gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
                 "it is returned unchanged.")

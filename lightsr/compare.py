@@ -15,7 +15,7 @@ from PIL import Image
 
 from .errors import LightSRError
 from .models.base import LightSRModel
-from .imaging import bicubic_downscale, bicubic_upscale, modcrop
+from .imaging import bicubic_downscale, bicubic_upscale, modcrop, to_rgb8
 from .inference import enhance
 from .metrics import psnr, ssim
 
@@ -75,7 +75,7 @@ def compare_with_bicubic(model: LightSRModel, image: Image.Image, *, mode: str =
     if mode not in ("original", "low-res"):
         raise LightSRError(f"mode must be 'original' or 'low-res', got {mode!r}")
     s = model.scale
-    image = image.convert("RGB")
+    image = to_rgb8(image)
     if mode == "original":
         hr = modcrop(image, s)
         if min(hr.size) < 11 * s + 2 * s:

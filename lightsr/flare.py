@@ -59,12 +59,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from .errors import LightSRError
 from .models.base import LightSRModel
-from .imaging import fit_long_side, to_unit_range
+from .imaging import fit_long_side, to_rgb8, to_unit_range
 from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
@@ -450,7 +450,8 @@ def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, thresh
 def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_size: int = 512,
                  keep_sources: bool = True, progress=None, backend: str | None = None, precision: str | None = None,
                  flips: int | None = None, rays: bool = True, ensemble: Sequence[LightSRModel] = ()):
-    """Remove lens flare from an RGB photo (PIL image or uint8 (H, W, 3) array; same kind back).
+    """Remove lens flare from a photo: a PIL image (any mode, as ``to_rgb8`` reads it: 16-bit and float grey
+    scaled, not clipped) or a uint8 (H, W, 3) RGB array; the same kind back, 8-bit RGB.
 
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
     on its long side and subtracted, upsampled, at full resolution; the default) or
@@ -486,7 +487,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     nets = [runner(m, backend, precision=precision) for m in models]  # before the image is read: a bad name fails first
     as_pil = isinstance(image, Image.Image)
     if as_pil:
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        rgb = np.asarray(to_rgb8(image))
     elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         rgb = image
     else:

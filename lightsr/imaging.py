@@ -30,6 +30,7 @@ __all__ = [
     "bicubic_downscale",
     "bicubic_upscale",
     "save_image",
+    "to_rgb8",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "image_files",
@@ -136,6 +137,20 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """``img``, any mode, as 8-bit RGB (EXIF orientation applied). Integer grey of 16 or 32 bits (I;16, I) is
+    read on 0..65535 and float grey (F) on 0..1, as ``enhance`` and ``save_image`` write them; Pillow's own
+    ``convert("RGB")`` clips both at 255, so a 16-bit photo would turn white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I;16") or img.mode == "I":
+        level = np.asarray(img, dtype=np.float64) / 257.0
+    elif img.mode == "F":
+        level = np.nan_to_num(np.asarray(img, dtype=np.float64)) * 255.0
+    else:
+        return img.convert("RGB")
+    return Image.fromarray(np.rint(np.clip(level, 0, 255)).astype(np.uint8), mode="L").convert("RGB")
+
+
 def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     """Save atomically: write a temporary file beside ``path`` then rename it into place.
 
@@ -143,7 +158,9 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     """
     path = check_output_path(path)
     fmt = Image.registered_extensions()[path.suffix.lower()]
-    if img.mode in ("I;16", "I", "F") and fmt not in ("PNG", "TIFF"):
+    if img.mode == "F" and fmt == "PNG":  # PNG has no float: 16-bit, 0..1 on 0..65535 as enhance reads it
+        img = Image.fromarray(np.rint(np.clip(np.nan_to_num(np.asarray(img)), 0, 1) * 65535).astype(np.uint16))
+    elif img.mode in ("I;16", "I", "F") and fmt not in ("PNG", "TIFF"):
         img = Image.fromarray((np.asarray(img, dtype=np.float64) / (65535.0 if img.mode != "F" else 1.0) * 255)
                               .round().clip(0, 255).astype(np.uint8), mode="L")
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):

@@ -94,6 +94,19 @@ def test_deflare_returns_slider_and_png(client, photo_file):
     assert Image.open(slider[0]).size == (96, 72)
 
 
+def test_a_16_bit_upload_is_deflared_at_its_own_brightness(client, photo, tmp_path):
+    """A 16-bit grey PNG (as raw converters write) is shown and processed as the photo it is, not clipped
+    white by Pillow's convert("RGB")."""
+    grey = np.asarray(Image.fromarray(photo).convert("L")).copy()
+    grey[30:34, 40:44] = 255  # a light source, so that the models run
+    path = tmp_path / "grey16.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(path)
+    slider, png = client.predict(handle_file(str(path)), api_name="/deflare")
+    before = np.asarray(Image.open(slider[0]).convert("L")).astype(int)
+    assert np.abs(before - grey).max() <= 1
+    assert abs(np.asarray(Image.open(png).convert("L")).mean() - grey.mean()) < 10
+
+
 def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoints, monkeypatch):
     import app
     from lightsr.flare import remove_flare

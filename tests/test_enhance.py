@@ -46,6 +46,21 @@ def test_pil_modes_round_trip(sr, photo, mode):
         assert np.asarray(out).dtype == np.uint16 and np.asarray(out).max() > 255  # still 16-bit
 
 
+def test_a_float_grey_result_is_saved_to_png_as_16_bit(sr, photo, tmp_path):
+    """enhance gives a float (F) image back as F; PNG has no float, so it is written 16-bit (0..1 on
+    0..65535), TIFF as it is, JPEG in 8 bits (before: a traceback, Pillow cannot write F as PNG)."""
+    img = Image.fromarray(photo[..., 1].astype(np.float32) / 255, mode="F")
+    out = lightsr.enhance(sr, img)
+    assert out.mode == "F"
+    level = np.asarray(out)
+    for name, mode, scale in (("out.png", "I;16", 65535), ("out.tif", "F", 1), ("out.jpg", "L", 255)):
+        lightsr.save_image(out, tmp_path / name)
+        back = Image.open(tmp_path / name)
+        assert back.mode == mode
+        assert np.abs(np.asarray(back, dtype=np.float64) / scale - np.clip(level, 0, 1)).max() <= 1.5 / scale + 0.02 * (
+            name == "out.jpg")
+
+
 def test_numpy_kinds(sr, photo):
     out = lightsr.enhance(sr, photo)
     assert out.shape == (144, 192, 3) and out.dtype == np.uint8

@@ -264,6 +264,21 @@ def test_lowres_method_matches_size_and_kind(model, lamp_photo):
     assert abs(np.asarray(out).astype(float).mean() - tiled.astype(float).mean()) < 8
 
 
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_a_16_bit_or_float_grey_photo_is_deflared_as_its_8_bit_self(model, lamp_photo, mode):
+    """A grey photo of 16 bits (0..65535) or float (0..1) gives what the same photo in 8 bits gives
+    (Pillow's own convert("RGB") clips those at 255: the photo came back white)."""
+    grey = np.asarray(Image.fromarray(lamp_photo).convert("L"))
+    if mode == "F":
+        img = Image.fromarray(grey.astype(np.float32) / 255, mode="F")
+    else:
+        img = Image.fromarray(grey.astype(np.uint16) * 257).convert(mode)
+    assert img.mode == mode
+    eight = np.asarray(remove_flare(model, Image.fromarray(grey).convert("RGB")))
+    out = remove_flare(model, img)
+    assert out.mode == "RGB" and np.array_equal(np.asarray(out), eight)
+
+
 def test_mask_and_errors(model, lamp_photo):
     m = light_source_mask(lamp_photo)
     assert m[32, 42] == pytest.approx(1.0, abs=0.05) and m[0, 0] == 0
