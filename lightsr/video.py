@@ -90,9 +90,14 @@ def _open(src: str | os.PathLike):
     if path.stat().st_size == 0:
         raise LightSRError(f"{src}: the file is empty (0 bytes)")
     try:
-        return av.open(str(path))
+        container = av.open(str(path))
     except av.error.FFmpegError as err:
         raise LightSRError(f"{src}: not a video file FFmpeg can read ({err.strerror or err})") from None
+    kind = container.format.name
+    if kind in ("image2", "image2pipe") or kind.endswith("_pipe"):  # FFmpeg reads a still as a one-frame video
+        container.close()
+        raise LightSRError(f"{src}: a still image ({container.format.long_name}), not a video: upscale it as an image")
+    return container
 
 
 def probe_video(src: str | os.PathLike) -> VideoInfo:

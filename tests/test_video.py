@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from media import make_audio_only, make_clip, stream_facts
+from PIL import Image
 
 import lightsr
 from lightsr import cli
@@ -134,13 +135,17 @@ def test_odd_sizes_rotation_and_ten_bit(tmp_path):
     assert stream_facts(dst3)["pix_fmt"] == "yuv420p"
 
 
-@pytest.mark.parametrize("case", ["text", "audio-only", "truncated", "empty", "zero-frames", "too-long", "too-big"])
+@pytest.mark.parametrize("case", ["text", "still", "audio-only", "truncated", "empty", "zero-frames", "too-long",
+                                  "too-big"])
 def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, model, case):
     src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
     kwargs = {}
     if case == "text":
         src.write_text("this is not a video")
         match = "not a video file"
+    elif case == "still":  # a PNG under a video's name: FFmpeg would read it as a one-frame video
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(src, format="PNG")
+        match = r"a still image \(piped png sequence\), not a video"
     elif case == "audio-only":
         make_audio_only(src)
         match = "audio-only"
