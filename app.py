@@ -130,13 +130,13 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
     model, *ensemble = _flare_models(model_label)
     if ensemble and method == TILES:
         raise gr.Error("An ensemble runs on the whole frame only: choose the whole-frame processing, or one model.")
-    rgb = to_rgb8(img)
+    rgb = to_rgb8(img)  # what remove_flare reads; the download keeps an alpha channel (remove_flare gives it back)
     if not has_light_source(np.asarray(rgb)):  # what remove_flare would find too: told here, and not scanned twice
         gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
                 "it is returned unchanged.")
         return (rgb, rgb), _png(rgb)
     try:
-        out = remove_flare(model, rgb, method="tiled" if method == TILES else "lowres", ensemble=ensemble,
+        out = remove_flare(model, img, method="tiled" if method == TILES else "lowres", ensemble=ensemble,
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 from scipy import ndimage
 
 from .errors import LightSRError
@@ -451,7 +451,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
                  keep_sources: bool = True, progress=None, backend: str | None = None, precision: str | None = None,
                  flips: int | None = None, rays: bool = True, ensemble: Sequence[LightSRModel] = ()):
     """Remove lens flare from a photo: a PIL image (any mode, as ``to_rgb8`` reads it: 16-bit and float grey
-    scaled, not clipped) or a uint8 (H, W, 3) RGB array; the same kind back, 8-bit RGB.
+    scaled, not clipped) or a uint8 (H, W, 3) RGB array; the same kind back, 8-bit RGB (RGBA where the image
+    has an alpha channel or a transparent colour: the alpha comes back as it was).
 
     ``method``: ``"lowres"`` (the flare is estimated on the whole photo at ``work_size`` px
     on its long side and subtracted, upsampled, at full resolution; the default) or
@@ -485,8 +486,11 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     if precision == "int8":  # calibrated on daylight photo squares (lightsr.backends), not on flare
         raise LightSRError("flare removal runs at precision 'fp32' or 'bf16'; int8 is for super-resolution")
     nets = [runner(m, backend, precision=precision) for m in models]  # before the image is read: a bad name fails first
-    as_pil = isinstance(image, Image.Image)
+    as_pil, alpha = isinstance(image, Image.Image), None
     if as_pil:
+        image = ImageOps.exif_transpose(image)
+        if "A" in image.getbands() or "transparency" in image.info:  # kept as it is: flare is in the colour
+            alpha = image.convert("RGBA").getchannel("A")
         rgb = np.asarray(to_rgb8(image))
     elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         rgb = image
@@ -496,7 +500,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     if not has_light_source(rgb):  # no source bright enough to flare: nothing to remove
         if progress:
             progress(1, 1)
-        return Image.fromarray(rgb) if as_pil else rgb.copy()
+        return _as_given(rgb.copy(), as_pil, alpha)
     if method == "lowres":
         f = min(1.0, work_size / max(h, w))
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)
@@ -559,7 +563,17 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             return lambda ys, xs: mask[np.minimum((ys * sh) // h, sh - 1), np.minimum((xs * sw) // w, sw - 1)]
 
         out = _keep_lamps(rgb, out, at(lamp), clipped, at(discs))
-    return Image.fromarray(out) if as_pil else out
+    return _as_given(out, as_pil, alpha)
+
+
+def _as_given(rgb: np.ndarray, as_pil: bool, alpha: Image.Image | None):
+    """The (H, W, 3) uint8 result as the caller gave the photo: the array, or an RGB image (RGBA with ``alpha``)."""
+    if not as_pil:
+        return rgb
+    img = Image.fromarray(rgb)
+    if alpha is not None:
+        img.putalpha(alpha)
+    return img
 
 
 @torch.inference_mode()

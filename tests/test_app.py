@@ -107,6 +107,19 @@ def test_a_16_bit_upload_is_deflared_at_its_own_brightness(client, photo, tmp_pa
     assert abs(np.asarray(Image.open(png).convert("L")).mean() - grey.mean()) < 10
 
 
+def test_a_transparent_upload_keeps_its_alpha_in_the_download(client, photo, tmp_path):
+    lamp = photo.copy()
+    lamp[30:34, 40:44] = 255
+    img = Image.fromarray(lamp).convert("RGBA")
+    alpha = np.tile(np.linspace(0, 255, img.width).astype(np.uint8), (img.height, 1))
+    img.putalpha(Image.fromarray(alpha))
+    path = tmp_path / "alpha.png"
+    img.save(path)
+    slider, png = client.predict(handle_file(str(path)), api_name="/deflare")
+    out = Image.open(png)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out.getchannel("A")), alpha)
+
+
 def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoints, monkeypatch):
     import app
     from lightsr.flare import remove_flare

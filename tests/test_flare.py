@@ -279,6 +279,18 @@ def test_a_16_bit_or_float_grey_photo_is_deflared_as_its_8_bit_self(model, lamp_
     assert out.mode == "RGB" and np.array_equal(np.asarray(out), eight)
 
 
+@pytest.mark.parametrize("method", ["lowres", "tiled"])
+def test_an_alpha_channel_comes_back_as_it_was(model, lamp_photo, method):
+    """RGBA in, RGBA out: the alpha untouched, the colour what the RGB photo alone gives."""
+    img = Image.fromarray(lamp_photo).convert("RGBA")
+    alpha = np.tile(np.linspace(0, 255, img.width).astype(np.uint8), (img.height, 1))
+    img.putalpha(Image.fromarray(alpha))
+    out = remove_flare(model, img, method=method)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out.getchannel("A")), alpha)
+    rgb = remove_flare(model, lamp_photo, method=method)
+    assert np.array_equal(np.asarray(out.convert("RGB")), rgb) and not np.array_equal(rgb, lamp_photo)
+
+
 def test_mask_and_errors(model, lamp_photo):
     m = light_source_mask(lamp_photo)
     assert m[32, 42] == pytest.approx(1.0, abs=0.05) and m[0, 0] == 0
