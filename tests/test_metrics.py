@@ -93,3 +93,17 @@ def test_bicubic_helpers_shapes_and_kinds(photo):
     assert lr.shape == (35, 47, 3) and lr.dtype == np.uint8
     up = lightsr.bicubic_upscale(Image.fromarray(lr), 2)
     assert up.size == (94, 70)
+
+
+def test_the_comparison_reads_a_16_bit_photo_as_its_8_bit_self(photo):
+    """compare_with_bicubic on a 16-bit grey photo measures what the 8-bit photo gives (Pillow's own
+    convert("RGB") clipped it white: both PSNRs were then inf on a blank image)."""
+    from PIL import Image
+
+    from lightsr.compare import compare_with_bicubic
+
+    model = lightsr.create_model("rdn-test").eval()
+    grey = np.asarray(Image.fromarray(photo).convert("L"))
+    eight = compare_with_bicubic(model, Image.fromarray(grey)).metrics
+    sixteen = compare_with_bicubic(model, Image.fromarray(grey.astype(np.uint16) * 257)).metrics
+    assert sixteen == eight and all(math.isfinite(row["PSNR (dB)"]) for row in eight)
