@@ -142,13 +142,20 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     read on 0..65535 and float grey (F) on 0..1, as ``enhance`` and ``save_image`` write them; Pillow's own
     ``convert("RGB")`` clips both at 255, so a 16-bit photo would turn white."""
     img = ImageOps.exif_transpose(img)
+    grey = _grey8(img)
+    return (img if grey is None else grey).convert("RGB")
+
+
+def _grey8(img: Image.Image) -> Image.Image | None:
+    """Integer grey of 16 or 32 bits (I;16*, I; 0..65535) or float grey (F; 0..1) as 8-bit grey (L); None for
+    any other mode."""
     if img.mode.startswith("I;16") or img.mode == "I":
         level = np.asarray(img, dtype=np.float64) / 257.0
     elif img.mode == "F":
         level = np.nan_to_num(np.asarray(img, dtype=np.float64)) * 255.0
     else:
-        return img.convert("RGB")
-    return Image.fromarray(np.rint(np.clip(level, 0, 255)).astype(np.uint8), mode="L").convert("RGB")
+        return None
+    return Image.fromarray(np.rint(np.clip(level, 0, 255)).astype(np.uint8), mode="L")
 
 
 def save_image(img: Image.Image, path: str | os.PathLike) -> None:
@@ -161,8 +168,7 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     if img.mode == "F" and fmt == "PNG":  # PNG has no float: 16-bit, 0..1 on 0..65535 as enhance reads it
         img = Image.fromarray(np.rint(np.clip(np.nan_to_num(np.asarray(img)), 0, 1) * 65535).astype(np.uint16))
     elif img.mode in ("I;16", "I", "F") and fmt not in ("PNG", "TIFF"):
-        img = Image.fromarray((np.asarray(img, dtype=np.float64) / (65535.0 if img.mode != "F" else 1.0) * 255)
-                              .round().clip(0, 255).astype(np.uint8), mode="L")
+        img = _grey8(img)
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")  # JPEG has no alpha
     write_atomically(path, lambda f: img.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))

@@ -93,10 +93,10 @@ def _open(src: str | os.PathLike):
         container = av.open(str(path))
     except av.error.FFmpegError as err:
         raise LightSRError(f"{src}: not a video file FFmpeg can read ({err.strerror or err})") from None
-    kind = container.format.name
+    kind, what = container.format.name, container.format.long_name
     if kind in ("image2", "image2pipe") or kind.endswith("_pipe"):  # FFmpeg reads a still as a one-frame video
         container.close()
-        raise LightSRError(f"{src}: a still image ({container.format.long_name}), not a video: upscale it as an image")
+        raise LightSRError(f"{src}: a still image ({what}), not a video: upscale it as an image")
     return container
 
 
