@@ -94,7 +94,9 @@ def _open(src: str | os.PathLike):
     except av.error.FFmpegError as err:
         raise LightSRError(f"{src}: not a video file FFmpeg can read ({err.strerror or err})") from None
     kind, what = container.format.name, container.format.long_name
-    if kind in ("image2", "image2pipe") or kind.endswith("_pipe"):  # FFmpeg reads a still as a one-frame video
+    still = kind in ("image2", "image2pipe") or kind.endswith("_pipe")  # FFmpeg reads a still as a one-frame video
+    still |= kind == "gif" and bool(container.streams.video) and container.streams.video[0].frames == 1
+    if still:
         container.close()
         raise LightSRError(f"{src}: a still image ({what}), not a video: upscale it as an image")
     return container

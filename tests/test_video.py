@@ -135,8 +135,8 @@ def test_odd_sizes_rotation_and_ten_bit(tmp_path):
     assert stream_facts(dst3)["pix_fmt"] == "yuv420p"
 
 
-@pytest.mark.parametrize("case", ["text", "still", "audio-only", "truncated", "empty", "zero-frames", "too-long",
-                                  "too-big"])
+@pytest.mark.parametrize("case", ["text", "still", "still-gif", "audio-only", "truncated", "empty", "zero-frames",
+                                  "too-long", "too-big"])
 def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, model, case):
     src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
     kwargs = {}
@@ -146,6 +146,10 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, model, case):
     elif case == "still":  # a PNG under a video's name: FFmpeg would read it as a one-frame video
         Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(src, format="PNG")
         match = r"a still image \(piped png sequence\), not a video"
+    elif case == "still-gif":  # one frame: a picture (an animated GIF runs: test_an_animated_gif_is_a_video)
+        src = tmp_path / "in.gif"
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(src)
+        match = r"a still image \(CompuServe Graphics Interchange Format \(GIF\)\), not a video"
     elif case == "audio-only":
         make_audio_only(src)
         match = "audio-only"
@@ -171,6 +175,14 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(tmp_path, model, case):
     with pytest.raises(lightsr.LightSRError, match=match):
         upscale_video(src, dst, model, **kwargs)
     assert not dst.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_an_animated_gif_is_a_video(tmp_path, model):
+    frames = [Image.fromarray(np.full((24, 32, 3), 60 * k, np.uint8)) for k in range(3)]
+    frames[0].save(tmp_path / "in.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    upscale_video(tmp_path / "in.gif", tmp_path / "out.mp4", model)
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        assert sum(1 for _ in out.decode(video=0)) == 3
 
 
 def _zero_frame_clip(path):
