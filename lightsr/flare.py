@@ -500,7 +500,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     if not has_light_source(rgb):  # no source bright enough to flare: nothing to remove
         if progress:
             progress(1, 1)
-        return _as_given(rgb.copy(), as_pil, alpha)
+        return _as_given(rgb if as_pil else rgb.copy(), as_pil, alpha)  # (a PIL photo's rgb is a fresh array)
     if method == "lowres":
         f = min(1.0, work_size / max(h, w))
         small = rgb if f == 1.0 else fit_long_side(rgb, work_size)

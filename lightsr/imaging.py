@@ -138,10 +138,9 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 
 def to_rgb8(img: Image.Image) -> Image.Image:
-    """``img``, any mode, as 8-bit RGB (EXIF orientation applied). Integer grey of 16 or 32 bits (I;16, I) is
-    read on 0..65535 and float grey (F) on 0..1, as ``enhance`` and ``save_image`` write them; Pillow's own
-    ``convert("RGB")`` clips both at 255, so a 16-bit photo would turn white."""
-    img = ImageOps.exif_transpose(img)
+    """``img``, any mode, as 8-bit RGB (oriented as it is: ``open_image`` applies EXIF orientation). Integer grey
+    of 16 or 32 bits (I;16, I) is read on 0..65535 and float grey (F) on 0..1, as ``enhance`` and ``save_image``
+    write them; Pillow's own ``convert("RGB")`` clips both at 255, so a 16-bit photo would turn white."""
     grey = _grey8(img)
     return (img if grey is None else grey).convert("RGB")
 
@@ -158,6 +157,11 @@ def _grey8(img: Image.Image) -> Image.Image | None:
     return Image.fromarray(np.rint(np.clip(level, 0, 255)).astype(np.uint8), mode="L")
 
 
+def unit_to_u16(level: np.ndarray) -> np.ndarray:
+    """Float levels on 0..1 (NaN as 0, clipped) as uint16 on 0..65535: how a float (F) image is held in 16 bits."""
+    return np.rint(np.clip(np.nan_to_num(level), 0, 1) * 65535).astype(np.uint16)
+
+
 def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     """Save atomically: write a temporary file beside ``path`` then rename it into place.
 
@@ -166,7 +170,7 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> None:
     path = check_output_path(path)
     fmt = Image.registered_extensions()[path.suffix.lower()]
     if img.mode == "F" and fmt == "PNG":  # PNG has no float: 16-bit, 0..1 on 0..65535 as enhance reads it
-        img = Image.fromarray(np.rint(np.clip(np.nan_to_num(np.asarray(img)), 0, 1) * 65535).astype(np.uint16))
+        img = Image.fromarray(unit_to_u16(np.asarray(img)))
     elif img.mode in ("I;16", "I", "F") and fmt not in ("PNG", "TIFF"):
         img = _grey8(img)
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):

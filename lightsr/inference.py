@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 
 from .backends import runner
 from .errors import LightSRError
-from .imaging import to_unit_range
+from .imaging import to_unit_range, unit_to_u16
 from .models.base import LightSRModel
 
 __all__ = ["enhance", "default_tile", "run_tiled", "self_ensemble"]
@@ -181,7 +181,7 @@ def _pil_to_array(img: Image.Image) -> tuple[np.ndarray, str]:
         return _as_hwc(arr.astype(np.uint16)), "I;16"
     if mode == "F":
         arr = np.asarray(img, dtype=np.float32)
-        return _as_hwc(np.rint(np.clip(arr, 0, 1) * 65535).astype(np.uint16)), "F"
+        return _as_hwc(unit_to_u16(arr)), "F"
     raise LightSRError(f"unsupported image mode {mode}")
 
 
