@@ -22,7 +22,7 @@ import lightsr
 from lightsr import backends, zoo
 from lightsr.compare import compare_with_bicubic
 from lightsr.flare import has_light_source, remove_flare
-from lightsr.imaging import save_image, to_rgb8
+from lightsr.imaging import alpha_of, save_image, to_rgb8
 from lightsr.video import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SECONDS, upscale_video
 
 HERE = Path(__file__).resolve().parent
@@ -134,7 +134,11 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
     if not has_light_source(np.asarray(rgb)):  # what remove_flare would find too: told here, and not scanned twice
         gr.Info("No light source in this photo (nothing is clipped white), so there is no lens flare to remove: "
                 "it is returned unchanged.")
-        return (rgb, rgb), _png(rgb)
+        same = rgb
+        if (alpha := alpha_of(img)) is not None:  # the download as remove_flare gives it: the alpha kept
+            same = rgb.copy()
+            same.putalpha(alpha)
+        return (rgb, rgb), _png(same)
     try:
         out = remove_flare(model, img, method="tiled" if method == TILES else "lowres", ensemble=ensemble,
                            work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))

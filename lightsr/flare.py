@@ -64,7 +64,7 @@ from scipy import ndimage
 
 from .errors import LightSRError
 from .models.base import LightSRModel
-from .imaging import fit_long_side, to_rgb8, to_unit_range
+from .imaging import alpha_of, fit_long_side, to_rgb8, to_unit_range
 from .backends import runner
 from .inference import enhance
 from .models._common import GAMMA
@@ -489,8 +489,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     as_pil, alpha = isinstance(image, Image.Image), None
     if as_pil:
         image = ImageOps.exif_transpose(image)
-        if "A" in image.getbands() or "transparency" in image.info:  # kept as it is: flare is in the colour
-            alpha = image.convert("RGBA").getchannel("A")
+        alpha = alpha_of(image)  # kept as it is: flare is in the colour
         rgb = np.asarray(to_rgb8(image))
     elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         rgb = image

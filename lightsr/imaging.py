@@ -31,6 +31,7 @@ __all__ = [
     "bicubic_upscale",
     "save_image",
     "to_rgb8",
+    "alpha_of",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "image_files",
@@ -143,6 +144,14 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     write them; Pillow's own ``convert("RGB")`` clips both at 255, so a 16-bit photo would turn white."""
     grey = _grey8(img)
     return (img if grey is None else grey).convert("RGB")
+
+
+def alpha_of(img: Image.Image) -> Image.Image | None:
+    """The (H, W) 8-bit alpha channel (mode L) of ``img`` where it has one (an A band, or a palette or
+    colour marked transparent), else None: what a restoration that works on the colour gives back as it was."""
+    if "A" in img.getbands() or "transparency" in img.info:
+        return img.convert("RGBA").getchannel("A")
+    return None
 
 
 def _grey8(img: Image.Image) -> Image.Image | None:

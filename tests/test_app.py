@@ -107,9 +107,14 @@ def test_a_16_bit_upload_is_deflared_at_its_own_brightness(client, photo, tmp_pa
     assert abs(np.asarray(Image.open(png).convert("L")).mean() - grey.mean()) < 10
 
 
-def test_a_transparent_upload_keeps_its_alpha_in_the_download(client, photo, tmp_path):
+@pytest.mark.parametrize("light", [True, False], ids=["lamp", "no-light-source"])
+def test_a_transparent_upload_keeps_its_alpha_in_the_download(client, photo, tmp_path, light):
+    """With a lamp (the models run) and without one (returned unchanged, the models skipped), the download
+    keeps the upload's alpha and its colour as remove_flare gives it."""
     lamp = photo.copy()
-    lamp[30:34, 40:44] = 255
+    if light:
+        lamp[30:34, 40:44] = 255
+    assert lightsr.flare.has_light_source(lamp) == light
     img = Image.fromarray(lamp).convert("RGBA")
     alpha = np.tile(np.linspace(0, 255, img.width).astype(np.uint8), (img.height, 1))
     img.putalpha(Image.fromarray(alpha))
@@ -118,6 +123,8 @@ def test_a_transparent_upload_keeps_its_alpha_in_the_download(client, photo, tmp
     slider, png = client.predict(handle_file(str(path)), api_name="/deflare")
     out = Image.open(png)
     assert out.mode == "RGBA" and np.array_equal(np.asarray(out.getchannel("A")), alpha)
+    if not light:
+        assert np.array_equal(np.asarray(out.convert("RGB")), lamp)
 
 
 def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoints, monkeypatch):
