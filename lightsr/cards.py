@@ -342,7 +342,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           f"not within {LAMP_MARGIN} px of a pixel that is (the lamp's soft edge), where any change "
                           "is harm; worst "
                           "image: the lowest per-image gain; lamps kept: the share of lamp pixels (clipped in the "
-                          "target) that stay clipped in the output, pooled."),
+                          "target and the input) that stay clipped in the output, pooled."),
         "eval_results": evals,
         "model_name": f"lightsr {model.architecture} flare removal",
     }

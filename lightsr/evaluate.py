@@ -94,10 +94,12 @@ class FlareScores:
     of the background: the layer is rendered without noise and JPEG, so at a lamp's edge, clipped
     in both renders, its 0 says nothing, while the target's edge there is 240 to 254).
     ``gains``: per-image PSNR gain over returning the input. ``lamps_kept``: the share of lamp
-    pixels (clipped in the target: brightest channel >= CLIPPED_LEVEL, as remove_flare reads a
-    lamp) that the output keeps clipped, pooled over the set (NaN without lamps): the lamp stays,
-    only its flare goes, so a model that dims lamps with their glare scores low here while the
-    PSNRs, over a few lamp pixels, barely move."""
+    pixels (clipped in the target and in the input: brightest channel >= CLIPPED_LEVEL, as
+    remove_flare reads a lamp) that the output keeps clipped, pooled over the set (NaN without
+    lamps): the lamp stays, only its flare goes, so a model that dims lamps with their glare scores
+    low here while the PSNRs, over a few lamp pixels, barely move. A pixel the input does not clip
+    (a small lamp's rim, softened by noise and JPEG below the clip the noise-free target keeps) is
+    not counted: no method can know it was a lamp, and returning the input keeps 100%."""
     method: str
     images: int
     psnr: float
@@ -145,8 +147,9 @@ def evaluate_flare(pairs, outputs) -> FlareScores:
         for name, where in (("glare", flare >= GLARE_LEVEL), ("streak", streak), ("background", background)):
             regions[name][0] += float(err[where].sum())
             regions[name][1] += int(where.sum()) * 3
-        lamps[0] += int(np.count_nonzero(lamp & (out.max(axis=2) >= CLIPPED_LEVEL)))
-        lamps[1] += int(np.count_nonzero(lamp))
+        seen = lamp & (inp.max(axis=2) >= CLIPPED_LEVEL)  # a lamp the input shows clipped
+        lamps[0] += int(np.count_nonzero(seen & (out.max(axis=2) >= CLIPPED_LEVEL)))
+        lamps[1] += int(np.count_nonzero(seen))
     m = np.mean(whole, axis=0)
     return FlareScores("", len(whole), float(m[0]), float(m[1]), *(_pooled_psnr(*regions[k]) for k in regions),
                        gains=[float(g) for g in gains], lamps_kept=lamps[0] / lamps[1] if lamps[1] else float("nan"))

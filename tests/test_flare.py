@@ -339,8 +339,8 @@ def test_openvino_gives_the_torch_result(name, lamp_photo):
 
 
 def test_lamps_kept_counts_the_lamp_pixels_the_output_keeps_clipped():
-    """evaluate_flare's lamps_kept: of the pixels clipped in the target (lamps), the share still
-    clipped in the output; the input as output keeps them all; no lamps reads NaN."""
+    """evaluate_flare's lamps_kept: of the pixels clipped in the target and the input (lamps), the
+    share still clipped in the output; the input as output keeps them all; no lamps reads NaN."""
     from lightsr.evaluate import evaluate_flare
 
     target = np.full((16, 16, 3), 40, np.uint8)
@@ -352,6 +352,12 @@ def test_lamps_kept_counts_the_lamp_pixels_the_output_keeps_clipped():
     dimmed[2:4, 2] = 200  # half the lamp dimmed with its glare
     assert evaluate_flare(pair, [inp]).lamps_kept == 1.0
     assert evaluate_flare(pair, [dimmed]).lamps_kept == 0.5
+    # a lamp pixel the input does not show clipped (its rim, softened by JPEG) is not counted: no method can
+    # tell it was a lamp, and returning the input still keeps every lamp
+    softened = inp.copy()
+    softened[3, 2:4] = 230
+    assert evaluate_flare([(softened, target, pair[0][2])], [softened]).lamps_kept == 1.0
+    assert evaluate_flare([(softened, target, pair[0][2])], [dimmed]).lamps_kept == 0.5  # of the 2 it shows
     none = [(np.full((16, 16, 3), 9, np.uint8),) * 2 + ({"flare": np.zeros((16, 16), np.uint8)},)]
     assert np.isnan(evaluate_flare(none, [none[0][0]]).lamps_kept)
 
