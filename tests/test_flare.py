@@ -442,6 +442,27 @@ def test_the_veil_is_read_nearer_the_lamp_where_it_is_stronger(model, photo):
     assert np.abs(out[lit] - _display(scene)[lit].astype(int)).mean() < 1.5
 
 
+def test_a_hazy_daylight_scene_with_flare_round_one_lamp_keeps_its_haze(model, photo, monkeypatch):
+    """Atmospheric haze lifts a daylight scene's darkest pixels as a veil would. Where the model saw flare
+    over little of the frame (a glow round one lamp, 10% of it), the haze is the scene's: no veil is read
+    (VEIL_SEEN), and the scene comes back as the model left it. Read there (the gate off), the haze within
+    the glow was taken off as veil: a tone shift of a photo that has no veiling glare."""
+    scene, d = _lamp_scene(photo)
+    scene = 0.8 * scene + 0.03  # haze: no pixel darker than 0.03 in linear light
+    scene[100:104, 200:204] = 1.0
+    glow = 0.3 * np.array([1.0, 0.8, 0.5], np.float32) / (1 + (d / 4) ** 2)
+    flared = _display(scene + glow)
+    seen = (flared.astype(np.float32) / 255) ** lightsr.flare.GAMMA - (_display(scene) / 255) ** lightsr.flare.GAMMA
+    assert 0.05 < (seen.max(axis=2) >= lightsr.flare.VEIL_FROM).mean() < lightsr.flare.VEIL_SEEN[0]
+
+    _with_output(model, _display(scene))
+    away = np.broadcast_to(d[..., 0] > 12, scene.shape[:2])  # beyond the lamp and its blended-back edge
+    clean = _display(scene).astype(int)
+    assert np.abs(remove_flare(model, flared, rays=False).astype(int) - clean)[away].max() <= 1
+    monkeypatch.setattr(lightsr.flare, "VEIL_SEEN", (0.0, 1e-6))
+    assert (remove_flare(model, flared, rays=False).astype(int) - clean)[away].min() < -3
+
+
 def test_a_lit_scene_round_a_lamp_is_no_veil(model, photo, monkeypatch):
     """A lamp in a lit scene, its glow taken off by the model entirely, near-black shadows only further
     out: the lit scene's darkest pixels next to the lamp are the scene, not veil, since the veil cannot
