@@ -332,7 +332,7 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
                           + ". RGB "
                           "PSNR/SSIM of the whole image through `lightsr.flare.remove_flare` (default method: "
                           "lamps kept, the veil the model leaves read from the darkest pixels in bands of distance "
-                          "from the lamps, and the thin "
+                          "from the lamps where it saw flare over most of the frame, and the thin "
                           "straight streaks through the lamps, the spikes of starbursts and the "
                           "ghosts on their lines through the centre and the bloom round disc-shaped lamps, which the "
                           "model leaves, taken out by `lightsr.rays`, `lightsr.ghosts` and `lightsr.glow`, steps "
