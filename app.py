@@ -115,7 +115,8 @@ def _tiles(progress: gr.Progress, what: str):
     return lambda done, total: progress((done, total), desc=what, unit="tiles")
 
 
-def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAME, progress=gr.Progress()):
+def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAME, strength: float = 1.0,
+            progress=gr.Progress()):
     """Remove lens flare (glow, streaks, ghosts) from a photo; the lamps themselves are kept.
 
     Args:
@@ -123,6 +124,7 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
         model_label: a flare model or ensemble as listed in the app ("Pix2Pix + NF-ResUNet", "Pix2Pix" or
             "NF-ResUNet"); default the first.
         method: "Whole frame (recommended)" or "Full-resolution tiles".
+        strength: the share of the flare found that is taken out, 0 to 1 (default 1, all of it).
     Returns:
         the input and the result for the before/after slider, and the full-resolution PNG.
     """
@@ -141,7 +143,8 @@ def deflare(image: str, model_label: str | None = None, method: str = WHOLE_FRAM
         return (rgb, rgb), _png(same)
     try:
         out = remove_flare(model, img, method="tiled" if method == TILES else "lowres", ensemble=ensemble,
-                           work_size=FLARE_WORK_SIZE, progress=_tiles(progress, "removing flare"))
+                           work_size=FLARE_WORK_SIZE, strength=strength,
+                           progress=_tiles(progress, "removing flare"))
     except lightsr.LightSRError as err:
         raise gr.Error(str(err)) from None
     return (rgb, out.convert("RGB")), _png(out)
@@ -220,11 +223,14 @@ def build() -> gr.Blocks:
                             "resolution; seconds on a 12 MP photo. Tiles run the model over the full-resolution "
                             "photo piece by piece: slower, and it sees flare at a scale it was not trained at "
                             "(BENCHMARKS.md compares both); tiles take one model, not the ensemble."))
+                        f_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength", info=(
+                            "How much of the flare found is taken out (1: all of it). Lower it where the models "
+                            "take too much, as they can on sunlit highlights in daylight; the lamps stay either way."))
                         f_btn = gr.Button("Remove flare", variant="primary", interactive=bool(flare_labels))
                     with gr.Column():
                         f_slider = gr.ImageSlider(type="pil", format="png", label="Before / after")
                         f_file = gr.File(label="Full-resolution PNG")
-                f_btn.click(deflare, [f_in, f_model, f_method], [f_slider, f_file], api_name="deflare",
+                f_btn.click(deflare, [f_in, f_model, f_method, f_strength], [f_slider, f_file], api_name="deflare",
                             concurrency_limit=1, concurrency_id=COMPUTE)
                 flare_examples = sorted(str(p) for p in (EXAMPLES / "flare").glob("*.png"))
                 if flare_examples and flare_labels:

@@ -67,10 +67,22 @@ def _process(models: list, img, args, task: str, progress=None):
     model, *ensemble = models
     if task == "flare-removal":
         return remove_flare(model, img, method=args.method, keep_sources=not args.no_keep_sources, progress=progress,
-                            backend=args.backend, precision=args.precision, rays=not args.no_rays, ensemble=ensemble)
+                            backend=args.backend, precision=args.precision, rays=not args.no_rays, ensemble=ensemble,
+                            strength=args.strength)
     tile = None if args.tile == 0 else (args.tile or "auto")
     return lightsr.enhance(model, img, tile=tile, overlap=args.overlap, progress=progress, backend=args.backend,
                            precision=args.precision, self_ensemble=args.self_ensemble)
+
+
+def _share(text: str) -> float:
+    """argparse type: a number from 0 to 1 (told before any model loads, not once per image of a folder)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
 
 
 def _run_image(args, task: str) -> int:
@@ -252,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--method", choices=["lowres", "tiled"], default="lowres",
                             help="lowres (default): flare estimated on the whole photo at 512 px, as the models "
                                  "are trained, and subtracted at full resolution; tiled: full-resolution tiles")
+            sp.add_argument("--strength", type=_share, default=1.0,
+                            help="the share of the flare found that is taken out, 0 to 1 (default 1: all of it); "
+                                 "lower is a lighter touch where the models take too much (sunlit daylight)")
             sp.add_argument("--no-keep-sources", action="store_true",
                             help="do not blend the lamps (lightsr.flare.lamp_mask) back from the input")
             sp.add_argument("--ensemble", nargs="+", metavar="MODEL",

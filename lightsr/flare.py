@@ -54,6 +54,7 @@ they leave round a disc-shaped lamp, the same light in every direction from it, 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -244,6 +245,18 @@ def _subtract_flare(rgb: np.ndarray, flare: np.ndarray, rows: int = 512) -> np.n
         clean = (lut[pix.long()] - band).clamp_(0, 1).pow_(1 / GAMMA).mul_(255).round_().to(torch.uint8)
         touched = band.amax(dim=2, keepdim=True) > FLARE_FLOOR
         dst[y0:y1] = torch.where(touched, clean, pix)
+    return out
+
+
+@torch.inference_mode()
+def _toward(rgb: np.ndarray, out: np.ndarray, strength: float, rows: int = 512) -> np.ndarray:
+    """The uint8 (H, W, 3) photo ``rgb`` moved ``strength`` (0 to 1) of the way to ``out`` (uint8, the same
+    size) in linear light, ``rows`` at a time, in place of ``out`` (which it returns)."""
+    lut = torch.from_numpy(_TO_LINEAR)
+    src, dst = torch.from_numpy(np.require(rgb, requirements=["C", "W"])), torch.from_numpy(out)
+    for y0 in range(0, rgb.shape[0], rows):
+        a, b = lut[src[y0:y0 + rows].long()], lut[dst[y0:y0 + rows].long()]
+        dst[y0:y0 + rows] = a.lerp_(b, strength).pow_(1 / GAMMA).mul_(255).round_().to(torch.uint8)
     return out
 
 
@@ -462,7 +475,8 @@ def light_source_mask(rgb: np.ndarray, lamp: np.ndarray | None = None, *, thresh
 
 def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_size: int = 512,
                  keep_sources: bool = True, progress=None, backend: str | None = None, precision: str | None = None,
-                 flips: int | None = None, rays: bool = True, ensemble: Sequence[LightSRModel] = ()):
+                 flips: int | None = None, rays: bool = True, ensemble: Sequence[LightSRModel] = (),
+                 strength: float = 1.0):
     """Remove lens flare from a photo: a PIL image (any mode, as ``to_rgb8`` reads it: 16-bit and float grey
     scaled, not clipped) or a uint8 (H, W, 3) RGB array; the same kind back, 8-bit RGB (RGBA where the image
     has an alpha channel or a transparent colour: the alpha comes back as it was).
@@ -482,7 +496,10 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     lines through the centre and the bloom round disc-shaped lamps, which the models leave (``lightsr.rays``,
     ``lightsr.ghosts``, ``lightsr.glow``).
     ``ensemble`` (lowres only): further flare-removal models; the low-resolution estimate is then
-    the mean of every model's passes, as it is of the flips (ENSEMBLE says what that measured). A
+    the mean of every model's passes, as it is of the flips (ENSEMBLE says what that measured).
+    ``strength``: the share of the flare found that is taken out, in linear light, from 0 (the photo as it
+    is) to 1 (all of it, the default): a lighter touch where the models take too much, as they can on sunlit
+    highlights in daylight (BENCHMARKS.md's flare-free photos); the lamps are kept at any strength. A
     photo without a light source (``has_light_source``) comes back unchanged.
     """
     models = [model, *ensemble]
@@ -496,6 +513,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     flips = (FLIPS if method == "lowres" else 1) if flips is None else flips
     if flips not in (1, 2, 4) or (method == "tiled" and flips != 1):
         raise LightSRError(f"flips must be 1, 2 or 4, and 1 for the tiled method, got {flips} ({method})")
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength <= 1:
+        raise LightSRError(f"strength must be a number from 0 to 1, got {strength!r}")
     if precision == "int8":  # calibrated on daylight photo squares (lightsr.backends), not on flare
         raise LightSRError("flare removal runs at precision 'fp32' or 'bf16'; int8 is for super-resolution")
     nets = [runner(m, backend, precision=precision) for m in models]  # before the image is read: a bad name fails first
@@ -509,7 +528,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     else:
         raise LightSRError("remove_flare takes a PIL image or a uint8 (H, W, 3) array")
     h, w = rgb.shape[:2]
-    if not has_light_source(rgb):  # no source bright enough to flare: nothing to remove
+    if strength == 0 or not has_light_source(rgb):  # nothing taken out, or no source bright enough to flare
         if progress:
             progress(1, 1)
         return _as_given(rgb if as_pil else rgb.copy(), as_pil, alpha)  # (a PIL photo's rgb is a fresh array)
@@ -557,7 +576,7 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             lamp_small &= ~streaks
         # the flare the model removed, in linear light; never negative: removal only takes light away
         flare = np.clip(_linear(small) - clean_small ** GAMMA, 0, None)
-        flare = _with_veil(small, flare, clipped_small, cores)
+        flare = _with_veil(small, flare, clipped_small, cores) * np.float32(strength)
         out = _subtract_flare(rgb, flare)
         clipped = clipped_mask(rgb)  # at full resolution: the lamps are blended back among these
         lamp, discs = lamp_small, disc_small
@@ -565,6 +584,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
             progress(1, 1)
     else:
         out = enhance(model, rgb, progress=progress, backend=backend, precision=precision)
+        if strength < 1:
+            out = _toward(rgb, np.require(out, requirements=["C", "W"]), strength)
         clipped = clipped_mask(rgb)  # after the model's pass, so not held through its peak
         lamp, discs = _lamps_and_discs(rgb, _channel_max(out), scale=max(h, w) / 512, clipped=clipped)
 

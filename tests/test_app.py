@@ -149,6 +149,10 @@ def test_deflare_methods_are_the_library_paths(client, photo, tmp_path, checkpoi
     assert not np.array_equal(want_fast, want_full)
     assert np.array_equal(np.asarray(Image.open(fast).convert("RGB")), want_fast)
     assert np.array_equal(np.asarray(Image.open(full).convert("RGB")), want_full)
+    _, half = client.predict(handle_file(str(photo_file)), label, app.WHOLE_FRAME, 0.5, api_name="/deflare")
+    want_half = np.asarray(remove_flare(model, img, method="lowres", work_size=48, strength=0.5))
+    assert not np.array_equal(want_half, want_fast)
+    assert np.array_equal(np.asarray(Image.open(half).convert("RGB")), want_half)
 
 
 def test_the_flare_ensemble_is_the_library_call(client, photo, tmp_path, checkpoints):

@@ -8,6 +8,7 @@ from PIL import Image
 import lightsr
 from lightsr import cli
 from lightsr.flare import LAMP, PEAK, has_light_source, lamp_mask, light_source_mask, remove_flare
+from lightsr.models._common import GAMMA
 
 
 @pytest.fixture
@@ -302,6 +303,28 @@ def test_mask_and_errors(model, lamp_photo):
         remove_flare(model, lamp_photo, method="magic")
 
 
+@pytest.mark.parametrize("method", ["lowres", "tiled"])
+def test_strength_takes_that_share_of_the_flare_in_linear_light(model, lamp_photo, method):
+    """strength 0 gives the photo back exactly; 0.5 takes half of what 1 takes, in linear light (the model
+    removes a constant 0.05); the lamp stays clipped at every strength."""
+    lin = lambda a: (a.astype(np.float64) / 255) ** GAMMA  # noqa: E731
+    full = remove_flare(model, lamp_photo, method=method)
+    half = remove_flare(model, lamp_photo, method=method, strength=0.5)
+    assert np.array_equal(remove_flare(model, lamp_photo, method=method, strength=0), lamp_photo)
+    lit = lin(full) > 0.01  # not taken down to black, where the full strength could take no more
+    taken_full, taken_half = (lin(lamp_photo)[lit] - lin(out)[lit] for out in (full, half))
+    assert taken_full.mean() > 0.02
+    assert taken_half.mean() == pytest.approx(0.5 * taken_full.mean(), rel=0.05)
+    for out in (full, half):
+        assert (out[30:36, 40:46] == 255).all()
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), True, "1"])
+def test_a_strength_outside_0_to_1_is_refused(model, lamp_photo, strength):
+    with pytest.raises(lightsr.LightSRError, match="strength must be a number from 0 to 1"):
+        remove_flare(model, lamp_photo, strength=strength)
+
+
 def test_cli_deflare(tmp_path, model, lamp_photo):
     model.save_pretrained(tmp_path / "flare")
     Image.fromarray(lamp_photo).save(tmp_path / "in.jpg")
@@ -318,6 +341,15 @@ def test_cli_deflare(tmp_path, model, lamp_photo):
     flare, other = lightsr.load(tmp_path / "flare"), lightsr.load(tmp_path / "other")
     assert np.array_equal(both, remove_flare(flare, lamp_photo, ensemble=[other]))
     assert np.array_equal(one, remove_flare(flare, lamp_photo)) and not np.array_equal(one, both)
+    # --strength: the library's; outside 0 to 1, a usage error before any model loads
+    assert cli.main(["deflare", str(tmp_path / "in.png"), str(tmp_path / "half.png"), "--model",
+                     str(tmp_path / "flare"), "--strength", "0.5"]) == 0
+    half = np.asarray(Image.open(tmp_path / "half.png").convert("RGB"))
+    assert np.array_equal(half, remove_flare(flare, lamp_photo, strength=0.5)) and not np.array_equal(half, one)
+    with pytest.raises(SystemExit) as err:
+        cli.main(["deflare", str(tmp_path / "in.png"), str(tmp_path / "x.png"), "--model", "nowhere",
+                  "--strength", "2"])
+    assert err.value.code == 2 and not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.parametrize("name", ["nf-resunet-flare-test", "pix2pix-flare-test"])
