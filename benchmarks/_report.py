@@ -18,7 +18,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["enhance", "sr", "backends", "upsampler", "flare", "video"]
+ORDER = ["enhance", "sr", "backends", "upsampler", "flare", "flare_strength", "video"]
 sys.path.insert(0, str(ROOT))
 
 
