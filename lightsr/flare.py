@@ -499,8 +499,8 @@ def remove_flare(model: LightSRModel, image, *, method: str = "lowres", work_siz
     the mean of every model's passes, as it is of the flips (ENSEMBLE says what that measured).
     ``strength``: the share of the flare found that is taken out, in linear light, from 0 (the photo as it
     is) to 1 (all of it, the default): a lighter touch where the models take too much, as they can on sunlit
-    highlights in daylight (BENCHMARKS.md's flare-free photos); the lamps are kept at any strength. A
-    photo without a light source (``has_light_source``) comes back unchanged.
+    highlights in daylight (BENCHMARKS.md measures the trade, bench_flare_strength.py); the lamps are kept at any
+    strength. A photo without a light source (``has_light_source``) comes back unchanged.
     """
     models = [model, *ensemble]
     for m in models:
