@@ -356,8 +356,8 @@ def flare_card_context(model: LightSRModel, scores: dict[str, Any], noop: dict[s
         context["notes"] = (f"**Photos without flare** come back essentially unchanged: {measured}." if
                             flare_free["worst"] >= 50 else
                             f"**Photos without flare** are not always returned as they are: {measured} (clipped "
-                            "daylight sky or highlights taken for glare). Keep an untouched copy of daytime photos, or take "
-                            "out less (`remove_flare(..., strength=0.5)`, the app's strength slider).")
+                            "daylight sky or highlights taken for glare). Keep an untouched copy of daytime photos, "
+                            "or take out less (`remove_flare(..., strength=0.5)`, the app's strength slider).")
     if run_dir is not None:
         context["training"], context["reproduce"] = _training(
             run_dir, "python benchmarks/bench_flare.py   # re-measures this card's numbers")
