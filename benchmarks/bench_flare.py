@@ -322,11 +322,13 @@ def streak_note(rows) -> str:
     return "; ".join(parts) or "no model"
 
 
-def flare_free(model, photos: list[np.ndarray], method: str = "lowres", ensemble=()) -> tuple[float, float, int]:
-    """How far ``remove_flare`` (with ``ensemble``) moves photos that have no flare: mean (inf capped at
-    99) and worst PSNR of the output against the input, in dB (where there is no flare, nothing should
+def flare_free(model, photos: list[np.ndarray], method: str = "lowres", ensemble=(),
+               strength: float = 1.0) -> tuple[float, float, int]:
+    """How far ``remove_flare`` (with ``ensemble``, at ``strength``) moves photos that have no flare: mean (inf
+    capped at 99) and worst PSNR of the output against the input, in dB (where there is no flare, nothing should
     change), and the worst photo's index."""
-    moved = [psnr(remove_flare(model, p, method=method, ensemble=ensemble), p, y_channel=False) for p in photos]
+    moved = [psnr(remove_flare(model, p, method=method, ensemble=ensemble, strength=strength), p, y_channel=False)
+             for p in photos]
     return float(np.mean(np.minimum(moved, 99))), float(min(moved)), int(np.argmin(moved))
 
 
