@@ -318,16 +318,38 @@ def _in_frame(shape: tuple[int, int], cy: float, cx: float, radii: np.ndarray, c
     return (ys >= 0) & (ys <= shape[0] - 1) & (xs >= 0) & (xs <= shape[1] - 1)
 
 
+def _spike_runs(long: np.ndarray, length: int, inner: int, faint: bool,
+                whole: bool) -> tuple[np.ndarray, list, list[int]] | None:
+    """The runs of ``long`` (radii, angles: what stands above the opening for ``length`` radii) that are
+    spikes: (their labels, boxes and the ids of those that reach in within ``inner`` radii of the lamp and
+    SPIKE_RUN lengths out), or None where they are fewer than SPIKE_MIN. A spike is a run above SPIKE_EXCESS;
+    ``faint``: a run above SPIKE_FAINT holding a part above SPIKE_EXCESS, and where ``whole`` (the radii
+    reach out to the starburst's end, not only the first look near the lamp), only the runs SPIKE_FAINT_RUN
+    long count, and none where they are under SPIKE_FAINT_SHARE of the runs."""
+    labels, count_labels = ndimage.label(long > (SPIKE_FAINT if faint else SPIKE_EXCESS))
+    if faint:  # a faint run is a spike where part of it stands SPIKE_EXCESS above the opening
+        strong = np.asarray(ndimage.maximum(long, labels, np.arange(1, count_labels + 1))) > SPIKE_EXCESS
+        labels = np.where(np.concatenate([[False], strong])[labels], labels, 0)
+    near = labels[:inner]
+    boxes = ndimage.find_objects(labels)
+    spikes = [i for i in np.unique(near[near > 0]) if boxes[i - 1][0].stop >= SPIKE_RUN * length]
+    if faint and whole and spikes:  # long runs, most of them: rays, not the scene's radial texture
+        longer = [i for i in spikes if boxes[i - 1][0].stop >= SPIKE_FAINT_RUN * length]
+        if len(longer) < SPIKE_FAINT_SHARE * len(spikes):
+            return None
+        spikes = longer
+    return (labels, boxes, spikes) if len(spikes) >= SPIKE_MIN else None
+
+
 def _spikes(polar: np.ndarray, radii: np.ndarray, scale: float, inside: np.ndarray,
             reach_in: float = SPIKE_INNER, faint: bool = False,
             whole: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
     """The spikes of a polar image (radii, angles, channels; ``inside``: (radii, angles) bool, its
     samples in the frame, the rest repeat the frame's edge): (its opening across the angle, the share
     of what the opening took out that is spike, (radii, angles) in [0, 1]), or None where fewer than
-    SPIKE_MIN spikes reach in to the lamp (start within ``reach_in`` px of the first radius). ``faint``: a
-    spike is a run above SPIKE_FAINT holding a part above SPIKE_EXCESS, and where ``whole`` (the radii reach
-    out to the starburst's end, not only the first look near the lamp), only the runs SPIKE_FAINT_RUN long
-    count, and none where they are under SPIKE_FAINT_SHARE of the runs."""
+    SPIKE_MIN spikes reach in to the lamp (start within ``reach_in`` px of the first radius). ``faint``
+    (round a glaring lamp): where the runs above SPIKE_EXCESS make no starburst, faint runs may
+    (``_spike_runs``; ``whole``: the radii reach out to the starburst's end)."""
     count = polar.shape[1]
     opened = np.empty_like(polar)
     lo = 0
@@ -343,20 +365,13 @@ def _spikes(polar: np.ndarray, radii: np.ndarray, scale: float, inside: np.ndarr
     peak = np.where(inside, (polar - opened).max(axis=2), 0)
     length = max(3, int(round(SPIKE_LENGTH * scale)))
     long = ndimage.grey_opening(peak, size=(length, 1), mode="nearest")
-    labels, count_labels = ndimage.label(long > (SPIKE_FAINT if faint else SPIKE_EXCESS))
-    if faint:  # a faint run is a spike where part of it stands SPIKE_EXCESS above the opening
-        strong = np.asarray(ndimage.maximum(long, labels, np.arange(1, count_labels + 1))) > SPIKE_EXCESS
-        labels = np.where(np.concatenate([[False], strong])[labels], labels, 0)
-    inner = labels[:max(1, int(round(reach_in * scale)))]
-    boxes = ndimage.find_objects(labels)
-    spikes = [i for i in np.unique(inner[inner > 0]) if boxes[i - 1][0].stop >= SPIKE_RUN * length]
-    if faint and whole and spikes:  # long runs, most of them: rays, not the scene's radial texture
-        longer = [i for i in spikes if boxes[i - 1][0].stop >= SPIKE_FAINT_RUN * length]
-        if len(longer) < SPIKE_FAINT_SHARE * len(spikes):
-            return None
-        spikes = longer
-    if len(spikes) < SPIKE_MIN:
+    inner = max(1, int(round(reach_in * scale)))
+    found = _spike_runs(long, length, inner, False, whole)
+    if found is None and faint:  # the opening and its runs' lengths serve both looks
+        found = _spike_runs(long, length, inner, True, whole)
+    if found is None:
         return None
+    labels, boxes, spikes = found
     # a spike is then its angle, read where it is farthest from the lamp (near the lamp a spike a few px wide
     # spans many degrees, so there all of it counts): farther out it may be broken where it crosses something
     # as bright, and the pieces on its line (within a degree) count with it; what only crosses the line (a
@@ -404,18 +419,12 @@ def remove_starbursts(image: np.ndarray, cores: np.ndarray, *, scale: float = 1.
             ring = near[:max(1, int(round(SPIKE_INNER_GLARE * scale)))]
             glares = bool(np.median(_polar(dimmed, cy, cx, ring, count).max(axis=2)) >= SPIKE_GLARE)
         reach_in = SPIKE_INNER_GLARE if glares else SPIKE_INNER
-
-        def find(polar, radii, whole):  # spikes SPIKE_EXCESS above the opening; round a glaring lamp, faint ones
-            inside = _in_frame((h, w), cy, cx, radii, count)
-            found = _spikes(polar, radii, scale, inside, reach_in)
-            if found is None and glares:
-                found = _spikes(polar, radii, scale, inside, reach_in, faint=True, whole=whole)
-            return found
-
-        if find(_polar(bright, cy, cx, near, count), near, whole=False) is None:
+        if _spikes(_polar(bright, cy, cx, near, count), near, scale, _in_frame((h, w), cy, cx, near, count),
+                   reach_in, faint=glares, whole=False) is None:
             continue  # first, cheaply: the brightest channel near the lamp
         radii = np.arange(start, reach, dtype=np.float32)
-        spikes = find(_polar(out, cy, cx, radii, count), radii, whole=True)
+        spikes = _spikes(_polar(out, cy, cx, radii, count), radii, scale, _in_frame((h, w), cy, cx, radii, count),
+                         reach_in, faint=glares)
         if spikes is None:
             continue
         opened, share = spikes
