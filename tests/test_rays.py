@@ -244,7 +244,7 @@ def _hair_rays(img: np.ndarray, degrees, level) -> np.ndarray:
 
 
 def test_round_a_glaring_lamp_faint_long_rays_are_a_starburst_and_short_radial_texture_is_not(scene):
-    """A dozen hair-thin rays that stand SPIKE_EXCESS above the scene only in their first 40 px, and
+    """A dozen hair-thin rays that stand SPIKE_EXCESS above the scene only in their first 30 px, and
     SPIKE_FAINT above it out to the frame's edge, are a starburst round a lamp whose glare the model dimmed
     (``before``), and are taken out; round a lamp without glare they are left. Radial strokes as faint but
     only 70 px long (stems, branches, fibres round a bright lamp) are left even round a glaring lamp. The
@@ -256,12 +256,13 @@ def test_round_a_glaring_lamp_faint_long_rays_are_a_starburst_and_short_radial_t
     degrees = np.arange(12) * 30 + 5
     rays = _hair_rays(clean, degrees, lambda along: np.where(along < 30, 14.0, 8.0))
     strokes = _hair_rays(clean, degrees, lambda along: np.where(along < 30, 14.0, 8.0) * (along < 70))
-    for img, glaring, starburst in ((rays, True, True), (rays, False, False), (strokes, True, False)):
+    for img, glaring in ((rays, False), (strokes, True)):  # left
         before = np.clip(img + glow, 0, 255).astype(np.float32) / 255 if glaring else img.astype(np.float32) / 255
         out, changed, n = remove_starbursts(img.astype(np.float32) / 255, white_mask(img), before=before)
-        assert n == int(starburst) and changed.any() == starburst
+        assert n == 0 and not changed.any()
     out, changed, n = remove_starbursts(rays.astype(np.float32) / 255, white_mask(rays),
                                         before=np.clip(rays + glow, 0, 255).astype(np.float32) / 255)
+    assert n == 1 and changed.any()  # taken out
     out = np.round(out * 255).astype(np.uint8)
     band = np.any(rays != clean, axis=2)
     assert np.abs(out[band].astype(int) - clean[band]).mean() < 0.75 * np.abs(  # (a faint ray's share of its
