@@ -274,13 +274,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 BENCHMARK_FOLDERS = frozenset({"sr-bench", "set5", "set14", "bsd100", "b100", "bsds100", "urban100", "manga109"})
 # and, for flare removal, the photos kept as its flare-free test set (benchmarks/bench_flare.py)
 FLARE_TEST_FOLDERS = frozenset({"debian-photos"})
+# and the photos that hold real lens flare (data/flare-photos): as a flare scene, their flare would be the target
+REAL_FLARE_FOLDERS = frozenset({"flare-photos"})
 
 
 def check_training_folders(folders, task: str) -> None:
     """Refuse, with one line, a --data folder that is (or lies inside) a public SR benchmark
     (Set5, Set14, BSD100, Urban100, Manga109, DIV2K validation, data/sr-bench) or, for
-    ``task`` "flare-removal", a flare test set: training on what measures a model makes its
-    numbers meaningless."""
+    ``task`` "flare-removal", a flare test set (training on what measures a model makes its
+    numbers meaningless) or photos with real flare (their flare would be learned as scene)."""
     for folder in folders:
         parts = [p.lower() for p in Path(folder).resolve().parts]
         if any(p in BENCHMARK_FOLDERS or (p.startswith("div2k") and "valid" in p) for p in parts):
@@ -289,6 +291,9 @@ def check_training_folders(folders, task: str) -> None:
         if task == "flare-removal" and any(p in FLARE_TEST_FOLDERS for p in parts):
             raise LightSRError(f"{folder} is the flare-free test set of benchmarks/bench_flare.py: flare models "
                                "are measured on it, never trained on it")
+        if task == "flare-removal" and any(p in REAL_FLARE_FOLDERS for p in parts):
+            raise LightSRError(f"{folder} holds photos with real lens flare: as flare scenes their flare would be "
+                               "the target, so flare models never train on them")
 
 
 def split_holdout(files: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:

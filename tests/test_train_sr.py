@@ -478,7 +478,8 @@ def test_best_weights_are_selected_on_held_out_photos_not_on_a_benchmark(data, t
 
 def test_training_on_a_public_benchmark_is_refused(data, tmp_path):
     """A --data folder that is (or lies in) a public SR benchmark is refused with one line; the
-    Debian photos, test-only for flare, may train super-resolution."""
+    Debian photos, test-only for flare, and the photos with real flare may train super-resolution, not flare
+    removal."""
     from lightsr.training import check_training_folders
 
     train, bench = data
@@ -488,9 +489,11 @@ def test_training_on_a_public_benchmark_is_refused(data, tmp_path):
     for folder in (DATA / "sr-bench" / "Set5", tmp_path / "urban100" / "x4", tmp_path / "DIV2K_valid_HR"):
         with pytest.raises(lightsr.LightSRError, match="never trained on"):
             check_training_folders([train, folder], "super-resolution")
-    check_training_folders([train, DATA / "debian-photos"], "super-resolution")  # allowed: no error
+    check_training_folders([train, DATA / "debian-photos", DATA / "flare-photos"], "super-resolution")  # allowed
     with pytest.raises(lightsr.LightSRError, match="flare-free test set"):
         check_training_folders([DATA / "debian-photos"], "flare-removal")
+    with pytest.raises(lightsr.LightSRError, match="real lens flare"):
+        check_training_folders([train, DATA / "flare-photos"], "flare-removal")
 
 
 def test_resume_with_other_model_flags_names_the_runs_own_command(data, tmp_path):
