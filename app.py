@@ -27,6 +27,7 @@ from lightsr.video import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_SECONDS, upscale
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
+REAL_FLARE = HERE / "data" / "flare-photos"  # night photos with real flare (public domain; data/flare-photos/README.md)
 MAX_IMAGE_PIXELS = 16_000_000  # a 12 MP phone photo fits; bigger uploads are refused up front
 MAX_COMPARE_PIXELS = 4_000_000  # the comparison keeps four full-size images in memory
 ORIGINAL, LOW_RES = "It is the high-resolution original", "It is a low-resolution image"
@@ -237,6 +238,11 @@ def build() -> gr.Blocks:
                     gr.Examples(flare_examples, inputs=f_in, outputs=[f_slider, f_file], fn=deflare,
                                 cache_examples=True, cache_mode="lazy",
                                 label="Examples (made for lightsr with synthetic flare, CC0)")
+                real_examples = sorted(str(p) for p in REAL_FLARE.glob("*.jpg"))
+                if real_examples and flare_labels:  # no clean version exists: what a lens really draws, to look at
+                    gr.Examples(real_examples, inputs=f_in, outputs=[f_slider, f_file], fn=deflare,
+                                cache_examples=True, cache_mode="lazy",
+                                label="Real night photos with real flare (public domain: SpaceX, Derek Jensen)")
 
             with gr.Tab("Video super-resolution", id="video", elem_id="tab-video"):
                 gr.Markdown(f"Limits: up to **{DEFAULT_MAX_SECONDS:g} s** and **{DEFAULT_MAX_FRAME_PIXELS:,} pixels "

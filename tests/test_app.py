@@ -288,5 +288,6 @@ def test_every_tab_has_lazily_cached_examples_in_the_compute_group():
         by_name.setdefault(getattr(fn.fn, "__name__", ""), []).append(fn)
     assert {f.concurrency_id for name in ("deflare", "upscale", "compare", "load_example_output")
             for f in by_name[name]} == {app.COMPUTE}
-    assert len(by_name["load_example_output"]) == 3  # flare, video (a clip made by the project), compare
+    # flare (made scenes, and real night photos), video (a clip made by the project), compare
+    assert len(by_name["load_example_output"]) == 4
     assert (app.EXAMPLES / "video" / "street-pan.mp4").is_file()
