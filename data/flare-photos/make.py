@@ -4,14 +4,13 @@ Debian machine).
     python data/flare-photos/make.py
 
 It fetches KDE Palapeli's data package (``apt-get download``, no install) and the scikit-image wheel
-(``pip download --no-deps``, no install) as data/package-photos/make.py does, and writes each listed
-photo with that script's ``write_photo`` (JPEG quality 95, no chroma subsampling, at most 1280 px on
-the long side, Lanczos). These are the photos data/package-photos left out because their lamps carry
+(``pip download --no-deps``, no install) and writes each listed photo with data/package-photos/make.py's
+``build``, as that script does its own (JPEG quality 95, no chroma subsampling, at most 1280 px on the long
+side, Lanczos). These are the photos data/package-photos left out because their lamps carry
 real starbursts and glow: here that is what they are for.
 """
 import importlib.util
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -19,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 
 def _package_make():
     """data/package-photos/make.py as a module (a folder name with a hyphen is not importable): its
-    package names, unpack and write_photo serve here."""
+    package names and build serve here."""
     spec = importlib.util.spec_from_file_location("package_photos_make", HERE.parent / "package-photos" / "make.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -36,11 +35,7 @@ PHOTOS = [
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        roots = {source: _make.unpack(source, tmp) for source in dict.fromkeys(s for s, *_ in PHOTOS)}
-        for source, where, name, _, _ in PHOTOS:
-            _make.write_photo(roots[source] / where, HERE / f"{name}.jpg")
+    _make.build(PHOTOS, HERE)
     return 0
 
 

@@ -52,12 +52,18 @@ def unpack(source: str, tmp: Path) -> Path:
     return out
 
 
-def main() -> int:
+def build(photos: list[tuple], folder: Path) -> None:
+    """Fetch the packages ``photos`` name (PHOTOS' rows) and write each listed photo into ``folder``;
+    data/flare-photos/make.py builds its folder with it too."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        roots = {source: unpack(source, tmp) for source in dict.fromkeys(s for s, *_ in PHOTOS)}
-        for source, where, name, _, _ in PHOTOS:
-            write_photo(roots[source] / where, HERE / f"{name}.jpg")
+        roots = {source: unpack(source, tmp) for source in dict.fromkeys(s for s, *_ in photos)}
+        for source, where, name, _, _ in photos:
+            write_photo(roots[source] / where, folder / f"{name}.jpg")
+
+
+def main() -> int:
+    build(PHOTOS, HERE)
     return 0
 
 
