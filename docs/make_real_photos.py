@@ -6,7 +6,7 @@ Each photo of data/flare-photos (night photos with real lens flare, public domai
 exists, so nothing here is measured) through the app's and the command line's default, the Pix2Pix +
 NF-ResUNet ensemble (zoo.default_names), with the PyTorch backend so the picture is the same pixels on
 every machine: one row per photo, the whole frame before | after, and below it a region round its lamps
-enlarged 2x, before | after.
+enlarged to the same width, before | after.
 """
 
 import sys

@@ -160,7 +160,7 @@ def _may_pass(c: np.ndarray, valid: np.ndarray, floor: float = EXCESS) -> np.nda
         hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
         below = np.take_along_axis(ordered, lo[:, None], 1)[:, 0]
         above = np.take_along_axis(ordered, hi[:, None], 1)[:, 0]
-        return below + (pos - lo) * np.where(hi > lo, above - below, 0)
+        return below + (pos - lo) * (above - below)  # (at the last value, pos - lo is 0 and above is below)
 
     median, quartile = at(0.5), at(0.25)
     share = (np.where(valid, c, -np.inf) > EXCESS).sum(axis=1) / np.maximum(n, 1)
